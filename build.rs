@@ -1,0 +1,24 @@
+//! Link the shim as a freestanding static-pie and bake in the compiled-in defaults.
+fn main() {
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static-pie",
+        "-Wl,--no-dynamic-linker",
+        "-Wl,-z,text",
+        "-Wl,-z,noexecstack",
+        "-Wl,--gc-sections",
+        "-Wl,--build-id=none",
+        "-Wl,--hash-style=gnu",
+        "-Wl,-z,norelro",
+        "-Wl,-e,_start",
+    ] {
+        println!("cargo:rustc-link-arg-bins={arg}");
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}/linker.ld", std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=linker.ld");
+    // The compiled-in defaults (read with option_env! in src/lib.rs).
+    println!("cargo:rerun-if-env-changed=DEFAULT_NIX_LD");
+    println!("cargo:rerun-if-env-changed=DEFAULT_NIX_LD_LIBRARY_PATH");
+}

@@ -1,0 +1,48 @@
+{
+  description = "Loader shim at /lib64/ld-linux-x86-64.so.2 that lets NixOS run binaries built for other Linux distributions";
+
+  # flake.lock is not kept in the repository: Nix writes it on first use (nix build, nix flake lock).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      # The shim only has an x86_64 implementation.
+      system = "x86_64-linux";
+      pkgs = nixpkgs.legacyPackages.${system};
+    in
+    {
+      packages.${system} = {
+        nix-ld-rs = pkgs.callPackage ./nix/package.nix { };
+        default = self.packages.${system}.nix-ld-rs;
+      };
+
+      overlays.default = final: _prev: {
+        nix-ld-rs = final.callPackage ./nix/package.nix { };
+      };
+
+      # The module, with the shim built by this flake unless programs.nix-ld-rs.package is set.
+      nixosModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          programs.nix-ld-rs.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+
+      checks.${system} = {
+        package = self.packages.${system}.default;
+        vm-test = pkgs.callPackage ./nix/vm-test.nix { nixosModule = self.nixosModules.default; };
+      };
+
+      devShells.${system}.default = pkgs.mkShell {
+        packages = with pkgs; [
+          rustc
+          cargo
+          gcc
+          python3
+          valgrind
+          nix
+        ];
+      };
+    };
+}

@@ -1,0 +1,109 @@
+# Installs the shim as /lib64/ld-linux-x86-64.so.2 and gives it a real ld.so and a set of common
+# libraries under /run/current-system/sw/share/nix-ld/lib, the paths compiled into the shim.
+#
+# The option names are those of nixpkgs' programs.nix-ld, under their own namespace, so that moving
+# over is a rename and the two modules never define the same option.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.programs.nix-ld-rs;
+
+  # The directory the shim falls back to (nix/package.nix), and the system profile holding it.
+  libDir = "/run/current-system/sw/share/nix-ld/lib";
+
+  nix-ld-libraries = pkgs.buildEnv {
+    name = "nix-ld-libraries";
+    paths = map lib.getLib cfg.libraries;
+    pathsToLink = [ "/lib" ];
+    extraPrefix = "/share/nix-ld";
+    ignoreCollisions = true;
+    # The real loader, beside the libraries; mkdir in case the library list was forced empty.
+    postBuild = ''
+      mkdir -p $out/share/nix-ld/lib
+      ln -s ${pkgs.stdenv.cc.bintools.dynamicLinker} $out/share/nix-ld/lib/ld.so
+    '';
+  };
+in
+{
+  options.programs.nix-ld-rs = {
+    enable = lib.mkEnableOption "the nix-ld loader shim at /lib64/ld-linux-x86-64.so.2, so that binaries built for other Linux distributions run";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
+      description = "The shim to install. It must provide `libexec/nix-ld`.";
+    };
+
+    libraries = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = [ ];
+      example = lib.literalExpression "[ pkgs.libGL pkgs.xorg.libX11 ]";
+      description = ''
+        Libraries made available to every program started through the shim, in addition to a
+        default set of common ones (zlib, zstd, libstdc++, curl, openssl, systemd, ...). To drop
+        the defaults, use `lib.mkForce`.
+      '';
+    };
+
+    libraryDirectories = lib.mkOption {
+      # Absolute and free of ':', so that NIX_LD_LIBRARY_PATH never gains an empty component
+      # (which ld.so reads as the current directory) or a stray one.
+      type = lib.types.listOf (lib.types.strMatching "/[^:]*");
+      default = [ ];
+      example = [ "/run/opengl-driver/lib" ];
+      description = ''
+        Directories searched after the library set, as they are (not copied into the store),
+        for libraries that only exist at run time such as the graphics driver's. They reach the
+        shim through NIX_LD_LIBRARY_PATH only: a program started with an emptied environment
+        (`env -i`, a systemd unit) gets the library set alone, which is compiled into the shim.
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = !(config.programs.nix-ld.enable or false);
+        message = ''
+          programs.nix-ld-rs and programs.nix-ld both install /lib64/ld-linux-x86-64.so.2; enable
+          only one. To run this shim through nixpkgs' module instead, set programs.nix-ld.package.
+        '';
+      }
+    ];
+
+    # The libraries are added to whatever the user lists, since list definitions concatenate.
+    programs.nix-ld-rs.libraries = with pkgs; [
+      zlib
+      zstd
+      stdenv.cc.cc
+      curl
+      openssl
+      attr
+      libssh
+      bzip2
+      libxml2
+      acl
+      libsodium
+      util-linux
+      xz
+      systemd
+    ];
+
+    environment.ldso = "${cfg.package}/libexec/nix-ld";
+
+    environment.systemPackages = [ nix-ld-libraries ];
+    environment.pathsToLink = [ "/share/nix-ld" ];
+
+    # The same values the shim has compiled in, so that tools which read them see the truth.
+    environment.sessionVariables = {
+      NIX_LD = "${libDir}/ld.so";
+      NIX_LD_LIBRARY_PATH = lib.concatStringsSep ":" ([ libDir ] ++ cfg.libraryDirectories);
+    };
+  };
+}

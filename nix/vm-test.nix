@@ -1,0 +1,219 @@
+# A NixOS VM with the module enabled, running unpatched binaries the way a user would.
+#
+#   nix build .#checks.x86_64-linux.vm-test                        (flake)
+#   nix-build -E 'with import <nixpkgs> { }; callPackage ./nix/vm-test.nix { }'
+{
+  testers,
+  runCommandCC,
+  patchelf,
+  zlib,
+  glibc,
+  nixosModule ? ./module.nix,
+}:
+
+let
+  interpreter = "/lib64/ld-linux-x86-64.so.2";
+
+  # Programs as another distribution would ship them: the interpreter is /lib64/..., and no
+  # RUNPATH says where their libraries are.
+  fixtures = runCommandCC "nix-ld-vm-test-fixtures" {
+    buildInputs = [ zlib ];
+    nativeBuildInputs = [ patchelf ];
+  } ''
+    mkdir -p $out/bin $out/lib
+    cd "$(mktemp -d)"
+
+    unpatch() {
+      patchelf --set-interpreter ${interpreter} --remove-rpath "$1"
+      readelf -l "$1" | grep -qF '[Requesting program interpreter: ${interpreter}]'
+      if readelf -d "$1" | grep -E 'R(UN)?PATH'; then
+        echo "$1 still says where its libraries are" >&2
+        exit 1
+      fi
+    }
+
+    cat > hello-zlib.c <<'EOF'
+    #include <stdio.h>
+    #include <zlib.h>
+    int main(void)
+    {
+        printf("hello from zlib %s\n", zlibVersion());
+        return 0;
+    }
+    EOF
+    cc -o $out/bin/hello-zlib hello-zlib.c -lz
+    unpatch $out/bin/hello-zlib
+
+    # Prints its environment, one variable a line. It needs libz so that ld.so must be given a
+    # library path to start it, a path the program itself must not see.
+    cat > print-env.c <<'EOF'
+    #include <stdio.h>
+    #include <zlib.h>
+    extern char **environ;
+    int main(void)
+    {
+        if (zlibVersion() == NULL)
+            return 1;
+        for (char **e = environ; *e != NULL; e++)
+            puts(*e);
+        return 0;
+    }
+    EOF
+    cc -o $out/bin/print-env print-env.c -lz
+    unpatch $out/bin/print-env
+
+    cat > print-euid.c <<'EOF'
+    #include <stdio.h>
+    #include <unistd.h>
+    int main(void)
+    {
+        printf("euid=%d\n", (int)geteuid());
+        return 0;
+    }
+    EOF
+    cc -o $out/bin/print-euid print-euid.c
+    unpatch $out/bin/print-euid
+
+    # A library found only through programs.nix-ld-rs.libraryDirectories.
+    cat > extra.c <<'EOF'
+    int nix_ld_extra(void) { return 42; }
+    EOF
+    cc -shared -fPIC -o $out/lib/libnixldextra.so extra.c
+    cat > uses-extra.c <<'EOF'
+    #include <stdio.h>
+    int nix_ld_extra(void);
+    int main(void)
+    {
+        printf("extra library says %d\n", nix_ld_extra());
+        return 0;
+    }
+    EOF
+    cc -o $out/bin/uses-extra uses-extra.c -L$out/lib -lnixldextra
+    unpatch $out/bin/uses-extra
+
+    # A stand-in for ld.so that only says it ran: a freestanding static-pie, which the shim can map
+    # and enter like the real loader.
+    cat > fake-ld.c <<'EOF'
+    void _start(void)
+    {
+        static const char marker[] = "FAKE-LOADER-RAN\n";
+        long ret;
+        __asm__ volatile("syscall"
+                         : "=a"(ret)
+                         : "a"(1L), "D"(1L), "S"(marker), "d"(sizeof marker - 1)
+                         : "rcx", "r11", "memory");
+        __asm__ volatile("syscall" : : "a"(231L), "D"(0L) : "rcx", "r11", "memory");
+        __builtin_unreachable();
+    }
+    EOF
+    cc -O2 -fPIE -fno-stack-protector -nostdlib -static-pie -Wl,--no-dynamic-linker \
+      -o $out/bin/fake-ld fake-ld.c
+    readelf -h $out/bin/fake-ld | grep -q 'DYN'
+    if readelf -l $out/bin/fake-ld | grep -q INTERP; then
+      echo "fake-ld must not need an interpreter" >&2
+      exit 1
+    fi
+  '';
+in
+testers.runNixOSTest {
+  name = "nix-ld-rs";
+
+  nodes.machine = {
+    imports = [ nixosModule ];
+    programs.nix-ld-rs.enable = true;
+    programs.nix-ld-rs.libraryDirectories = [ "${fixtures}/lib" ];
+    users.users.alice.isNormalUser = true;
+    environment.systemPackages = [ fixtures ];
+  };
+
+  testScript =
+    { nodes, ... }:
+    ''
+      shim = "${nodes.machine.programs.nix-ld-rs.package}/libexec/nix-ld"
+      fixtures = "${fixtures}/bin"
+      ldd = "${glibc.bin}/bin/ldd"
+      default_libs = "/run/current-system/sw/share/nix-ld/lib"
+      default_ld = default_libs + "/ld.so"
+
+
+      def lines_starting(prefix, text):
+          return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+      machine.wait_for_unit("multi-user.target")
+
+      with subtest("the shim is where other distributions keep ld.so"):
+          machine.succeed("test -L ${interpreter}")
+          target = machine.succeed("readlink -f ${interpreter}").strip()
+          assert target == shim, f"${interpreter} resolves to {target}, not {shim}"
+          machine.succeed(f"test -x {default_ld}", f"test -e {default_libs}/libz.so.1")
+
+      with subtest("the fixture cannot find libz by itself"):
+          # Started by the real ld.so with no search path, as on NixOS without the module.
+          out = machine.fail(f"{default_ld} {fixtures}/hello-zlib 2>&1")
+          assert "libz.so.1" in out, out
+
+      with subtest("the compiled-in defaults work with the session variables unset"):
+          out = machine.succeed(f"env -u NIX_LD -u NIX_LD_LIBRARY_PATH {fixtures}/hello-zlib")
+          assert out.startswith("hello from zlib "), out
+
+      with subtest("the session variables name the same places, then libraryDirectories"):
+          assert machine.succeed("printenv NIX_LD").strip() == default_ld
+          nix_path = machine.succeed("printenv NIX_LD_LIBRARY_PATH").strip()
+          assert nix_path == default_libs + ":${fixtures}/lib", nix_path
+
+      with subtest("libraryDirectories are searched"):
+          out = machine.fail(f"env -u NIX_LD_LIBRARY_PATH {fixtures}/uses-extra 2>&1")
+          assert "libnixldextra.so" in out, out
+          out = machine.succeed(f"{fixtures}/uses-extra")
+          assert out == "extra library says 42\n", repr(out)
+
+      with subtest("a missing loader is reported with status 127"):
+          status, out = machine.execute(f"NIX_LD=/nonexistent/ld.so {fixtures}/hello-zlib 2>&1")
+          assert status == 127, f"status {status}, output {out!r}"
+          assert lines_starting("nix-ld: cannot run", out), out
+
+      with subtest("the program is traced through the shim"):
+          out = machine.succeed(f"LD_TRACE_LOADED_OBJECTS=1 {fixtures}/hello-zlib")
+          assert "libz.so.1 => " in out and "not found" not in out, out
+
+      with subtest("ldd, as a distribution whose ldd runs /lib64/ld-linux-x86-64.so.2, finds libz"):
+          # NixOS' own ldd runs the ld.so from its store path, never the shim, and so reports
+          # libz.so.1 as not found; an FHS distribution's ldd goes through ${interpreter}.
+          machine.succeed(
+              f"sed 's|^RTLDLIST=.*|RTLDLIST=${interpreter}|' {ldd} > /tmp/fhs-ldd",
+              "grep -qx 'RTLDLIST=${interpreter}' /tmp/fhs-ldd",
+          )
+          out = machine.succeed(f"bash /tmp/fhs-ldd {fixtures}/hello-zlib")
+          libz = [line for line in out.splitlines() if "libz.so.1" in line]
+          assert libz and "not found" not in libz[0], out
+
+      with subtest("the program sees exactly the environment it was given"):
+          out = machine.succeed(f"env -i FOO=bar {fixtures}/print-env")
+          assert out == "FOO=bar\n", repr(out)
+
+      with subtest("NIX_LD from an unprivileged caller is ignored for a setuid program"):
+          machine.succeed(
+              f"install -m 0755 {fixtures}/fake-ld /tmp/fake-ld",
+              "install -d -m 0755 /opt/suid",
+              f"install -m 4755 -o root -g root {fixtures}/print-euid /opt/suid/print-euid",
+              f"install -m 0755 {fixtures}/print-euid /opt/suid/print-euid-plain",
+          )
+          assert machine.succeed("stat -c %a /opt/suid/print-euid").strip() == "4755"
+          assert "nosuid" not in machine.succeed("findmnt -no OPTIONS --target /opt/suid")
+
+          # Without privilege, NIX_LD is honoured: the fake loader's marker is a real signal.
+          out = machine.succeed(
+              "runuser -u alice -- env NIX_LD=/tmp/fake-ld /opt/suid/print-euid-plain"
+          )
+          assert "FAKE-LOADER-RAN" in out, out
+
+          status, out = machine.execute(
+              "runuser -u alice -- env NIX_LD=/tmp/fake-ld /opt/suid/print-euid 2>&1"
+          )
+          assert "FAKE-LOADER-RAN" not in out, f"the fake loader ran with euid 0: {out!r}"
+          ran = status == 0 and out == "euid=0\n"
+          refused = status == 127 and lines_starting("nix-ld: ", out)
+          assert ran or refused, f"status {status}, output {out!r}"
+    '';
+}

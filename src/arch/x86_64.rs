@@ -1,0 +1,213 @@
+//! x86-64 machine code: process entry and self-relocation, the final jumps, the entry trampoline,
+//! and the raw `syscall` instruction.
+//!
+//! # Safety
+//!
+//! This is the only file with assembly. `_start` runs before the shim is relocated, so it is
+//! written entirely in assembly: no Rust code runs until every R_X86_64_RELATIVE relocation has
+//! been applied, which is what makes reading pointers stored in data (string tables, panic
+//! locations) sound afterwards. The jumps never return and hand the stack to code that owns it
+//! from then on. The syscall helpers declare exactly what the instruction clobbers (`rcx`, `r11`).
+
+use core::arch::{asm, global_asm};
+
+// Entry from the kernel. The stack holds argc, argv, envp and auxv; `rsp` is 16-byte aligned.
+// Relocation reads the dynamic section through `_DYNAMIC` (link-time addresses, so the load base,
+// the runtime address of `__ehdr_start`, is added), then applies each R_X86_64_RELATIVE entry.
+// Any other relocation type means the link went wrong: trap rather than run half-relocated.
+global_asm!(
+    ".globl _start",
+    ".type _start,@function",
+    "_start:",
+    "xor ebp, ebp",
+    "mov r12, rsp",
+    "lea r13, [rip + __ehdr_start]",
+    "lea rcx, [rip + _DYNAMIC]",
+    "xor esi, esi",
+    "xor edx, edx",
+    "2:",
+    "mov rax, [rcx]",
+    "test rax, rax",
+    "jz 5f",
+    "cmp rax, 7", // DT_RELA
+    "jne 3f",
+    "mov rsi, [rcx + 8]",
+    "add rsi, r13",
+    "jmp 4f",
+    "3:",
+    "cmp rax, 8", // DT_RELASZ
+    "jne 4f",
+    "mov rdx, [rcx + 8]",
+    "4:",
+    "add rcx, 16",
+    "jmp 2b",
+    "5:",
+    "add rdx, rsi",
+    "6:",
+    "cmp rsi, rdx",
+    "jae 8f",
+    "cmp dword ptr [rsi + 8], 8", // R_X86_64_RELATIVE
+    "jne 7f",
+    "mov rax, [rsi + 16]",
+    "add rax, r13",
+    "mov rdi, [rsi]",
+    "mov [r13 + rdi], rax",
+    "add rsi, 24",
+    "jmp 6b",
+    "7:",
+    "ud2",
+    "8:",
+    "mov rdi, r12",
+    "call {start}",
+    "ud2",
+    ".size _start, . - _start",
+    start = sym crate::start,
+);
+
+/// Words of trampoline state, in the order the assembly below reads them.
+pub const TRAMPOLINE_WORDS: usize = 7;
+/// Index of each word in [`TRAMPOLINE_WORDS`].
+pub mod tw {
+    pub const REAL_ENTRY: usize = 0;
+    pub const AUXV_ENTRY_VALUE: usize = 1;
+    pub const SLOT: usize = 2;
+    pub const SLOT_ORIGINAL: usize = 3;
+    pub const APPENDED: usize = 4;
+    pub const HEAD_WORDS: usize = 5;
+    pub const TAIL_WORDS: usize = 6;
+}
+
+// The program's entry as ld.so sees it (AT_ENTRY), used when the environment was edited for ld.so.
+// ld.so jumps here after running every library constructor, with `rsp` at the argument block it was
+// given and `rdx` holding its finaliser, which must reach the program untouched.
+//
+// It puts back the program's own AT_ENTRY, then the `envp` entry that carried LD_LIBRARY_PATH for
+// ld.so: the original pointer for a borrowed slot, or NULL for an appended one. Libc's `environ` and
+// ld.so's argv and auxv pointers all point into this block, so the program now sees exactly the
+// environment it was started with. An appended slot also left one extra word between envp's NULL
+// and auxv, where runtimes that walk the stack (Go) expect nothing, so in that case the block is
+// copied once more, without that word, just below, and the program starts on the copy.
+global_asm!(
+    ".globl nix_ld_trampoline",
+    ".type nix_ld_trampoline,@function",
+    "nix_ld_trampoline:",
+    "lea r8, [rip + {state}]",
+    "mov rax, [r8 + 8]",
+    "mov rcx, [r8]",
+    "mov [rax], rcx",
+    "mov rax, [r8 + 16]",
+    "mov rcx, [r8 + 24]",
+    "mov [rax], rcx",
+    "cmp qword ptr [r8 + 32], 0",
+    "je 2f",
+    "mov r9, [r8 + 40]",
+    "mov r10, [r8 + 48]",
+    "lea rax, [r9 + r10]",
+    "shl rax, 3",
+    "mov r11, rsp",
+    "sub rsp, rax",
+    "and rsp, -16",
+    "mov rdi, rsp",
+    "mov rsi, r11",
+    "mov rcx, r9",
+    "rep movsq",
+    "add rsi, 8",
+    "mov rcx, r10",
+    "rep movsq",
+    "2:",
+    "jmp qword ptr [r8]",
+    ".size nix_ld_trampoline, . - nix_ld_trampoline",
+    state = sym crate::handover::TRAMPOLINE,
+);
+
+extern "C" {
+    fn nix_ld_trampoline();
+}
+
+/// Address of the entry trampoline.
+pub fn trampoline_address() -> usize {
+    nix_ld_trampoline as *const () as usize
+}
+
+/// Starts the loader at `entry` on the argument block at `sp`, as the kernel would have.
+///
+/// # Safety
+/// `sp` must be a 16-byte-aligned argument block (argc, argv, envp, auxv) that stays valid for the
+/// life of the process, and `entry` the entry point of a mapped loader.
+pub unsafe fn jump(entry: usize, sp: *const usize) -> ! {
+    // SAFETY: the caller guarantees the block and the entry; `rdx` = 0 tells the loader there is no
+    // finaliser to register, as from the kernel.
+    unsafe {
+        asm!(
+            "mov rsp, {sp}",
+            "xor ebp, ebp",
+            "jmp {entry}",
+            sp = in(reg) sp,
+            entry = in(reg) entry,
+            in("rdx") 0usize,
+            options(noreturn),
+        )
+    }
+}
+
+/// Calls `f(arg)` on a stack that starts at `stack_top`, never returning.
+///
+/// # Safety
+/// `stack_top` must be 16-byte aligned, inside the process stack, with room below it for `f`'s
+/// frames, and nothing live may lie in the memory `f` then uses.
+pub unsafe fn run_on_stack(stack_top: usize, f: extern "C" fn(usize) -> !, arg: usize) -> ! {
+    // SAFETY: per the caller's guarantees; `call` leaves the stack aligned as the ABI expects.
+    unsafe {
+        asm!(
+            "mov rsp, {top}",
+            "xor ebp, ebp",
+            "call {f}",
+            "ud2",
+            top = in(reg) stack_top,
+            f = in(reg) f,
+            in("rdi") arg,
+            options(noreturn),
+        )
+    }
+}
+
+/// `syscall` with up to six arguments; returns the raw result (negative errno on failure).
+///
+/// # Safety
+/// The caller must pass arguments that are valid for the system call `nr`, in particular pointers
+/// to memory of the size the call reads or writes.
+#[inline(always)]
+pub unsafe fn syscall6(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the instruction itself only clobbers rcx and r11; memory effects are the caller's.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            in("r8") e,
+            in("r9") f,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    ret
+}
+
+/// Ends the process without returning.
+pub fn exit_group(status: i32) -> ! {
+    // SAFETY: exit_group takes no pointer and does not return.
+    unsafe {
+        asm!("syscall", in("rax") linux_raw_sys::general::__NR_exit_group as usize, in("rdi") status as isize, options(noreturn, nostack));
+    }
+}
+
+/// Stops the process with SIGILL: for states that no input can produce.
+pub fn trap() -> ! {
+    // SAFETY: ud2 raises SIGILL and never falls through.
+    unsafe { asm!("ud2", options(noreturn, nomem, nostack)) }
+}

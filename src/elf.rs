@@ -1,0 +1,516 @@
+//! Validating the real loader's ELF headers, and planning its mapping, as a pure function over bytes.
+//!
+//! Each rejection names one cause, in the order a reader would check them, so the user learns
+//! what is wrong with the file (`it is AArch64`, `it is a program, not a loader`), not just that
+//! something is. Nothing here trusts a number from the file before bounding it.
+
+use crate::text::{Message, Sink};
+
+/// Page size of x86-64 Linux.
+pub const PAGE: u64 = 4096;
+/// More program headers than any loader has (glibc's ld.so has about a dozen).
+pub const MAX_PHNUM: usize = 64;
+/// How many bytes of the file the shim reads before validating; the program headers must be there.
+pub const HEAD_LEN: usize = 4096;
+/// Largest address span accepted for a loader (glibc's ld.so spans about 240 KiB).
+pub const MAX_SPAN: u64 = 1 << 30;
+
+const EHDR_LEN: usize = 64;
+const PHDR_LEN: usize = 56;
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+pub const PF_X: u32 = 1;
+pub const PF_W: u32 = 2;
+pub const PF_R: u32 = 4;
+
+/// Why a file cannot be used as the loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElfError {
+    Empty,
+    NotElf,
+    Truncated,
+    /// Not ELF64 x86-64: `class` is EI_CLASS (1 = 32-bit), `machine` is e_machine.
+    WrongArchitecture { class: u8, machine: u16 },
+    BigEndian,
+    UnknownVersion,
+    /// e_type is not ET_DYN (ET_EXEC is a fixed-address executable).
+    NotPositionIndependent { e_type: u16 },
+    BadProgramHeaderSize,
+    NoProgramHeaders,
+    TooManyProgramHeaders { count: u16 },
+    ProgramHeadersOutsideFile,
+    ProgramHeadersTooFar,
+    /// The file has its own PT_INTERP: it is a program, not a loader.
+    HasInterpreter,
+    NoLoadableSegment,
+    SegmentOutsideFile { index: usize },
+    SegmentFileSizeExceedsMemory { index: usize },
+    SegmentOutOfRange { index: usize },
+    SegmentMisaligned { index: usize },
+    SegmentsOverlap { index: usize },
+    SegmentWritableAndExecutable { index: usize },
+    SpanTooLarge,
+    EntryNotExecutable,
+}
+
+/// One PT_LOAD segment, checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub offset: u64,
+    pub filesz: u64,
+    /// PF_R | PF_W | PF_X bits.
+    pub flags: u32,
+}
+
+/// Everything needed to map the loader: checked segments in ascending order and the entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadPlan {
+    pub entry: u64,
+    pub segments: [Segment; MAX_PHNUM],
+    pub count: usize,
+    /// Page-aligned start of the lowest segment.
+    pub first_page: u64,
+    /// Bytes from `first_page` to the page-aligned end of the highest segment.
+    pub span: u64,
+    /// Where the program headers are in memory (relative to the load bias), if they are mapped.
+    pub phdr_vaddr: Option<u64>,
+    pub phnum: u16,
+}
+
+impl LoadPlan {
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments[..self.count]
+    }
+}
+
+pub fn page_down(v: u64) -> u64 {
+    v & !(PAGE - 1)
+}
+
+/// `None` on overflow.
+pub fn page_up(v: u64) -> Option<u64> {
+    Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// Checks that `head` (the first bytes of a file of `file_size` bytes) is an x86-64 ELF loader the
+/// shim can map, and plans the mapping.
+pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
+    if file_size == 0 || head.is_empty() {
+        return Err(ElfError::Empty);
+    }
+    let magic = b"\x7fELF";
+    if head.len() < magic.len() {
+        return Err(if magic.starts_with(head) { ElfError::Truncated } else { ElfError::NotElf });
+    }
+    if &head[..4] != magic {
+        return Err(ElfError::NotElf);
+    }
+    if head.len() < EHDR_LEN {
+        // e_machine sits at the same place in both classes; name the architecture if we can.
+        if head.len() >= 20 && (head[4] != 2 || u16_at(head, 18) != 62) {
+            return Err(ElfError::WrongArchitecture { class: head[4], machine: u16_at(head, 18) });
+        }
+        return Err(ElfError::Truncated);
+    }
+    let (class, machine) = (head[4], u16_at(head, 18));
+    if class != 2 || machine != 62 {
+        return Err(ElfError::WrongArchitecture { class, machine });
+    }
+    if head[5] != 1 {
+        return Err(ElfError::BigEndian);
+    }
+    if head[6] != 1 {
+        return Err(ElfError::UnknownVersion);
+    }
+    let e_type = u16_at(head, 16);
+    if e_type != 3 {
+        return Err(ElfError::NotPositionIndependent { e_type });
+    }
+    if u16_at(head, 54) as usize != PHDR_LEN {
+        return Err(ElfError::BadProgramHeaderSize);
+    }
+    let phnum = u16_at(head, 56);
+    if phnum == 0 {
+        return Err(ElfError::NoProgramHeaders);
+    }
+    if phnum as usize > MAX_PHNUM {
+        return Err(ElfError::TooManyProgramHeaders { count: phnum });
+    }
+    let phoff = u64_at(head, 32);
+    let table_end = phoff.checked_add(phnum as u64 * PHDR_LEN as u64).ok_or(ElfError::ProgramHeadersOutsideFile)?;
+    if table_end > file_size {
+        return Err(ElfError::ProgramHeadersOutsideFile);
+    }
+    if table_end > head.len() as u64 {
+        return Err(ElfError::ProgramHeadersTooFar);
+    }
+    let entry = u64_at(head, 24);
+    let table = &head[phoff as usize..table_end as usize];
+
+    let mut plan = LoadPlan {
+        entry,
+        segments: [Segment::default(); MAX_PHNUM],
+        count: 0,
+        first_page: 0,
+        span: 0,
+        phdr_vaddr: None,
+        phnum,
+    };
+    let mut explicit_phdr = None;
+    let mut previous_end = 0u64;
+    for (index, ph) in table.chunks_exact(PHDR_LEN).enumerate() {
+        let p_type = u32_at(ph, 0);
+        match p_type {
+            PT_INTERP => return Err(ElfError::HasInterpreter),
+            PT_PHDR => explicit_phdr = Some(u64_at(ph, 16)),
+            _ => {}
+        }
+        if p_type != PT_LOAD {
+            continue;
+        }
+        let segment = Segment {
+            flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
+            offset: u64_at(ph, 8),
+            vaddr: u64_at(ph, 16),
+            filesz: u64_at(ph, 32),
+            memsz: u64_at(ph, 40),
+        };
+        let align = u64_at(ph, 48);
+        if segment.memsz == 0 {
+            continue;
+        }
+        if segment.filesz > segment.memsz {
+            return Err(ElfError::SegmentFileSizeExceedsMemory { index });
+        }
+        match segment.offset.checked_add(segment.filesz) {
+            Some(end) if end <= file_size => {}
+            _ => return Err(ElfError::SegmentOutsideFile { index }),
+        }
+        let end = match segment.vaddr.checked_add(segment.memsz).and_then(page_up) {
+            Some(end) if end <= MAX_SPAN * 4 => end,
+            _ => return Err(ElfError::SegmentOutOfRange { index }),
+        };
+        if segment.vaddr % PAGE != segment.offset % PAGE || (align > 1 && !align.is_power_of_two()) {
+            return Err(ElfError::SegmentMisaligned { index });
+        }
+        if segment.flags & PF_W != 0 && segment.flags & PF_X != 0 {
+            return Err(ElfError::SegmentWritableAndExecutable { index });
+        }
+        // Segments must come in ascending order and must not share a page: each is mapped over
+        // whole pages, so a shared page would end up with only one of the two permissions.
+        if plan.count > 0 && page_down(segment.vaddr) < previous_end {
+            return Err(ElfError::SegmentsOverlap { index });
+        }
+        previous_end = end;
+        plan.segments[plan.count] = segment;
+        plan.count += 1;
+    }
+    if plan.count == 0 {
+        return Err(ElfError::NoLoadableSegment);
+    }
+    plan.first_page = page_down(plan.segments[0].vaddr);
+    plan.span = previous_end - plan.first_page;
+    if plan.span > MAX_SPAN {
+        return Err(ElfError::SpanTooLarge);
+    }
+    let executable = plan.segments().iter().any(|s| {
+        s.flags & PF_X != 0 && entry >= s.vaddr && entry - s.vaddr < s.filesz
+    });
+    if !executable {
+        return Err(ElfError::EntryNotExecutable);
+    }
+    // The program headers are visible in memory when a segment maps their file bytes.
+    plan.phdr_vaddr = explicit_phdr.or_else(|| {
+        plan.segments().iter().find_map(|s| {
+            (phoff >= s.offset && table_end <= s.offset + s.filesz).then(|| s.vaddr + (phoff - s.offset))
+        })
+    });
+    Ok(plan)
+}
+
+/// A name for an ELF e_machine value, for "it is AArch64".
+pub fn machine_name(machine: u16) -> &'static [u8] {
+    match machine {
+        2 => b"SPARC",
+        3 => b"i386",
+        8 => b"MIPS",
+        20 => b"PowerPC",
+        21 => b"PowerPC64",
+        22 => b"S/390",
+        40 => b"ARM",
+        43 => b"SPARC64",
+        62 => b"x86-64",
+        183 => b"AArch64",
+        243 => b"RISC-V",
+        258 => b"LoongArch",
+        _ => b"an unknown machine",
+    }
+}
+
+impl ElfError {
+    /// Writes the cause as it follows "loader PATH " in an error line.
+    pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
+        match *self {
+            ElfError::Empty => m.bytes(b"is empty"),
+            ElfError::NotElf => m.bytes(b"is not an ELF file"),
+            ElfError::Truncated => m.bytes(b"is truncated (shorter than an ELF header)"),
+            ElfError::WrongArchitecture { class, machine } => {
+                m.bytes(b"is not an x86-64 ELF file (it is ");
+                match class {
+                    1 => m.bytes(b"32-bit "),
+                    2 => m,
+                    _ => m.bytes(b"of unknown class, "),
+                };
+                m.bytes(machine_name(machine)).bytes(b")")
+            }
+            ElfError::BigEndian => m.bytes(b"is a big-endian ELF file"),
+            ElfError::UnknownVersion => m.bytes(b"has an unknown ELF version"),
+            ElfError::NotPositionIndependent { e_type } => match e_type {
+                2 => m.bytes(b"is a fixed-address executable (ET_EXEC), not a position-independent loader"),
+                1 => m.bytes(b"is a relocatable object file, not a loader"),
+                4 => m.bytes(b"is a core dump, not a loader"),
+                _ => m.bytes(b"has an unknown ELF type ").dec(e_type as u64),
+            },
+            ElfError::BadProgramHeaderSize => m.bytes(b"has a malformed program header table (wrong entry size)"),
+            ElfError::NoProgramHeaders => m.bytes(b"has no program headers"),
+            ElfError::TooManyProgramHeaders { count } => {
+                m.bytes(b"has an absurd number of program headers (").dec(count as u64).bytes(b")")
+            }
+            ElfError::ProgramHeadersOutsideFile => m.bytes(b"is truncated (its program headers lie outside the file)"),
+            ElfError::ProgramHeadersTooFar => m.bytes(b"has its program headers beyond its first 4 KiB, unlike any loader"),
+            ElfError::HasInterpreter => {
+                m.bytes(b"is a program, not a loader (it has its own interpreter); point NIX_LD at ld.so itself")
+            }
+            ElfError::NoLoadableSegment => m.bytes(b"has no loadable segment"),
+            ElfError::SegmentOutsideFile { index } => {
+                m.bytes(b"is truncated (program header ").dec(index as u64).bytes(b" points past the end of the file)")
+            }
+            ElfError::SegmentFileSizeExceedsMemory { index } => m
+                .bytes(b"has a malformed segment (program header ")
+                .dec(index as u64)
+                .bytes(b": file size larger than memory size)"),
+            ElfError::SegmentOutOfRange { index } => {
+                m.bytes(b"has a segment out of range (program header ").dec(index as u64).bytes(b")")
+            }
+            ElfError::SegmentMisaligned { index } => {
+                m.bytes(b"has a misaligned segment (program header ").dec(index as u64).bytes(b")")
+            }
+            ElfError::SegmentsOverlap { index } => m
+                .bytes(b"has overlapping or unordered segments (program header ")
+                .dec(index as u64)
+                .bytes(b")"),
+            ElfError::SegmentWritableAndExecutable { index } => m
+                .bytes(b"has a segment that is both writable and executable (program header ")
+                .dec(index as u64)
+                .bytes(b")"),
+            ElfError::SpanTooLarge => m.bytes(b"spans more than 1 GiB of address space"),
+            ElfError::EntryNotExecutable => m.bytes(b"has its entry point outside its executable code"),
+        };
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A minimal valid loader image: headers, a read-only segment, code, and data with bss.
+    pub fn sample() -> Vec<u8> {
+        let mut f = vec![0u8; 0x3000];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&3u16.to_le_bytes());
+        f[18..20].copy_from_slice(&62u16.to_le_bytes());
+        f[24..32].copy_from_slice(&0x1010u64.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[54..56].copy_from_slice(&56u16.to_le_bytes());
+        let segs: [(u32, u32, u64, u64, u64, u64); 4] = [
+            (6, PF_R, 64, 64, 4 * 56, 4 * 56),
+            (PT_LOAD, PF_R, 0, 0, 0x800, 0x800),
+            (PT_LOAD, PF_R | PF_X, 0x1000, 0x1000, 0x800, 0x800),
+            (PT_LOAD, PF_R | PF_W, 0x2000, 0x3000, 0x100, 0x2000),
+        ];
+        f[56..58].copy_from_slice(&(segs.len() as u16).to_le_bytes());
+        for (i, (t, flags, off, vaddr, filesz, memsz)) in segs.iter().enumerate() {
+            let p = 64 + i * 56;
+            f[p..p + 4].copy_from_slice(&t.to_le_bytes());
+            f[p + 4..p + 8].copy_from_slice(&flags.to_le_bytes());
+            f[p + 8..p + 16].copy_from_slice(&off.to_le_bytes());
+            f[p + 16..p + 24].copy_from_slice(&vaddr.to_le_bytes());
+            f[p + 24..p + 32].copy_from_slice(&vaddr.to_le_bytes());
+            f[p + 32..p + 40].copy_from_slice(&filesz.to_le_bytes());
+            f[p + 40..p + 48].copy_from_slice(&memsz.to_le_bytes());
+            f[p + 48..p + 56].copy_from_slice(&0x1000u64.to_le_bytes());
+        }
+        f
+    }
+
+    fn check(f: &[u8]) -> Result<LoadPlan, ElfError> {
+        validate(&f[..f.len().min(HEAD_LEN)], f.len() as u64)
+    }
+
+    fn set_phdr_field(f: &mut [u8], index: usize, at: usize, value: u64) {
+        let p = 64 + index * 56 + at;
+        if at == 4 || at == 0 {
+            f[p..p + 4].copy_from_slice(&(value as u32).to_le_bytes());
+        } else {
+            f[p..p + 8].copy_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn cause(e: ElfError) -> String {
+        let mut out = Vec::new();
+        let mut m = Message::new(&mut out);
+        e.write_cause(&mut m);
+        m.end();
+        String::from_utf8(out).unwrap().trim_end().to_string()
+    }
+
+    #[test]
+    fn a_well_formed_loader_is_planned() {
+        let plan = check(&sample()).unwrap();
+        assert_eq!(plan.count, 3);
+        assert_eq!(plan.first_page, 0);
+        assert_eq!(plan.span, 0x5000);
+        assert_eq!(plan.entry, 0x1010);
+        assert_eq!(plan.phdr_vaddr, Some(64));
+        assert_eq!(plan.segments()[2], Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
+    }
+
+    #[test]
+    fn file_level_problems_are_named() {
+        assert_eq!(check(&[]), Err(ElfError::Empty));
+        assert_eq!(check(b"#!/bin/sh\necho hi\n"), Err(ElfError::NotElf));
+        assert_eq!(check(b"\x7fEL"), Err(ElfError::Truncated));
+        assert_eq!(check(&sample()[..40]), Err(ElfError::Truncated));
+        let mut f = sample();
+        f[4] = 1;
+        f[18] = 3;
+        assert_eq!(check(&f), Err(ElfError::WrongArchitecture { class: 1, machine: 3 }));
+        assert_eq!(cause(check(&f).unwrap_err()), "is not an x86-64 ELF file (it is 32-bit i386)");
+        let mut f = sample();
+        f[18..20].copy_from_slice(&183u16.to_le_bytes());
+        assert_eq!(cause(check(&f).unwrap_err()), "is not an x86-64 ELF file (it is AArch64)");
+        let mut f = sample();
+        f[16] = 2;
+        assert_eq!(check(&f), Err(ElfError::NotPositionIndependent { e_type: 2 }));
+        assert!(cause(check(&f).unwrap_err()).contains("ET_EXEC"));
+        let mut f = sample();
+        f[5] = 2;
+        assert_eq!(check(&f), Err(ElfError::BigEndian));
+    }
+
+    #[test]
+    fn program_header_problems_are_named() {
+        let mut f = sample();
+        f[56] = 0;
+        assert_eq!(check(&f), Err(ElfError::NoProgramHeaders));
+        let mut f = sample();
+        f[56..58].copy_from_slice(&5000u16.to_le_bytes());
+        assert_eq!(check(&f), Err(ElfError::TooManyProgramHeaders { count: 5000 }));
+        let mut f = sample();
+        f[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        assert_eq!(check(&f), Err(ElfError::ProgramHeadersOutsideFile));
+        let mut f = sample();
+        f[32..40].copy_from_slice(&0x2f80u64.to_le_bytes());
+        assert_eq!(check(&f), Err(ElfError::ProgramHeadersOutsideFile));
+        let mut f = sample();
+        f[54] = 32;
+        assert_eq!(check(&f), Err(ElfError::BadProgramHeaderSize));
+        let mut f = sample();
+        set_phdr_field(&mut f, 0, 0, PT_INTERP as u64);
+        assert_eq!(check(&f), Err(ElfError::HasInterpreter));
+    }
+
+    #[test]
+    fn segment_problems_are_named() {
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 8, 0x2f80); // offset + filesz past the end
+        set_phdr_field(&mut f, 3, 16, 0x3f80);
+        assert_eq!(check(&f), Err(ElfError::SegmentOutsideFile { index: 3 }));
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 32, 0x3000); // filesz > memsz
+        assert_eq!(check(&f), Err(ElfError::SegmentFileSizeExceedsMemory { index: 3 }));
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 16, 0x3010); // vaddr and offset disagree modulo the page
+        assert_eq!(check(&f), Err(ElfError::SegmentMisaligned { index: 3 }));
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 16, u64::MAX - 0x1000 + 0x2000 % 0x1000);
+        assert_eq!(check(&f), Err(ElfError::SegmentOutOfRange { index: 3 }));
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 16, 0x1000); // on top of the code
+        assert_eq!(check(&f), Err(ElfError::SegmentsOverlap { index: 3 }));
+        let mut f = sample();
+        set_phdr_field(&mut f, 2, 4, (PF_R | PF_W | PF_X) as u64);
+        assert_eq!(check(&f), Err(ElfError::SegmentWritableAndExecutable { index: 2 }));
+        let mut f = sample();
+        f[24..32].copy_from_slice(&0x3000u64.to_le_bytes());
+        assert_eq!(check(&f), Err(ElfError::EntryNotExecutable));
+        let mut f = sample();
+        for i in 1..4 {
+            set_phdr_field(&mut f, i, 0, 0);
+        }
+        assert_eq!(check(&f), Err(ElfError::NoLoadableSegment));
+        let mut f = sample();
+        set_phdr_field(&mut f, 3, 40, MAX_SPAN * 2);
+        assert_eq!(check(&f), Err(ElfError::SpanTooLarge));
+    }
+
+    fn assert_plan_is_sound(plan: &LoadPlan, file_size: u64) {
+        let mut previous_end = 0;
+        for (i, s) in plan.segments().iter().enumerate() {
+            assert!(s.filesz <= s.memsz);
+            assert!(s.offset + s.filesz <= file_size);
+            assert_eq!(s.vaddr % PAGE, s.offset % PAGE);
+            assert!(!(s.flags & PF_W != 0 && s.flags & PF_X != 0));
+            if i > 0 {
+                assert!(page_down(s.vaddr) >= previous_end);
+            }
+            previous_end = page_up(s.vaddr + s.memsz).unwrap();
+            assert!(previous_end - plan.first_page <= plan.span);
+        }
+        assert!(plan.span <= MAX_SPAN);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20000))]
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), extra in 0u64..10000) {
+            let size = bytes.len() as u64 + extra;
+            if let Ok(plan) = validate(&bytes, size) {
+                assert_plan_is_sound(&plan, size);
+            }
+        }
+
+        #[test]
+        fn mutated_loaders_never_panic_and_plans_stay_sound(edits in proptest::collection::vec((0usize..64 + 4 * 56, any::<u8>()), 1..6), cut in 0usize..0x3000) {
+            let mut f = sample();
+            for (at, value) in edits {
+                f[at] = value;
+            }
+            let f = &f[..f.len() - cut.min(f.len())];
+            if let Ok(plan) = check(f) {
+                assert_plan_is_sound(&plan, f.len() as u64);
+            }
+        }
+    }
+}

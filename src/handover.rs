@@ -1,0 +1,310 @@
+//! Handing the process to the real loader: the argument block it receives and the entry trampoline.
+//!
+//! # Safety
+//!
+//! When nothing but auxv values change, the kernel's block is edited in place (auxv words only,
+//! never a string) and the loader starts on it. Otherwise a new block is built below the kernel's,
+//! on the same process stack, with the strings it adds (writable, as the program may write into
+//! them) between the two. The block must be written where no live frame is, so the building runs on
+//! a stack below it ([`arch::run_on_stack`]) and takes its plan by value first. The kernel's block
+//! and strings above it are never written. Everything the trampoline needs is stored in
+//! [`TRAMPOLINE`] before the jump, while the process has one thread.
+//!
+//! Layout, from high addresses to low:
+//!
+//! ```text
+//!   kernel strings, kernel block (argc argv envp auxv)     untouched
+//!   added strings ("LD_LIBRARY_PATH=..." or "--library-path" PATH)
+//!   new block: argc argv NULL envp NULL auxv               what ld.so gets; its pointers stay here
+//!   ld.so's frames, then the program's
+//! ```
+
+use core::cell::UnsafeCell;
+
+use linux_raw_sys::auxvec;
+use nix_ld::envscan;
+use nix_ld::libpath;
+use nix_ld::log::Level;
+use nix_ld::plan::{EnvEdit, Slot};
+
+use crate::arch::{self, tw, TRAMPOLINE_WORDS};
+use crate::loader::Mapped;
+use crate::report;
+use crate::stack::{CStr, InitialStack};
+
+/// State the entry trampoline reads (see `arch`), written once before the jump to ld.so.
+#[repr(C)]
+pub struct TrampolineState(UnsafeCell<[usize; TRAMPOLINE_WORDS]>);
+
+// SAFETY: written only by the single thread that exists before ld.so runs, read only afterwards.
+unsafe impl Sync for TrampolineState {}
+
+#[no_mangle]
+pub static TRAMPOLINE: TrampolineState = TrampolineState(UnsafeCell::new([0; TRAMPOLINE_WORDS]));
+
+/// How the process was started.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// By the kernel as a program's interpreter: ld.so gets `LD_LIBRARY_PATH` through `envp`, and
+    /// the trampoline takes it back before the program starts.
+    Interpreter { edit: Option<EnvEdit<'static>> },
+    /// Run as a command (`nix-ld PROG`): ld.so runs as a command too, with `--library-path` added
+    /// after argv[0], which it consumes itself.
+    Command { library_path: Option<(Option<&'static [u8]>, &'static [u8])> },
+}
+
+/// Everything the block builder needs, copied by value onto its own stack.
+#[derive(Clone, Copy)]
+struct Plan {
+    sp: *mut usize,
+    argc: usize,
+    env_count: usize,
+    aux_count: usize,
+    loader: LoaderAt,
+    mode: Mode,
+    strings_at: usize,
+    block_at: usize,
+}
+
+#[derive(Clone, Copy)]
+struct LoaderAt {
+    base: usize,
+    entry: usize,
+    phdr: Option<usize>,
+    phnum: u16,
+}
+
+const LIBRARY_PATH_OPTION: &[u8] = b"--library-path\0";
+
+impl Plan {
+    fn extra_args(&self) -> usize {
+        match self.mode {
+            Mode::Command { library_path: Some(_) } => 2,
+            _ => 0,
+        }
+    }
+
+    fn appended_env(&self) -> usize {
+        match self.mode {
+            Mode::Interpreter { edit: Some(EnvEdit { slot: Slot::Append, .. }) } => 1,
+            _ => 0,
+        }
+    }
+
+    fn block_words(&self) -> usize {
+        1 + self.argc + self.extra_args() + 1 + self.env_count + self.appended_env() + 1 + 2 * self.aux_count
+    }
+
+    fn strings_len(&self) -> usize {
+        match self.mode {
+            Mode::Interpreter { edit: Some(edit) } => edit.entry_len() + 1,
+            Mode::Command { library_path: Some((user, nix)) } => LIBRARY_PATH_OPTION.len() + libpath::merged_len(user, nix) + 1,
+            _ => 0,
+        }
+    }
+
+    /// The new value of auxv entry `key`, if it changes.
+    fn aux_value(&self, key: usize, trampoline: bool) -> Option<usize> {
+        let interpreter = matches!(self.mode, Mode::Interpreter { .. });
+        match key as u32 {
+            auxvec::AT_BASE if interpreter => Some(self.loader.base),
+            auxvec::AT_ENTRY if interpreter && trampoline => Some(arch::trampoline_address()),
+            // Run as a command, ld.so must find itself described as the program.
+            auxvec::AT_ENTRY if !interpreter => Some(self.loader.entry),
+            auxvec::AT_PHDR if !interpreter => self.loader.phdr,
+            auxvec::AT_PHNUM if !interpreter => Some(self.loader.phnum as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Starts `loader` for the process whose kernel block is `stack`. Never returns.
+pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
+    let mut plan = Plan {
+        sp: stack.sp,
+        argc: stack.argc,
+        env_count: stack.env_count,
+        aux_count: stack.aux_count,
+        loader: LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum },
+        mode,
+        strings_at: 0,
+        block_at: 0,
+    };
+    let strings_len = plan.strings_len();
+    if strings_len == 0 {
+        edit_auxv_in_place(stack, &plan);
+        // SAFETY: the kernel's block, unchanged but for auxv values; the loader is mapped.
+        unsafe { arch::jump(plan.loader.entry, plan.sp) }
+    }
+    plan.strings_at = (stack.sp as usize - strings_len) & !15;
+    plan.block_at = (plan.strings_at - plan.block_words() * 8) & !15;
+    // SAFETY: below the block there is only dead stack (this function's callers' frames, which
+    // `build_and_jump` no longer needs once it has copied the plan).
+    unsafe { arch::run_on_stack(plan.block_at, build_and_jump, &plan as *const Plan as usize) }
+}
+
+fn edit_auxv_in_place(stack: &InitialStack, plan: &Plan) {
+    let auxv = stack.auxv_ptr();
+    for i in 0..stack.aux_count {
+        // SAFETY: auxv pairs measured by `InitialStack::read`; values are plain words.
+        unsafe {
+            let key = *auxv.add(2 * i);
+            if let Some(value) = plan.aux_value(key, false) {
+                log_aux(key, *auxv.add(2 * i + 1), value);
+                *auxv.add(2 * i + 1) = value;
+            }
+        }
+    }
+}
+
+fn log_aux(key: usize, old: usize, new: usize) {
+    if let Some(mut m) = report::line(Level::Debug) {
+        let name: &[u8] = match key as u32 {
+            auxvec::AT_BASE => b"AT_BASE",
+            auxvec::AT_ENTRY => b"AT_ENTRY",
+            auxvec::AT_PHDR => b"AT_PHDR",
+            auxvec::AT_PHNUM => b"AT_PHNUM",
+            _ => b"auxv entry",
+        };
+        m.bytes(b"auxv ").bytes(name).bytes(b" ").hex(old as u64).bytes(b" -> ").hex(new as u64);
+        m.end();
+    }
+}
+
+/// Sequential writer of words into the new block.
+struct Words {
+    at: *mut usize,
+}
+
+impl Words {
+    /// # Safety
+    /// The block has room for every word written (sized by `Plan::block_words`).
+    unsafe fn push(&mut self, word: usize) -> *mut usize {
+        let here = self.at;
+        // SAFETY: per the function's contract.
+        unsafe {
+            here.write(word);
+            self.at = here.add(1);
+        }
+        here
+    }
+}
+
+extern "C" fn build_and_jump(plan: usize) -> ! {
+    // SAFETY: `run` passed the address of its plan, which no write has touched yet; it is copied
+    // before anything is written below the kernel's block.
+    let plan: Plan = unsafe { (plan as *const Plan).read() };
+    let strings = plan.strings_at as *mut u8;
+    // SAFETY: [strings_at, strings_at + strings_len) lies between the new block and the kernel's.
+    let string_bytes = unsafe { core::slice::from_raw_parts_mut(strings, plan.strings_len()) };
+    let source = InitialStack { sp: plan.sp, argc: plan.argc, env_count: plan.env_count, aux_count: plan.aux_count };
+    let mut out = Words { at: plan.block_at as *mut usize };
+    let argv = source.argv();
+    let env = source.env();
+    // SAFETY (for every `push` below): the block has exactly `block_words` words of room.
+    unsafe {
+        out.push(plan.argc + plan.extra_args());
+        for (i, arg) in argv.iter().enumerate() {
+            out.push(arg.0 as usize);
+            if i == 0 {
+                if let Mode::Command { library_path: Some((user, nix)) } = plan.mode {
+                    let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
+                    option.copy_from_slice(LIBRARY_PATH_OPTION);
+                    let len = libpath::write_merged(user, nix, path);
+                    path[len] = 0;
+                    out.push(option.as_ptr() as usize);
+                    out.push(path.as_ptr() as usize);
+                    log_path(b"ld.so runs with --library-path ", &path[..len]);
+                }
+            }
+        }
+        out.push(0);
+    }
+    let mut slot: *mut usize = core::ptr::null_mut();
+    let mut slot_original = 0;
+    let edit = match plan.mode {
+        Mode::Interpreter { edit } => edit,
+        Mode::Command { .. } => None,
+    };
+    if let Some(edit) = edit {
+        edit.write_entry(string_bytes);
+    }
+    for (i, var) in env.iter().enumerate() {
+        let replaced = matches!(edit, Some(EnvEdit { slot: Slot::Replace { index }, .. }) if index == i);
+        // SAFETY: see above.
+        let at = unsafe { out.push(if replaced { strings as usize } else { var.0 as usize }) };
+        if replaced {
+            slot = at;
+            slot_original = var.0 as usize;
+            log_slot(b"envp entry ", i, *var);
+        }
+    }
+    if plan.appended_env() == 1 {
+        // SAFETY: see above.
+        slot = unsafe { out.push(strings as usize) };
+        slot_original = 0;
+        log_slot(b"appended envp entry ", env.len(), CStr(b"\0".as_ptr()));
+    }
+    if let Some(edit) = edit {
+        log_path(b"ld.so sees ", &string_bytes[..edit.entry_len()]);
+    }
+    // SAFETY: see above.
+    unsafe { out.push(0) };
+    let mut entry_value: *mut usize = core::ptr::null_mut();
+    let mut real_entry = 0;
+    for pair in source.auxv() {
+        let (key, value) = (pair[0], pair[1]);
+        let new = plan.aux_value(key, edit.is_some());
+        if let Some(new) = new {
+            log_aux(key, value, new);
+        }
+        // SAFETY: see above.
+        unsafe {
+            out.push(key);
+            let at = out.push(new.unwrap_or(value));
+            if key == auxvec::AT_ENTRY as usize {
+                entry_value = at;
+                real_entry = value;
+            }
+        }
+    }
+    if edit.is_some() {
+        if entry_value.is_null() {
+            // The kernel always passes AT_ENTRY; without it there is no program to return to.
+            arch::trap();
+        }
+        let head_words = 1 + plan.argc + 1 + plan.env_count;
+        let mut state = [0; TRAMPOLINE_WORDS];
+        state[tw::REAL_ENTRY] = real_entry;
+        state[tw::AUXV_ENTRY_VALUE] = entry_value as usize;
+        state[tw::SLOT] = slot as usize;
+        state[tw::SLOT_ORIGINAL] = slot_original;
+        state[tw::APPENDED] = plan.appended_env();
+        state[tw::HEAD_WORDS] = head_words;
+        state[tw::TAIL_WORDS] = 1 + 2 * plan.aux_count;
+        // SAFETY: one thread, and the trampoline cannot run before the jump below.
+        unsafe { *TRAMPOLINE.0.get() = state };
+    }
+    // SAFETY: the block is complete and lies above everything ld.so will push.
+    unsafe { arch::jump(plan.loader.entry, plan.block_at as *const usize) }
+}
+
+fn log_slot(what: &[u8], index: usize, var: CStr) {
+    if let Some(mut m) = report::line(Level::Debug) {
+        let name = var.bytes();
+        let name = name.split(|&b| b == b'=').next().unwrap_or(name);
+        m.bytes(what).dec(index as u64);
+        if !name.is_empty() {
+            m.bytes(b" (").bytes(name).bytes(b")");
+        }
+        m.bytes(b" carries ").bytes(envscan::LD_LIBRARY_PATH).bytes(b" for ld.so; the program gets it back at its entry");
+        m.end();
+    }
+}
+
+fn log_path(what: &[u8], path: &[u8]) {
+    if let Some(mut m) = report::line(Level::Debug) {
+        m.bytes(what).bytes(path);
+        m.end();
+    }
+}

@@ -1,0 +1,72 @@
+//! nix-ld: the program interpreter that lets NixOS run binaries built for other Linux distributions.
+//!
+//! The kernel starts this shim in place of `/lib64/ld-linux-x86-64.so.2`. It chooses the real
+//! loader and the library path (`nix_ld::plan`), maps the loader (`loader`), and hands the process
+//! over (`handover`), so that ld.so sees the Nix library directories and the program does not.
+//!
+//! Start-up has two stages. `arch`'s `_start` relocates the shim in assembly; no Rust code runs
+//! before that is done. From [`start`] on, everything is ordinary Rust with errors as values, and a
+//! failure ends as one line on stderr and exit status 127, never as a panic or a signal.
+#![no_std]
+#![no_main]
+
+#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
+mod arch;
+mod handover;
+mod loader;
+mod mem;
+mod report;
+mod stack;
+mod status;
+mod sys;
+
+use linux_raw_sys::auxvec;
+use nix_ld::envscan;
+use nix_ld::plan;
+
+use handover::Mode;
+use stack::{CStr, InitialStack};
+
+/// Called by `_start` once the shim is relocated, with the kernel's stack pointer.
+#[no_mangle]
+pub extern "C" fn start(sp: *mut usize) -> ! {
+    // SAFETY: `sp` is the stack pointer the kernel passed to `_start`.
+    let stack = unsafe { InitialStack::read(sp) };
+    let scan = envscan::scan(stack.env());
+    let secure = stack.aux(auxvec::AT_SECURE).unwrap_or(0) != 0;
+    report::configure(&scan, secure);
+    let choice = plan::choose(&scan, secure);
+    let argv = stack.argv();
+    // The kernel passes the interpreter's load address in AT_BASE; run as a command, it passes 0.
+    let interpreter = stack.aux(auxvec::AT_BASE).unwrap_or(0) != 0;
+    if !interpreter && stack.argc <= 1 {
+        status::print(&choice);
+    }
+    let program = if interpreter {
+        stack.aux(auxvec::AT_EXECFN).map(|p| CStr(p as *const u8)).or(argv.first().copied())
+    } else {
+        argv.get(1).copied()
+    };
+    let program = program.map(CStr::bytes).unwrap_or(b"the program");
+    report::choice(&choice);
+    let loader = match loader::load(choice.loader) {
+        Ok(loader) => loader,
+        Err(problem) => report::cannot_run(program, choice.loader, choice.loader_source, secure, problem),
+    };
+    let mode = if interpreter {
+        Mode::Interpreter { edit: plan::env_edit(&scan, &choice, secure) }
+    } else {
+        let args = argv[1..].iter().map(|a| a.bytes());
+        let user = scan.ld_library_path.map(|f| f.value);
+        let wanted = nix_ld::libpath::needs_edit(user, choice.library_path) && !plan::sets_library_path(args);
+        Mode::Command { library_path: wanted.then_some((user, choice.library_path)) }
+    };
+    handover::run(&stack, &loader, mode)
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // Unreachable by design (errors are values); if it ever happens, say so and stop cleanly.
+    sys::write_all(2, b"nix-ld: internal error\n");
+    arch::exit_group(nix_ld::problem::EXIT_CANNOT_RUN)
+}

@@ -1,0 +1,100 @@
+//! `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp`, which compiled Rust code calls and which no
+//! libc provides here.
+//!
+//! # Safety
+//!
+//! These are the C functions with their C contracts: callers (compiler-generated code) pass valid,
+//! suitably sized regions. Each body is a string instruction in inline assembly, so the compiler
+//! cannot recognise a copy loop and turn it back into a call to the function itself. The direction
+//! flag is clear on entry to any function, as the ABI requires; `memmove` sets it only around its
+//! backward copy.
+
+use core::arch::asm;
+
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: C contract: `dest` and `src` are valid for `n` bytes and do not overlap.
+    unsafe {
+        asm!("rep movsb", inout("rdi") dest => _, inout("rsi") src => _, inout("rcx") n => _, options(nostack, preserves_flags));
+    }
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dest as usize).wrapping_sub(src as usize) >= n {
+        // No harmful overlap: a forward copy never reads a byte it already wrote.
+        // SAFETY: C contract: both regions are valid for `n` bytes.
+        return unsafe { memcpy(dest, src, n) };
+    }
+    // SAFETY: C contract as above; copying backwards from the last byte handles `dest > src`.
+    unsafe {
+        asm!(
+            "std",
+            "rep movsb",
+            "cld",
+            inout("rdi") dest.add(n).wrapping_sub(1) => _,
+            inout("rsi") src.add(n).wrapping_sub(1) => _,
+            inout("rcx") n => _,
+            options(nostack),
+        );
+    }
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: C contract: `dest` is valid for `n` bytes.
+    unsafe {
+        asm!("rep stosb", inout("rdi") dest => _, inout("rcx") n => _, in("al") c as u8, options(nostack, preserves_flags));
+    }
+    dest
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let result: i32;
+    // SAFETY: C contract: both regions are valid for `n` bytes. `repe cmpsb` stops after the first
+    // differing byte, so the difference is read one byte back.
+    unsafe {
+        asm!(
+            "xor eax, eax",
+            "test rcx, rcx",
+            "jz 2f",
+            "repe cmpsb",
+            "je 2f",
+            "movzx eax, byte ptr [rsi - 1]",
+            "movzx ecx, byte ptr [rdi - 1]",
+            "sub eax, ecx",
+            "2:",
+            inout("rsi") a => _,
+            inout("rdi") b => _,
+            inout("rcx") n => _,
+            out("eax") result,
+            options(nostack, readonly),
+        );
+    }
+    result
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let end: *const u8;
+    // SAFETY: C contract: `s` is NUL-terminated. `repne scasb` stops just past the NUL.
+    unsafe {
+        asm!(
+            "repne scasb",
+            inout("rdi") s => end,
+            inout("rcx") usize::MAX => _,
+            in("al") 0u8,
+            options(nostack, readonly),
+        );
+    }
+    end as usize - s as usize - 1
+}

@@ -1,0 +1,327 @@
+//! Choosing the loader and the library path, and how the environment is edited to pass the path on.
+
+use crate::defaults;
+use crate::envscan::{self, EnvScan, Found};
+use crate::libpath;
+
+/// Where a setting came from; printed by `NIX_LD_LOG=info` and by the status screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `NIX_LD_x86_64_linux` or `NIX_LD_LIBRARY_PATH_x86_64_linux`.
+    SystemSpecific,
+    /// `NIX_LD` or `NIX_LD_LIBRARY_PATH`.
+    Generic,
+    /// Built into the shim; the only choice for a privileged (AT_SECURE) program.
+    CompiledIn,
+}
+
+/// What the shim will use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice<'a> {
+    pub loader: &'a [u8],
+    pub loader_source: Source,
+    pub library_path: &'a [u8],
+    pub library_path_source: Source,
+}
+
+impl Source {
+    /// The name of the variable (or "compiled-in default") for messages.
+    pub fn describe(self, loader: bool) -> &'static [u8] {
+        match (self, loader) {
+            (Source::SystemSpecific, true) => envscan::LOADER_SYSTEM,
+            (Source::Generic, true) => envscan::LOADER_GENERIC,
+            (Source::SystemSpecific, false) => envscan::LIBRARY_PATH_SYSTEM,
+            (Source::Generic, false) => envscan::LIBRARY_PATH_GENERIC,
+            (Source::CompiledIn, _) => b"the compiled-in default",
+        }
+    }
+}
+
+/// A value as pasted by a user: one trailing newline (as in `nix-support/dynamic-linker`) is dropped.
+pub fn trim_newline(value: &[u8]) -> &[u8] {
+    value.strip_suffix(b"\n").unwrap_or(value)
+}
+
+/// Picks the loader and library path. A privileged program ignores the environment entirely.
+pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
+    let value = |f: Option<Found<'a>>| f.map(|f| trim_newline(f.value));
+    let (loader, loader_source) = if secure {
+        (defaults::LOADER, Source::CompiledIn)
+    } else {
+        // An empty loader counts as unset: it can only be a mistake.
+        match (value(scan.loader_system), value(scan.loader_generic)) {
+            (Some(v), _) if !v.is_empty() => (v, Source::SystemSpecific),
+            (_, Some(v)) if !v.is_empty() => (v, Source::Generic),
+            _ => (defaults::LOADER, Source::CompiledIn),
+        }
+    };
+    // A library path that is set but empty means "no extra directories".
+    let (library_path, library_path_source) = match secure {
+        true => (defaults::LIBRARY_PATH, Source::CompiledIn),
+        false => match (value(scan.library_path_system), value(scan.library_path_generic)) {
+            (Some(v), _) => (v, Source::SystemSpecific),
+            (_, Some(v)) => (v, Source::Generic),
+            _ => (defaults::LIBRARY_PATH, Source::CompiledIn),
+        },
+    };
+    Choice { loader, loader_source, library_path, library_path_source }
+}
+
+/// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// Point entry `index` of `envp` at the new string for ld.so, and back at its original string
+    /// at the program's entry. The entry is the user's `LD_LIBRARY_PATH`, or else one of our own
+    /// `NIX_LD*` variables, which ld.so never reads.
+    Replace { index: usize },
+    /// No entry can be borrowed (for example `env -i`): add one at the end of `envp`.
+    Append,
+}
+
+/// How the environment handed to ld.so differs from the program's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnvEdit<'a> {
+    pub slot: Slot,
+    /// The user's `LD_LIBRARY_PATH` value, which goes first.
+    pub user: Option<&'a [u8]>,
+    /// The Nix library directories, which follow.
+    pub nix: &'a [u8],
+}
+
+impl EnvEdit<'_> {
+    /// Length of the `LD_LIBRARY_PATH=…` string without its NUL.
+    pub fn entry_len(&self) -> usize {
+        envscan::LD_LIBRARY_PATH.len() + 1 + libpath::merged_len(self.user, self.nix)
+    }
+
+    /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_len() + 1` bytes.
+    pub fn write_entry(&self, out: &mut [u8]) {
+        let name = envscan::LD_LIBRARY_PATH.len();
+        out[..name].copy_from_slice(envscan::LD_LIBRARY_PATH);
+        out[name] = b'=';
+        let len = libpath::write_merged(self.user, self.nix, &mut out[name + 1..]);
+        out[name + 1 + len] = 0;
+    }
+}
+
+/// Decides whether ld.so needs a different `LD_LIBRARY_PATH` than the program has, and where it goes.
+/// `None` means the environment is handed over untouched. A privileged program gets no edit: ld.so
+/// ignores `LD_LIBRARY_PATH` for it anyway.
+pub fn env_edit<'a>(scan: &EnvScan<'a>, choice: &Choice<'a>, secure: bool) -> Option<EnvEdit<'a>> {
+    let user = scan.ld_library_path.map(|f| f.value);
+    if secure || !libpath::needs_edit(user, choice.library_path) {
+        return None;
+    }
+    let borrowed = scan
+        .ld_library_path
+        .or(scan.library_path_system)
+        .or(scan.library_path_generic)
+        .or(scan.loader_system)
+        .or(scan.loader_generic);
+    let slot = match borrowed {
+        Some(found) => Slot::Replace { index: found.index },
+        None => Slot::Append,
+    };
+    Some(EnvEdit { slot, user, nix: choice.library_path })
+}
+
+/// Whether ld.so, run as a command with `args` (after argv[0]), is already given `--library-path`
+/// among its leading options. The user's explicit choice then stands.
+pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
+    // ld.so's options that take a value; the others take none. Options end at the first non-option.
+    const WITH_VALUE: [&[u8]; 6] =
+        [b"--inhibit-rpath", b"--audit", b"--preload", b"--argv0", b"--glibc-hwcaps-prepend", b"--glibc-hwcaps-mask"];
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if arg == b"--library-path" {
+            return true;
+        }
+        if !arg.starts_with(b"--") {
+            return false;
+        }
+        skip_value = WITH_VALUE.contains(&arg);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envscan::scan;
+    use proptest::prelude::*;
+
+    fn choice_of(env: &[&[u8]], secure: bool) -> (Vec<u8>, Source, Vec<u8>, Source) {
+        let s = scan(env);
+        let c = choose(&s, secure);
+        (c.loader.to_vec(), c.loader_source, c.library_path.to_vec(), c.library_path_source)
+    }
+
+    #[test]
+    fn library_path_option_is_found_only_among_leading_options() {
+        let yes: &[&[u8]] = &[b"--list", b"--library-path", b"/x", b"prog"];
+        assert!(sets_library_path(yes.iter().copied()));
+        let after_program: &[&[u8]] = &[b"prog", b"--library-path", b"/x"];
+        assert!(!sets_library_path(after_program.iter().copied()));
+        let as_value: &[&[u8]] = &[b"--argv0", b"--library-path", b"prog"];
+        assert!(!sets_library_path(as_value.iter().copied()));
+    }
+
+    #[test]
+    fn system_specific_variables_win_over_generic_ones() {
+        let env: &[&[u8]] = &[
+            b"NIX_LD=/generic/ld.so",
+            b"NIX_LD_x86_64_linux=/system/ld.so",
+            b"NIX_LD_LIBRARY_PATH=/generic/lib",
+            b"NIX_LD_LIBRARY_PATH_x86_64_linux=/system/lib",
+        ];
+        let (l, ls, p, ps) = choice_of(env, false);
+        assert_eq!((l.as_slice(), ls), (&b"/system/ld.so"[..], Source::SystemSpecific));
+        assert_eq!((p.as_slice(), ps), (&b"/system/lib"[..], Source::SystemSpecific));
+    }
+
+    #[test]
+    fn generic_variables_are_used_alone() {
+        let env: &[&[u8]] = &[b"NIX_LD=/g/ld.so", b"NIX_LD_LIBRARY_PATH=/g/lib"];
+        let (l, ls, p, ps) = choice_of(env, false);
+        assert_eq!((l.as_slice(), ls), (&b"/g/ld.so"[..], Source::Generic));
+        assert_eq!((p.as_slice(), ps), (&b"/g/lib"[..], Source::Generic));
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_and_an_empty_loader_counts_as_unset() {
+        let env: &[&[u8]] = &[b"NIX_LD_x86_64_linux=", b"NIX_LD=\n"];
+        let (l, ls, p, ps) = choice_of(env, false);
+        assert_eq!((l.as_slice(), ls), (defaults::LOADER, Source::CompiledIn));
+        assert_eq!((p.as_slice(), ps), (defaults::LIBRARY_PATH, Source::CompiledIn));
+    }
+
+    #[test]
+    fn an_empty_library_path_means_no_directories() {
+        let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH="];
+        let (_, _, p, ps) = choice_of(env, false);
+        assert_eq!((p.as_slice(), ps), (&b""[..], Source::Generic));
+    }
+
+    #[test]
+    fn one_trailing_newline_is_dropped_and_only_one() {
+        let env: &[&[u8]] = &[b"NIX_LD=/nix/store/x/ld.so\n", b"NIX_LD_LIBRARY_PATH=/lib\n\n"];
+        let (l, _, p, _) = choice_of(env, false);
+        assert_eq!(l, b"/nix/store/x/ld.so");
+        assert_eq!(p, b"/lib\n");
+    }
+
+    #[test]
+    fn a_privileged_program_ignores_the_environment() {
+        let env: &[&[u8]] = &[b"NIX_LD=/tmp/evil", b"NIX_LD_LIBRARY_PATH=/tmp", b"LD_LIBRARY_PATH=/x"];
+        let (l, ls, p, ps) = choice_of(env, true);
+        assert_eq!((l.as_slice(), ls), (defaults::LOADER, Source::CompiledIn));
+        assert_eq!((p.as_slice(), ps), (defaults::LIBRARY_PATH, Source::CompiledIn));
+        let s = scan(env);
+        assert_eq!(env_edit(&s, &choose(&s, true), true), None);
+    }
+
+    fn edit_of(env: &[&[u8]]) -> Option<(Slot, Vec<u8>)> {
+        let s = scan(env);
+        let c = choose(&s, false);
+        env_edit(&s, &c, false).map(|e| {
+            let mut out = vec![0xAAu8; e.entry_len() + 1];
+            e.write_entry(&mut out);
+            assert_eq!(out.pop(), Some(0));
+            (e.slot, out)
+        })
+    }
+
+    #[test]
+    fn the_users_entry_is_replaced_with_the_merged_path() {
+        let env: &[&[u8]] = &[b"A=1", b"LD_LIBRARY_PATH=/u", b"NIX_LD_LIBRARY_PATH=/n"];
+        assert_eq!(edit_of(env), Some((Slot::Replace { index: 1 }, b"LD_LIBRARY_PATH=/u:/n".to_vec())));
+    }
+
+    #[test]
+    fn without_ld_library_path_a_nix_variable_slot_is_borrowed() {
+        let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l", b"NIX_LD_LIBRARY_PATH=/n"];
+        assert_eq!(edit_of(env), Some((Slot::Replace { index: 2 }, b"LD_LIBRARY_PATH=/n".to_vec())));
+        let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l"];
+        assert_eq!(edit_of(env).unwrap().0, Slot::Replace { index: 1 });
+    }
+
+    #[test]
+    fn with_nothing_to_borrow_an_entry_is_appended() {
+        let env: &[&[u8]] = &[b"A=1"];
+        assert_eq!(edit_of(env).unwrap().0, Slot::Append);
+        assert_eq!(edit_of(&[]).unwrap().0, Slot::Append);
+    }
+
+    #[test]
+    fn nothing_to_add_means_no_edit() {
+        let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH=", b"LD_LIBRARY_PATH=/u"];
+        assert_eq!(edit_of(env), None);
+        let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH=:"];
+        assert_eq!(edit_of(env), None);
+    }
+
+    #[test]
+    fn a_users_path_with_empty_components_is_cleaned() {
+        let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH=", b"LD_LIBRARY_PATH=/u::"];
+        assert_eq!(edit_of(env), Some((Slot::Replace { index: 1 }, b"LD_LIBRARY_PATH=/u".to_vec())));
+    }
+
+    fn var() -> impl Strategy<Value = Vec<u8>> {
+        let name = prop_oneof![
+            Just(b"NIX_LD".to_vec()),
+            Just(b"NIX_LD_x86_64_linux".to_vec()),
+            Just(b"NIX_LD_LIBRARY_PATH".to_vec()),
+            Just(b"NIX_LD_LIBRARY_PATH_x86_64_linux".to_vec()),
+            Just(b"LD_LIBRARY_PATH".to_vec()),
+            Just(b"NIX_PATH".to_vec()),
+            proptest::collection::vec(proptest::num::u8::ANY.prop_filter("no NUL or =", |b| *b != 0 && *b != b'='), 0..8),
+        ];
+        let value = proptest::collection::vec(prop_oneof![Just(b':'), Just(b'/'), Just(b'x'), Just(b'\n')], 0..12);
+        (name, proptest::option::of(value)).prop_map(|(mut n, v)| {
+            if let Some(v) = v {
+                n.push(b'=');
+                n.extend(v);
+            }
+            n
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #[test]
+        fn the_edit_gives_ld_so_exactly_the_merged_path(env in proptest::collection::vec(var(), 0..12)) {
+            let env: Vec<&[u8]> = env.iter().map(|v| v.as_slice()).collect();
+            let s = scan(&env);
+            let c = choose(&s, false);
+            // What ld.so would read: the last LD_LIBRARY_PATH after the edit.
+            let mut seen = env.iter().map(|v| v.to_vec()).collect::<Vec<_>>();
+            match edit_of(&env) {
+                Some((Slot::Replace { index }, entry)) => {
+                    // Only the user's LD_LIBRARY_PATH or a NIX_LD* variable may be borrowed.
+                    let name = seen[index].split(|&b| b == b'=').next().unwrap().to_vec();
+                    prop_assert!(name == b"LD_LIBRARY_PATH" || name.starts_with(b"NIX_LD"));
+                    seen[index] = entry;
+                }
+                Some((Slot::Append, entry)) => {
+                    prop_assert!(s.ld_library_path.is_none());
+                    seen.push(entry);
+                }
+                None => {}
+            }
+            let ld_sees = seen.iter().rev().find_map(|v| v.strip_prefix(b"LD_LIBRARY_PATH=")).map(|v| v.to_vec());
+            let user = s.ld_library_path.map(|f| f.value);
+            let want: Vec<&[u8]> = libpath::components(user.unwrap_or(b"")).chain(libpath::components(c.library_path)).collect();
+            match ld_sees {
+                Some(path) => {
+                    prop_assert!(path.is_empty() || path.split(|&b| b == b':').all(|c| !c.is_empty()));
+                    prop_assert_eq!(libpath::components(&path).collect::<Vec<_>>(), want);
+                }
+                None => prop_assert!(want.is_empty()),
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Diagnostics on stderr: the `NIX_LD_LOG` level and the fatal "cannot run" path.
+//!
+//! A message is only built when its level is enabled, so logging that is off costs one comparison.
+
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use nix_ld::envscan::EnvScan;
+use nix_ld::log::{self, Level};
+use nix_ld::plan::{Choice, Source};
+use nix_ld::problem::{Problem, EXIT_CANNOT_RUN};
+use nix_ld::text::{Message, Sink};
+
+use crate::arch;
+use crate::sys;
+
+static LEVEL: AtomicU8 = AtomicU8::new(log::DEFAULT as u8);
+
+/// Standard error.
+pub struct Stderr;
+
+impl Sink for Stderr {
+    fn write_all(&mut self, bytes: &[u8]) {
+        sys::write_all(2, bytes);
+    }
+}
+
+/// Sets the level from `NIX_LD_LOG`. A privileged program keeps the default: its environment
+/// belongs to whoever started it.
+pub fn configure(scan: &EnvScan<'_>, secure: bool) {
+    let Some(found) = scan.log.filter(|_| !secure) else { return };
+    if found.value.is_empty() {
+        return;
+    }
+    match log::parse(found.value) {
+        Ok(level) => LEVEL.store(level as u8, Ordering::Relaxed),
+        Err(()) => {
+            if let Some(mut m) = line(Level::Warn) {
+                m.bytes(b"unknown NIX_LD_LOG level '")
+                    .bytes(found.value)
+                    .bytes(b"' (use error, warn, info, debug or trace); using warn");
+                m.end();
+            }
+        }
+    }
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+/// A new `nix-ld: ` line at `level`, or `None` when that level is off.
+pub fn line(level: Level) -> Option<Message<Stderr>> {
+    if !enabled(level) {
+        return None;
+    }
+    let mut m = Message::new(Stderr);
+    m.bytes(b"nix-ld: ");
+    Some(m)
+}
+
+/// Logs the choice of loader and library path at info level.
+pub fn choice(choice: &Choice<'_>) {
+    if let Some(mut m) = line(Level::Info) {
+        m.bytes(b"loader ").bytes(choice.loader).bytes(b" (from ").bytes(choice.loader_source.describe(true)).bytes(b")");
+        m.end();
+        let mut m = Message::new(Stderr);
+        m.bytes(b"nix-ld: library path ");
+        if choice.library_path.is_empty() {
+            m.bytes(b"(none)");
+        } else {
+            m.bytes(choice.library_path);
+        }
+        m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
+        m.end();
+    }
+}
+
+/// Reports that `program` cannot run because of `problem` with the loader, and exits with 127.
+pub fn cannot_run(program: &[u8], loader: &[u8], source: Source, secure: bool, problem: Problem) -> ! {
+    let mut m = Message::new(Stderr);
+    m.bytes(b"nix-ld: cannot run ").bytes(program).bytes(b": loader ");
+    if problem != Problem::NotConfigured {
+        m.bytes(loader).bytes(b" ");
+    }
+    problem.write_cause(&mut m);
+    m.end();
+    let mut m = Message::new(Stderr);
+    m.bytes(b"nix-ld: hint: ");
+    if problem.write_hint(&mut m, source, secure) {
+        m.end();
+    }
+    arch::exit_group(EXIT_CANNOT_RUN)
+}

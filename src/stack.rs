@@ -1,0 +1,110 @@
+//! Reading the argument block the kernel put on the initial stack: argc, argv, envp and auxv.
+//!
+//! # Safety
+//!
+//! [`InitialStack::read`] trusts the kernel's layout at the process entry: argc, then argc argv
+//! pointers and a NULL, then envp pointers up to a NULL, then auxv pairs up to AT_NULL, every string
+//! NUL-terminated. All later accesses stay within the counts measured here. [`CStr`] reads bytes of
+//! a NUL-terminated string only up to its terminator.
+
+use linux_raw_sys::auxvec;
+use nix_ld::envscan::EnvString;
+
+/// A NUL-terminated string from the kernel (argv, envp, or a path in auxv).
+#[derive(Clone, Copy)]
+pub struct CStr(pub *const u8);
+
+impl CStr {
+    /// The bytes before the NUL.
+    pub fn bytes(self) -> &'static [u8] {
+        // SAFETY: per the module contract the string is NUL-terminated and lives as long as the
+        // process; the loop stops at the terminator.
+        unsafe {
+            let mut len = 0;
+            while *self.0.add(len) != 0 {
+                len += 1;
+            }
+            core::slice::from_raw_parts(self.0, len)
+        }
+    }
+}
+
+impl EnvString<'static> for CStr {
+    fn byte_at(self, index: usize) -> u8 {
+        // SAFETY: the trait's contract: bytes 0..index were non-zero, so `index` is at most the
+        // position of the terminator.
+        unsafe { *self.0.add(index) }
+    }
+    fn tail(self, start: usize) -> &'static [u8] {
+        // SAFETY: `start` is within the string (trait contract), so the rest is NUL-terminated too.
+        CStr(unsafe { self.0.add(start) }).bytes()
+    }
+}
+
+/// The kernel's argument block, measured.
+pub struct InitialStack {
+    pub sp: *mut usize,
+    pub argc: usize,
+    pub env_count: usize,
+    /// Number of auxv pairs, including the final AT_NULL.
+    pub aux_count: usize,
+}
+
+impl InitialStack {
+    /// Measures the block at `sp`.
+    ///
+    /// # Safety
+    /// `sp` must be the stack pointer the kernel passed at process entry.
+    pub unsafe fn read(sp: *mut usize) -> InitialStack {
+        // SAFETY: the kernel's layout, per the module contract.
+        unsafe {
+            let argc = *sp;
+            let envp = sp.add(argc + 2);
+            let mut env_count = 0;
+            while *envp.add(env_count) != 0 {
+                env_count += 1;
+            }
+            let auxv = envp.add(env_count + 1);
+            let mut aux_count = 1;
+            while *auxv.add(2 * (aux_count - 1)) != auxvec::AT_NULL as usize {
+                aux_count += 1;
+            }
+            InitialStack { sp, argc, env_count, aux_count }
+        }
+    }
+
+    pub fn argv(&self) -> &'static [CStr] {
+        // SAFETY: argc pointers follow argc (measured in `read`); CStr is a transparent pointer.
+        unsafe { core::slice::from_raw_parts(self.sp.add(1) as *const CStr, self.argc) }
+    }
+
+    pub fn envp_ptr(&self) -> *mut usize {
+        // SAFETY: within the block measured in `read`.
+        unsafe { self.sp.add(self.argc + 2) }
+    }
+
+    pub fn env(&self) -> &'static [CStr] {
+        // SAFETY: env_count pointers start at envp (measured in `read`).
+        unsafe { core::slice::from_raw_parts(self.envp_ptr() as *const CStr, self.env_count) }
+    }
+
+    pub fn auxv_ptr(&self) -> *mut usize {
+        // SAFETY: within the block measured in `read`.
+        unsafe { self.envp_ptr().add(self.env_count + 1) }
+    }
+
+    /// The auxv pairs, including AT_NULL.
+    pub fn auxv(&self) -> &'static [[usize; 2]] {
+        // SAFETY: aux_count pairs start at auxv (measured in `read`).
+        unsafe { core::slice::from_raw_parts(self.auxv_ptr() as *const [usize; 2], self.aux_count) }
+    }
+
+    pub fn aux(&self, key: u32) -> Option<usize> {
+        self.auxv().iter().find(|pair| pair[0] == key as usize).map(|pair| pair[1])
+    }
+
+    /// Total words from argc to the end of AT_NULL.
+    pub fn words(&self) -> usize {
+        1 + self.argc + 1 + self.env_count + 1 + 2 * self.aux_count
+    }
+}

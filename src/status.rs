@@ -1,0 +1,52 @@
+//! `nix-ld` run with no arguments: which loader and library path it would use, and why.
+
+use nix_ld::plan::Choice;
+use nix_ld::text::Message;
+
+use crate::arch;
+use crate::loader;
+use crate::report::Stderr;
+use crate::sys;
+
+struct Stdout;
+
+impl nix_ld::text::Sink for Stdout {
+    fn write_all(&mut self, bytes: &[u8]) {
+        sys::write_all(1, bytes);
+    }
+}
+
+/// Prints the status screen and exits 0, or 127 when the loader is unusable.
+pub fn print(choice: &Choice<'_>) -> ! {
+    let mut m = Message::new(Stdout);
+    m.bytes(b"nix-ld ").bytes(env!("CARGO_PKG_VERSION").as_bytes());
+    m.bytes(b": runs programs built for other Linux distributions on NixOS.");
+    m.end();
+    m.bytes(b"Install it as /lib64/ld-linux-x86-64.so.2; run as a command it behaves like ld.so (try --help).");
+    m.end();
+    m.bytes(b"loader:       ").bytes(choice.loader);
+    m.bytes(b" (from ").bytes(choice.loader_source.describe(true)).bytes(b")");
+    m.end();
+    m.bytes(b"library path: ");
+    if choice.library_path.is_empty() {
+        m.bytes(b"(none)");
+    } else {
+        m.bytes(choice.library_path);
+    }
+    m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
+    m.end();
+    match loader::inspect(choice.loader) {
+        Ok(_) => {
+            m.bytes(b"The loader is a valid x86-64 ELF loader.");
+            m.end();
+            arch::exit_group(0)
+        }
+        Err(problem) => {
+            let mut e = Message::new(Stderr);
+            e.bytes(b"nix-ld: loader ").bytes(choice.loader).bytes(b" ");
+            problem.write_cause(&mut e);
+            e.end();
+            arch::exit_group(nix_ld::problem::EXIT_CANNOT_RUN)
+        }
+    }
+}

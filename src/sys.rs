@@ -1,0 +1,134 @@
+//! The system calls the shim makes, as small typed wrappers over `arch::syscall6`.
+//!
+//! # Safety
+//!
+//! Each wrapper passes the kernel only pointers derived from Rust references of the right size,
+//! so the safe signatures hold; `mmap`-family calls, which change the address space, stay `unsafe`
+//! and state what the caller must guarantee.
+
+use linux_raw_sys::errno::{EINTR, EINVAL};
+use linux_raw_sys::general as k;
+
+use crate::arch::syscall6;
+
+/// A failed system call: the kernel's errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+fn result(ret: isize) -> Result<usize, Errno> {
+    if (-4095..0).contains(&ret) {
+        Err(Errno(-ret as i32))
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// An open file descriptor, closed when dropped.
+pub struct Fd(i32);
+
+impl Fd {
+    pub fn raw(&self) -> i32 {
+        self.0
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: close takes no pointer; the descriptor is ours and closed exactly once.
+        unsafe { syscall6(k::__NR_close as usize, self.0 as usize, 0, 0, 0, 0, 0) };
+    }
+}
+
+/// Opens `path` (NUL-terminated) read-only. `O_NONBLOCK` keeps a FIFO from hanging the open.
+pub fn open_read(path: &[u8]) -> Result<Fd, Errno> {
+    if path.last() != Some(&0) {
+        return Err(Errno(EINVAL as i32));
+    }
+    let flags = k::O_RDONLY | k::O_CLOEXEC | k::O_NOCTTY | k::O_NONBLOCK;
+    // SAFETY: `path` is NUL-terminated, checked above.
+    let ret = unsafe { syscall6(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, flags as usize, 0, 0, 0) };
+    result(ret).map(|fd| Fd(fd as i32))
+}
+
+/// The type bits and size of an open file.
+pub struct FileInfo {
+    pub mode: u32,
+    pub size: u64,
+}
+
+pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
+    // SAFETY: `stat` is plain data; all-zero is a valid value.
+    let mut st: k::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a writable `struct stat`, the size fstat writes.
+    let ret = unsafe { syscall6(k::__NR_fstat as usize, fd.0 as usize, &mut st as *mut _ as usize, 0, 0, 0, 0) };
+    result(ret).map(|_| FileInfo { mode: st.st_mode as u32, size: st.st_size as u64 })
+}
+
+/// Reads from offset `at` until `buf` is full or the file ends; returns the bytes read.
+pub fn pread_full(fd: &Fd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is writable for `rest.len()` bytes.
+        let ret = unsafe {
+            syscall6(k::__NR_pread64 as usize, fd.0 as usize, rest.as_mut_ptr() as usize, rest.len(), (at + done as u64) as usize, 0, 0)
+        };
+        match result(ret) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(Errno(e)) if e == EINTR as i32 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Writes all of `bytes` to `fd`, giving up silently on error: there is nowhere to report it.
+pub fn write_all(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is readable for its length.
+        let ret = unsafe { syscall6(k::__NR_write as usize, fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0) };
+        match result(ret) {
+            Ok(n) if n > 0 => bytes = &bytes[n..],
+            Err(Errno(e)) if e == EINTR as i32 => {}
+            _ => return,
+        }
+    }
+}
+
+/// Whether `path` (NUL-terminated) names an existing file.
+pub fn exists(path: &[u8]) -> bool {
+    if path.last() != Some(&0) {
+        return false;
+    }
+    // SAFETY: `path` is NUL-terminated, checked above.
+    let ret = unsafe { syscall6(k::__NR_faccessat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, k::F_OK as usize, 0, 0, 0) };
+    ret == 0
+}
+
+/// `mmap(2)`.
+///
+/// # Safety
+/// With `MAP_FIXED`, the range must not hold anything still in use.
+pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
+    // SAFETY: forwarded to the caller.
+    result(unsafe { syscall6(k::__NR_mmap as usize, addr, len, prot as usize, flags as usize, fd as isize as usize, offset as usize) })
+}
+
+/// `mprotect(2)`.
+///
+/// # Safety
+/// Nothing may rely on the old protection of the range.
+pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
+    // SAFETY: forwarded to the caller.
+    result(unsafe { syscall6(k::__NR_mprotect as usize, addr, len, prot as usize, 0, 0, 0) }).map(|_| ())
+}
+
+/// `munmap(2)`.
+///
+/// # Safety
+/// Nothing may use the range afterwards.
+pub unsafe fn munmap(addr: usize, len: usize) {
+    // SAFETY: forwarded to the caller.
+    unsafe { syscall6(k::__NR_munmap as usize, addr, len, 0, 0, 0, 0) };
+}
