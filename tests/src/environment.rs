@@ -1,0 +1,221 @@
+//! The program and its children see exactly the environment they were started with.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+
+struct Setup {
+    dir: PathBuf,
+    printenv: PathBuf,
+    launch: PathBuf,
+    lib: PathBuf,
+}
+
+fn setup(test: &str, shim: &Path) -> Setup {
+    let dir = scratch(test);
+    let printenv = compile(&dir, "printenv.c", "printenv", shim, &["-Wl,-e,fixture_entry"]);
+    let launch = compile(&dir, "launch.c", "launch", &system_loader(), &[]);
+    let lib = greet_library(&dir);
+    Setup { dir, printenv, launch, lib }
+}
+
+/// Runs printenv --spawn under exactly `env` (raw entries) and checks that the program and its
+/// child both print exactly `env`.
+fn assert_exact(s: &Setup, env: &[Vec<u8>], args: &[&str], walk_environ: bool) {
+    let file = s.dir.join("env");
+    let mut env = env.to_vec();
+    if walk_environ {
+        env.push(b"PRINTENV_WALK=1".to_vec());
+    }
+    env_file(&file, &env);
+    let out = std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).arg("--spawn").args(args).output().unwrap();
+    let (parent, child) = parent_and_child(&out);
+    assert_eq!(parent.len(), env.len(), "the program saw a different number of variables");
+    assert_eq!(parent, env, "the program saw a different environment");
+    assert_eq!(child, env, "the child saw a different environment");
+}
+
+fn var(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+#[test]
+fn the_environment_is_unchanged_in_all_four_cases() {
+    let s = setup("env-four", &shim());
+    let loader = format!("NIX_LD={}", system_loader().display());
+    let nix = format!("NIX_LD_LIBRARY_PATH={}", s.lib.display());
+    let cases: [Vec<Vec<u8>>; 4] = [
+        vec![var(&loader), var("A=1")],
+        vec![var(&loader), var("LD_LIBRARY_PATH=/usr/lib"), var("A=1")],
+        vec![var(&loader), var(&nix), var("A=1")],
+        vec![var("A=1"), var("LD_LIBRARY_PATH=/usr/lib"), var(&loader), var(&nix)],
+    ];
+    for env in &cases {
+        assert_exact(&s, env, &[], true);
+    }
+}
+
+#[test]
+fn with_nothing_to_borrow_the_environment_is_still_unchanged() {
+    // env -i: no variable at all, so the shim appends LD_LIBRARY_PATH for ld.so and removes it at
+    // the program's entry (the compiled-in defaults supply loader and libraries).
+    let _guard = defaults_lock();
+    let defaults = defaults_dir();
+    let s = setup("env-append", &defaults_shim());
+    let _ = std::fs::remove_dir_all(&defaults);
+    std::fs::create_dir_all(&defaults).unwrap();
+    std::os::unix::fs::symlink(system_loader(), defaults.join("ld.so")).unwrap();
+    std::os::unix::fs::symlink(&s.lib, defaults.join("lib")).unwrap();
+    assert_exact(&s, &[], &[], false);
+    assert_exact(&s, &[var("A=1"), var("B=2")], &[], false);
+}
+
+#[test]
+fn ld_so_does_see_the_library_path() {
+    // The counterpart of the tests above: the directories do reach ld.so.
+    let s = setup("env-reaches-ld-so", &shim());
+    let prog = needs_greet(&s.dir, &s.lib, &shim());
+    let loader = system_loader();
+    for user in [None, Some("/usr/lib")] {
+        let mut env = vec![("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.lib.to_str().unwrap())];
+        if let Some(user) = user {
+            env.push(("LD_LIBRARY_PATH", user));
+        }
+        let out = run_with(&prog, &[], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn nix_ld_library_path_followed_by_nix_path_is_not_corrupted() {
+    // nix-ld 1.x renamed NIX_LD_LIBRARY_PATH in place and overran into the next variable.
+    let s = setup("env-nix-path", &shim());
+    let env = vec![
+        var(&format!("NIX_LD={}", system_loader().display())),
+        var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display())),
+        var("NIX_PATH=nixpkgs=/nix/var/nix/profiles/per-user/root/channels/nixpkgs"),
+        var("PATH=/usr/bin:/bin"),
+    ];
+    assert_exact(&s, &env, &[], true);
+}
+
+/// A small deterministic generator, so a failure can be reproduced from its seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn random_env(rng: &mut Rng, loader: &str, lib: &str) -> Vec<Vec<u8>> {
+    let names = ["NIX_LD", "NIX_LD_x86_64_linux", "NIX_LD_LIBRARY_PATH", "NIX_LD_LIBRARY_PATH_x86_64_linux", "LD_LIBRARY_PATH", "NIX_PATH", "PATH", "A", "NIX_LDX", "LD_LIBRARY_PATHS"];
+    let mut env = Vec::new();
+    for _ in 0..rng.below(12) {
+        let name = names[rng.below(names.len() as u64) as usize];
+        let value: String = match name {
+            "NIX_LD" | "NIX_LD_x86_64_linux" => loader.to_string(),
+            "NIX_LD_LIBRARY_PATH" | "NIX_LD_LIBRARY_PATH_x86_64_linux" | "LD_LIBRARY_PATH" => {
+                [lib, "", ":", "/nonexistent", "/usr/lib"][rng.below(5) as usize].to_string()
+            }
+            _ => (0..rng.below(20)).map(|_| (b'a' + rng.below(26) as u8) as char).collect(),
+        };
+        match rng.below(10) {
+            0 => env.push(name.as_bytes().to_vec()), // no '='
+            _ => env.push(format!("{name}={value}").into_bytes()),
+        }
+    }
+    // The loader must be findable for the program to run at all.
+    env.insert(rng.below(env.len() as u64 + 1) as usize, format!("NIX_LD={loader}").into_bytes());
+    env
+}
+
+#[test]
+fn random_environments_are_unchanged() {
+    let s = setup("env-random", &shim());
+    let loader = system_loader();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..60 {
+        let env = random_env(&mut rng, loader.to_str().unwrap(), s.lib.to_str().unwrap());
+        // A NIX_LD_x86_64_linux without '=' is not a variable; one with a bad value would win over
+        // NIX_LD, which is fine: all values here are the real loader.
+        let file = s.dir.join("env");
+        env_file(&file, &env);
+        let out = std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).arg("--spawn").output().unwrap();
+        let (parent, child) = parent_and_child(&out);
+        assert_eq!(parent, env, "round {round}: the program saw a different environment");
+        assert_eq!(child, env, "round {round}: the child saw a different environment");
+    }
+}
+
+#[test]
+fn large_environments_and_argument_lists_are_unchanged() {
+    let s = setup("env-large", &shim());
+    let mut env = vec![var(&format!("NIX_LD={}", system_loader().display())), var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display()))];
+    for i in 0..10_000 {
+        env.push(format!("VAR_{i}=value-{i}").into_bytes());
+    }
+    // The kernel's limit for one string is 128 KiB including its NUL.
+    env.push(format!("BIG={}", "x".repeat(128 * 1024 - 5)).into_bytes());
+    env.push(var("DUP=1"));
+    env.push(var("DUP=2"));
+    env.push(var("NO_EQUALS_SIGN"));
+    let args: Vec<String> = (0..1000).map(|i| format!("arg{i}")).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_exact(&s, &env, &args, true);
+}
+
+#[test]
+fn bash_writes_into_its_environment_in_all_four_cases() {
+    // bash modifies its environment strings at start-up; a read-only string there crashes it.
+    let dir = scratch("bash");
+    let bash = with_interpreter(Path::new("/bin/bash"), &shim(), &dir, "bash");
+    let lib = greet_library(&dir);
+    let loader = format!("{}", system_loader().display());
+    let cases: [Vec<(&str, &str)>; 4] = [
+        vec![("NIX_LD", &loader)],
+        vec![("NIX_LD", &loader), ("LD_LIBRARY_PATH", "/usr/lib")],
+        vec![("NIX_LD", &loader), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())],
+        vec![("NIX_LD", &loader), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap()), ("LD_LIBRARY_PATH", "/usr/lib")],
+    ];
+    for env in &cases {
+        let out = run_with(&bash, &["-c", "echo hi; echo \"${LD_LIBRARY_PATH-unset}\""], env);
+        assert!(out.status.success(), "{env:?}: {}", stderr(&out));
+        let user = env.iter().find(|(k, _)| *k == "LD_LIBRARY_PATH").map_or("unset", |(_, v)| *v);
+        assert_eq!(stdout(&out), format!("hi\n{user}\n"), "{env:?}");
+    }
+}
+
+#[test]
+fn a_library_in_the_working_directory_is_never_loaded() {
+    let dir = scratch("cwd-injection");
+    let lib = greet_library(&dir);
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    planted_greet_library(&work);
+    let loader = system_loader();
+    // What a shim that joins "/x" with an empty NIX_LD_LIBRARY_PATH as "/x:" hands ld.so:
+    let direct = needs_greet(&dir, &lib, &loader);
+    let out = std::process::Command::new(&direct).current_dir(&work).env_clear().env("LD_LIBRARY_PATH", "/nonexistent:").output().unwrap();
+    assert_eq!(stdout(&out), "INJECTED library from the working directory\n", "the attack works against ld.so");
+    // Through the shim, with every combination that could produce an empty component:
+    let prog = needs_greet(&dir, &lib, &shim());
+    for (user, nix) in [(Some("/nonexistent"), Some("")), (Some("/nonexistent:"), None), (None, Some(":")), (Some(""), Some(":/nonexistent"))] {
+        let mut cmd = std::process::Command::new(&prog);
+        cmd.current_dir(&work).env_clear().env("NIX_LD", &loader);
+        if let Some(u) = user {
+            cmd.env("LD_LIBRARY_PATH", u);
+        }
+        if let Some(n) = nix {
+            cmd.env("NIX_LD_LIBRARY_PATH", n);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!stdout(&out).contains("INJECTED"), "{user:?} {nix:?}: the planted library was loaded");
+        assert_eq!(out.status.code(), Some(127), "{user:?} {nix:?}: libgreet must simply not be found");
+    }
+}

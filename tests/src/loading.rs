@@ -1,0 +1,128 @@
+//! The shim as a program's interpreter: loader and library path selection.
+
+use crate::support::*;
+
+#[test]
+fn hello_runs_through_the_shim_and_not_without_it() {
+    let dir = scratch("hello");
+    let missing = compile(&dir, "hello.c", "hello-missing", std::path::Path::new("/nonexistent/ld.so"), &[]);
+    let err = std::process::Command::new(&missing).output().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "the NixOS symptom: ENOENT from execve");
+
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    let out = run_with(&hello, &[], &[("NIX_LD", system_loader().to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from a foreign binary\n");
+    assert_eq!(stderr(&out), "", "the shim is silent by default");
+}
+
+#[test]
+fn a_library_is_found_only_through_nix_ld_library_path() {
+    let dir = scratch("needed");
+    let lib = greet_library(&dir);
+    let prog = needs_greet(&dir, &lib, &shim());
+    let loader = system_loader();
+    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(127), "without the library path ld.so cannot find it");
+    assert!(stderr(&out).contains("libgreet.so: cannot open shared object file"), "{}", stderr(&out));
+
+    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "greetings from libgreet\n");
+}
+
+#[test]
+fn dlopen_finds_libraries_in_the_nix_directories() {
+    let dir = scratch("dlopen");
+    let lib = greet_library(&dir);
+    let prog = compile(&dir, "dlopen_greet.c", "dlopen_greet", &shim(), &["-ldl"]);
+    let loader = system_loader();
+    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("dlopen failed"), "{}", stderr(&out));
+
+    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "greetings from libgreet\n");
+}
+
+#[test]
+fn system_specific_variables_override_generic_ones() {
+    let dir = scratch("system-specific");
+    let lib = greet_library(&dir);
+    let prog = needs_greet(&dir, &lib, &shim());
+    let loader = system_loader();
+    let (loader, lib) = (loader.to_str().unwrap(), lib.to_str().unwrap());
+    // The generic variables alone point nowhere useful: failure.
+    let out = run_with(&prog, &[], &[("NIX_LD", "/nonexistent/ld.so"), ("NIX_LD_LIBRARY_PATH", "/nonexistent")]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("loader /nonexistent/ld.so does not exist"), "{}", stderr(&out));
+    // The system-specific ones win over them.
+    let out = run_with(
+        &prog,
+        &[],
+        &[
+            ("NIX_LD", "/nonexistent/ld.so"),
+            ("NIX_LD_x86_64_linux", loader),
+            ("NIX_LD_LIBRARY_PATH", "/nonexistent"),
+            ("NIX_LD_LIBRARY_PATH_x86_64_linux", lib),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "greetings from libgreet\n");
+    // And the other way round they lose.
+    let out = run_with(&prog, &[], &[("NIX_LD", loader), ("NIX_LD_x86_64_linux", "/nonexistent/ld.so")]);
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+fn compiled_in_defaults_apply_when_the_variables_are_unset() {
+    let _guard = defaults_lock();
+    let shim = defaults_shim();
+    let defaults = defaults_dir();
+    let _ = std::fs::remove_dir_all(&defaults);
+    std::fs::create_dir_all(&defaults).unwrap();
+    let dir = scratch("defaults");
+    let lib = greet_library(&dir);
+    let prog = needs_greet(&dir, &lib, &shim);
+    // Before the defaults exist: a clear error naming the default loader.
+    let out = run_with(&prog, &[], &[]);
+    assert_eq!(out.status.code(), Some(127));
+    let want = format!("nix-ld: cannot run {}: loader {}/ld.so does not exist\n", prog.display(), defaults.display());
+    assert!(stderr(&out).starts_with(&want), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    // The layout the NixOS module creates: ld.so and lib/ under the default directory.
+    std::os::unix::fs::symlink(system_loader(), defaults.join("ld.so")).unwrap();
+    std::os::unix::fs::symlink(&lib, defaults.join("lib")).unwrap();
+    let out = run_with(&prog, &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "greetings from libgreet\n");
+}
+
+#[test]
+fn one_trailing_newline_in_nix_ld_is_tolerated() {
+    let dir = scratch("newline");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    let with_newline = format!("{}\n", system_loader().display());
+    let out = run_with(&hello, &[], &[("NIX_LD", &with_newline)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from a foreign binary\n");
+    // Two newlines are not a pasted file any more: the path really does not exist.
+    let out = run_with(&hello, &[], &[("NIX_LD", &format!("{with_newline}\n"))]);
+    assert_eq!(out.status.code(), Some(127));
+}
+
+#[test]
+fn info_logging_says_what_was_chosen_and_why() {
+    let dir = scratch("log-info");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    let loader = system_loader();
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/a:/b"), ("NIX_LD_LOG", "info")]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("nix-ld: loader {} (from NIX_LD)\n", loader.display())), "{err}");
+    assert!(err.contains("nix-ld: library path /a:/b (from NIX_LD_LIBRARY_PATH)\n"), "{err}");
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LOG", "loud")]);
+    assert!(out.status.success());
+    assert!(stderr(&out).contains("unknown NIX_LD_LOG level 'loud'"), "{}", stderr(&out));
+}

@@ -1,0 +1,170 @@
+//! Helpers for the execve tests: building fixtures, running them with an exact environment.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn env_path(name: &str) -> PathBuf {
+    match std::env::var_os(name) {
+        Some(v) => PathBuf::from(v),
+        None => panic!("{name} is not set: run these tests through `cargo xtask test`, which builds the shims"),
+    }
+}
+
+/// The release shim (NixOS defaults compiled in).
+pub fn shim() -> PathBuf {
+    env_path("NIX_LD_TEST_SHIM")
+}
+
+/// A shim whose compiled-in defaults are `defaults_dir()/ld.so` and `defaults_dir()/lib`.
+pub fn defaults_shim() -> PathBuf {
+    env_path("NIX_LD_TEST_DEFAULTS_SHIM")
+}
+
+/// Tests that create or remove the compiled-in default paths hold this while they run.
+pub fn defaults_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn defaults_dir() -> PathBuf {
+    env_path("NIX_LD_TEST_DEFAULTS_DIR")
+}
+
+/// This machine's real glibc loader.
+pub fn system_loader() -> PathBuf {
+    Path::new("/lib64/ld-linux-x86-64.so.2").canonicalize().expect("this machine has a glibc loader")
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/execve-tests").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.canonicalize().unwrap()
+}
+
+fn check(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Compiles fixture `source` into `dir/name` with `interpreter` as its ELF interpreter.
+pub fn compile(dir: &Path, source: &str, name: &str, interpreter: &Path, extra: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = Command::new("cc");
+    cmd.arg("-O1").arg("-o").arg(&out).arg(fixtures().join(source));
+    cmd.arg(format!("-Wl,--dynamic-linker={}", interpreter.display()));
+    cmd.args(extra);
+    check(&mut cmd);
+    out
+}
+
+/// Builds `dir/lib/libgreet.so` (and, if `planted`, the impostor in `dir/planted/`).
+pub fn greet_library(dir: &Path) -> PathBuf {
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    check(Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(lib.join("libgreet.so")).arg(fixtures().join("greet.c")));
+    lib
+}
+
+pub fn planted_greet_library(dir: &Path) {
+    check(Command::new("cc").args(["-shared", "-fPIC", "-DPLANTED", "-o"]).arg(dir.join("libgreet.so")).arg(fixtures().join("greet.c")));
+}
+
+/// Compiles the program that needs libgreet.so (linked without RUNPATH).
+pub fn needs_greet(dir: &Path, lib: &Path, interpreter: &Path) -> PathBuf {
+    let l = format!("-L{}", lib.display());
+    compile(dir, "needs_greet.c", "needs_greet", interpreter, &[&l, "-lgreet"])
+}
+
+/// Runs `program` with exactly `env` (nothing inherited).
+pub fn run_with(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes `entries` NUL-separated, for the `launch` fixture.
+pub fn env_file(path: &Path, entries: &[Vec<u8>]) {
+    let mut bytes = Vec::new();
+    for e in entries {
+        bytes.extend_from_slice(e);
+        bytes.push(0);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Splits NUL-terminated entries.
+pub fn entries(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = bytes.split(|&b| b == 0).map(|s| s.to_vec()).collect();
+    assert_eq!(out.pop(), Some(Vec::new()), "output must end with a NUL");
+    out
+}
+
+/// The `printenv` output: the program's entries and its child's.
+pub fn parent_and_child(out: &Output) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    assert!(out.status.success(), "printenv failed: {}", stderr(out));
+    let at = out.stdout.iter().position(|&b| b == 1).expect("child marker");
+    let (parent, child) = (&out.stdout[..at], &out.stdout[at + 1..]);
+    let parse = |b: &[u8]| if b.is_empty() { Vec::new() } else { entries(b) };
+    (parse(parent), parse(child))
+}
+
+/// A copy of `binary` whose PT_INTERP names `interpreter` (through a short symlink, so the path
+/// fits in the existing PT_INTERP): a distribution program that goes through the shim.
+pub fn with_interpreter(binary: &Path, interpreter: &Path, dir: &Path, name: &str) -> PathBuf {
+    let mut bytes = std::fs::read(binary).unwrap();
+    let link = PathBuf::from(format!("/tmp/nxl{}", std::process::id() % 100000));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(interpreter, &link).unwrap();
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize;
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let (phoff, phnum) = (u64_at(&bytes, 32), u16_at(&bytes, 56));
+    let interp = (0..phnum)
+        .map(|i| phoff + i * 56)
+        .find(|&p| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 3)
+        .expect("a dynamically linked program");
+    let (offset, size) = (u64_at(&bytes, interp + 8), u64_at(&bytes, interp + 32));
+    let path = link.as_os_str().as_bytes();
+    assert!(path.len() < size, "symlink path too long for PT_INTERP");
+    bytes[offset..offset + size].fill(0);
+    bytes[offset..offset + path.len()].copy_from_slice(path);
+    let out = dir.join(name);
+    std::fs::write(&out, bytes).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    out
+}
+
+pub fn is_root() -> bool {
+    // The effective uid, as the kernel reports it for this process.
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Tests that need root are named `root_*`; `cargo xtask test` skips them by name, and says so,
+/// when it is not root. Run anyway without root, they fail rather than pass.
+pub fn require_root() {
+    assert!(is_root(), "this test needs root (run `sudo cargo xtask test`)");
+}
+
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}

@@ -1,0 +1,45 @@
+//! `cargo xtask build`: the release shim, verified, at `target/dist/nix-ld`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::elfcheck;
+use crate::util::{self, project_root, Result};
+
+/// Builds the release shim with the given compiled-in defaults (None: the NixOS ones) into its own
+/// target directory, verifies it and returns its path.
+pub fn shim(defaults: Option<(&str, &str)>, name: &str) -> Result<PathBuf> {
+    let root = project_root();
+    let target_dir = root.join("target");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld"]);
+    if let Some((loader, libs)) = defaults {
+        cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs);
+        // A separate target directory keeps the variant from invalidating the main build.
+        cmd.arg("--target-dir").arg(target_dir.join("variant"));
+    } else {
+        cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH");
+    }
+    util::run(&mut cmd)?;
+    let built = if defaults.is_some() { target_dir.join("variant/release/nix-ld") } else { target_dir.join("release/nix-ld") };
+    let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    let dist = target_dir.join("dist");
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    let out = dist.join(name);
+    // Copy to a temporary name and rename, so a running test never sees a half-written file.
+    let tmp = dist.join(format!(".{name}.tmp"));
+    std::fs::copy(&built, &tmp).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+pub fn run() -> Result<PathBuf> {
+    let path = shim(None, "nix-ld")?;
+    let facts = elfcheck::verify(&std::fs::read(&path).map_err(|e| e.to_string())?)?;
+    eprintln!(
+        "verified: ELF64 x86-64 static-pie, no PT_INTERP, no DT_NEEDED, no TEXTREL, no W+X segment; {} bytes mapped, {} bytes on disk",
+        facts.mapped, facts.file_size
+    );
+    Ok(path)
+}

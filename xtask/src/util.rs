@@ -1,0 +1,46 @@
+//! Small helpers shared by the tasks: paths, running commands, compiling C fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs `cmd`, echoing it, and fails if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd.status().map_err(|e| format!("cannot start {}: {e}", show(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", show(cmd)))
+    }
+}
+
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+pub fn is_root() -> bool {
+    // SAFETY-free check: /proc/self/status would do too, but `id -u` is simplest and portable.
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// The real glibc loader of this machine.
+pub fn system_loader() -> Result<PathBuf> {
+    for p in ["/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "/usr/lib64/ld-linux-x86-64.so.2"] {
+        let path = Path::new(p);
+        if path.exists() {
+            return path.canonicalize().map_err(|e| format!("{p}: {e}"));
+        }
+    }
+    Err("no x86-64 glibc loader found on this machine".into())
+}
