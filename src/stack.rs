@@ -102,9 +102,4 @@ impl InitialStack {
     pub fn aux(&self, key: u32) -> Option<usize> {
         self.auxv().iter().find(|pair| pair[0] == key as usize).map(|pair| pair[1])
     }
-
-    /// Total words from argc to the end of AT_NULL.
-    pub fn words(&self) -> usize {
-        1 + self.argc + 1 + self.env_count + 1 + 2 * self.aux_count
-    }
 }
