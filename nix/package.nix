@@ -10,7 +10,7 @@
 let
   cargoToml = lib.importTOML ../Cargo.toml;
 
-  # Where nixpkgs puts the system's ELF interpreter on other distributions. The shim only has an
+  # The interpreter that binaries built for other distributions name. The shim only has an
   # x86_64 implementation, hence the single platform in meta.
   ldPath = "/lib64/ld-linux-x86-64.so.2";
 

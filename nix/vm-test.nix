@@ -136,7 +136,7 @@ testers.runNixOSTest {
       default_ld = default_libs + "/ld.so"
 
 
-      def lines_starting(prefix, text):
+      def lines_starting(prefix: str, text: str) -> list[str]:
           return [line for line in text.splitlines() if line.startswith(prefix)]
 
 

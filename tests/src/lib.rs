@@ -9,6 +9,10 @@ mod direct;
 #[cfg(test)]
 mod environment;
 #[cfg(test)]
+mod errors;
+#[cfg(test)]
 mod loading;
+#[cfg(test)]
+mod privilege;
 
 pub mod support;

@@ -32,9 +32,11 @@ pub fn defaults_dir() -> PathBuf {
     env_path("NIX_LD_TEST_DEFAULTS_DIR")
 }
 
-/// This machine's real glibc loader.
+/// This machine's real glibc loader: `NIX_LD` when set (as in the Nix build sandbox, which has no
+/// /lib64), else the distribution's.
 pub fn system_loader() -> PathBuf {
-    Path::new("/lib64/ld-linux-x86-64.so.2").canonicalize().expect("this machine has a glibc loader")
+    let path = std::env::var_os("NIX_LD").map(PathBuf::from).unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+    path.canonicalize().unwrap_or_else(|e| panic!("no glibc loader at {}: {e}", path.display()))
 }
 
 pub fn fixtures() -> PathBuf {

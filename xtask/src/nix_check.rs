@@ -1,0 +1,505 @@
+//! The Nix files' checks for `cargo xtask test`: every `*.nix` file parses, and what can be
+//! evaluated without nixpkgs agrees with itself.
+//!
+//! There is no nixpkgs here (and no network to fetch it), so nothing is built and no NixOS system
+//! is evaluated. Each evaluation instead calls the files with stand-ins for the few `lib` and `pkgs`
+//! functions they use, each doing what nixpkgs documents, and checks the files' own logic: the
+//! module's option names and types, that the variables it sets are the defaults compiled into the
+//! package, that the flake wires package, module and overlay together. Building the package and
+//! running the VM test need nixpkgs: `nix build .#checks.x86_64-linux.vm-test` (nix/README.md).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NIX_INSTANTIATE: &str = "nix-instantiate";
+
+/// Lets nix-instantiate parse and evaluate as any user, with no daemon and no writable /nix: the
+/// dummy store takes no writes, and these checks make none. (Without it, Debian's nix-bin wants
+/// the daemon's socket, which only root and the nix-users group may open.)
+const STORE: [&str; 2] = ["--store", "dummy://"];
+
+/// Directory names that hold build output or history, never the project's Nix files.
+const SKIPPED_DIRS: [&str; 2] = ["target", ".git"];
+
+/// One evaluation: a Nix expression, after [`PRELUDE`], that is `true` or throws what is wrong.
+struct Evaluation {
+    name: &'static str,
+    body: &'static str,
+}
+
+/// The checks that need only the files themselves. Each counts as one passed check.
+const EVALUATIONS: [Evaluation; 5] = [
+    Evaluation {
+        name: "flake.nix wires the package, module and overlay",
+        body: FLAKE,
+    },
+    Evaluation {
+        name: "nix/package.nix builds the shim as the module expects",
+        body: PACKAGE,
+    },
+    Evaluation {
+        name: "nix/module.nix declares programs.nix-ld-rs with programs.nix-ld's option names",
+        body: OPTIONS,
+    },
+    Evaluation {
+        name: "nix/module.nix agrees with the package's compiled-in defaults",
+        body: CONFIG,
+    },
+    Evaluation {
+        name: "nix/vm-test.nix enables the module and its test script evaluates",
+        body: VM_TEST,
+    },
+];
+
+/// Parses every `*.nix` file under `root` and runs [`EVALUATIONS`]; returns how many checks passed,
+/// or every failure, each naming its file or check with nix's own message.
+pub fn run(root: &Path) -> Result<usize, String> {
+    check_available(NIX_INSTANTIATE)?;
+    let root = root
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", root.display()))?;
+    let root_arg = root
+        .to_str()
+        .ok_or_else(|| format!("{}: path is not UTF-8", root.display()))?;
+
+    let files = nix_files(&root)?;
+    if files.is_empty() {
+        return Err(format!("no *.nix files under {}", root.display()));
+    }
+
+    let mut passed = 0;
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.strip_prefix(&root).unwrap_or(file).display();
+        match parse(&root, file) {
+            Ok(()) => {
+                println!("nix: ok   {name} parses");
+                passed += 1;
+            }
+            Err(e) => failures.push(format!("{name} does not parse:\n{e}")),
+        }
+    }
+    for evaluation in &EVALUATIONS {
+        match evaluate(&root, root_arg, evaluation.body) {
+            Ok(()) => {
+                println!("nix: ok   {}", evaluation.name);
+                passed += 1;
+            }
+            Err(e) => failures.push(format!("{}:\n{e}", evaluation.name)),
+        }
+    }
+
+    if failures.is_empty() {
+        Ok(passed)
+    } else {
+        Err(format!(
+            "{} of {} Nix checks failed:\n\n{}",
+            failures.len(),
+            passed + failures.len(),
+            failures.join("\n\n")
+        ))
+    }
+}
+
+/// Errs, saying what to install, unless `program --version` runs.
+fn check_available(program: &str) -> Result<(), String> {
+    match Command::new(program).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("`{program} --version` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(format!(
+            "{program} is not on PATH, and the Nix checks need it: install Debian's nix-bin package \
+             (apt-get install -y nix-bin)"
+        )),
+        Err(e) => Err(format!("cannot run {program}: {e}")),
+    }
+}
+
+/// Every `*.nix` file under `root`, sorted, skipping [`SKIPPED_DIRS`] and not following symlinks
+/// (a `result` link from `nix build` points into the store).
+fn nix_files(root: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            let path = entry.path();
+            let kind = entry
+                .file_type()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if kind.is_dir() {
+                if !SKIPPED_DIRS
+                    .iter()
+                    .any(|skipped| entry.file_name() == *skipped)
+                {
+                    pending.push(path);
+                }
+            } else if kind.is_file() && path.extension().is_some_and(|ext| ext == "nix") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn parse(root: &Path, file: &Path) -> Result<(), String> {
+    let out = Command::new(NIX_INSTANTIATE)
+        .args(STORE)
+        .arg("--parse")
+        .arg(file)
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run {NIX_INSTANTIATE}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
+    let expression = format!("{PRELUDE}\n{body}");
+    let out = Command::new(NIX_INSTANTIATE)
+        .args(STORE)
+        .args([
+            "--eval",
+            "--strict",
+            "--argstr",
+            "root",
+            root_arg,
+            "-E",
+            &expression,
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run {NIX_INSTANTIATE}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && stdout.trim() == "true" {
+        Ok(())
+    } else if out.status.success() {
+        Err(format!("evaluated to {} instead of true", stdout.trim()))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Binds `root` (the repository, from `--argstr`), `expect`, `contains`, and the stand-ins `lib`,
+/// `pkgs` and `fakeDerivation`, for the evaluation bodies below.
+const PRELUDE: &str = r##"
+{ root }:
+let
+  rootPath = /. + root;
+
+  # A failed expectation stops the evaluation with its message; nix-instantiate prints it.
+  expect = message: condition: condition || throw message;
+  contains = needle: haystack: builtins.replaceStrings [ needle ] [ "" ] haystack != haystack;
+
+  # Stand-ins for the few nixpkgs functions the files call, each doing what nixpkgs documents
+  # (option and mkIf values are tagged the way the module system reads them), so that what is
+  # checked is the files' own logic. Nothing is built or fetched.
+  lib = rec {
+    mkOption = attrs: attrs // { _type = "option"; };
+    mkEnableOption = name: mkOption {
+      type = types.bool;
+      default = false;
+      description = "Whether to enable ${name}.";
+    };
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
+    mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+    literalExpression = text: { _type = "literalExpression"; inherit text; };
+    types = {
+      bool = { name = "bool"; check = builtins.isBool; };
+      package = { name = "package"; check = x: x.type or null == "derivation"; };
+      strMatching = pattern: {
+        name = "strMatching";
+        check = x: builtins.isString x && builtins.match pattern x != null;
+      };
+      listOf = elemType: { name = "listOf"; inherit elemType; check = builtins.isList; };
+    };
+    getLib = pkg: pkg.lib or pkg.out or pkg;
+    inherit (builtins) concatStringsSep elem;
+    removePrefix = prefix: s:
+      let n = builtins.stringLength prefix; in
+      if builtins.substring 0 n s == prefix then builtins.substring n (builtins.stringLength s - n) s else s;
+    importTOML = path: builtins.fromTOML (builtins.readFile path);
+    cleanSource = src: src;
+    # Returned as given, so that a check can try the filter on paths.
+    cleanSourceWith = args: args;
+    licenses.mit = { spdxId = "MIT"; };
+  };
+
+  # A derivation as far as these files can tell: compared by outPath, like a real one.
+  fakeDerivation = name: attrs: attrs // {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+
+  pkgs = {
+    inherit lib;
+    callPackage = fn: overrides:
+      let f = if builtins.isFunction fn then fn else import fn; in
+      f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // overrides);
+    stdenv = {
+      hostPlatform.system = "x86_64-linux";
+      cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2";
+    };
+    rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}" args;
+    buildEnv = args: fakeDerivation args.name args;
+    python3 = fakeDerivation "python3" { };
+    # Returned as given, so that a check can read the machine and the test script.
+    testers.runNixOSTest = test: test;
+    runCommandCC = name: env: buildCommand: fakeDerivation name (env // { inherit buildCommand; });
+    patchelf = fakeDerivation "patchelf" { };
+    zlib = fakeDerivation "zlib" { };
+    glibc = fakeDerivation "glibc" { bin = fakeDerivation "glibc-bin" { }; };
+  };
+in
+"##;
+
+/// flake.nix, called with the stand-in nixpkgs as its input and itself as `self`.
+const FLAKE: &str = r##"
+let
+  flake = import (rootPath + "/flake.nix");
+  nixpkgs = { inherit lib; legacyPackages.x86_64-linux = pkgs; };
+  outputs = flake.outputs { self = outputs // { outPath = root; }; inherit nixpkgs; };
+  shim = outputs.packages.x86_64-linux.default;
+  module = outputs.nixosModules.default { inherit lib pkgs; config = { }; options = { }; };
+in
+builtins.all (x: x) [
+  (expect "flake.nix: description must be a string" (builtins.isString flake.description))
+  (expect "flake.nix: inputs.nixpkgs.url must follow nixos-unstable"
+    (contains "nixos-unstable" (flake.inputs.nixpkgs.url or "")))
+  (expect "flake.nix: outputs must be a function of the declared inputs"
+    (builtins.isFunction flake.outputs
+      && builtins.all (name: name == "self" || flake.inputs ? ${name})
+        (builtins.attrNames (builtins.functionArgs flake.outputs))))
+  (expect "flake.nix: outputs must include packages.x86_64-linux.default, nixosModules.default, overlays.default, checks.x86_64-linux.{package,vm-test} and devShells.x86_64-linux.default"
+    (outputs.packages.x86_64-linux ? default && outputs.nixosModules ? default
+      && outputs.overlays ? default && outputs.devShells.x86_64-linux ? default
+      && outputs.checks.x86_64-linux ? package && outputs.checks.x86_64-linux ? vm-test))
+  (expect "flake.nix: packages.x86_64-linux.default must be nix/package.nix"
+    (shim == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
+  (expect "flake.nix: nixosModules.default must import nix/module.nix"
+    (builtins.elem (rootPath + "/nix/module.nix") module.imports))
+  (expect "flake.nix: nixosModules.default must set programs.nix-ld-rs.package to the flake's package, with mkDefault"
+    ((module.programs.nix-ld-rs.package or { })._type or null == "override"
+      && module.programs.nix-ld-rs.package.content == shim))
+  (expect "flake.nix: overlays.default must add nix-ld-rs from nix/package.nix"
+    ((outputs.overlays.default pkgs pkgs).nix-ld-rs == shim))
+]
+"##;
+
+/// nix/package.nix through the stand-in callPackage, with buildRustPackage returning its arguments.
+const PACKAGE: &str = r##"
+let
+  cargo = lib.importTOML (rootPath + "/Cargo.toml");
+  shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  keeps = name: type: shim.src.filter (root + "/" + name) type;
+in
+builtins.all (x: x) [
+  (expect "nix/package.nix: name and version must come from Cargo.toml"
+    (shim.pname == cargo.package.name && shim.version == cargo.package.version))
+  (expect "nix/package.nix: cargoBuildFlags must build only the shim: [ \"-p\" \"nix-ld\" ]"
+    (shim.cargoBuildFlags == [ "-p" "nix-ld" ]))
+  (expect "nix/package.nix: cargoLock.lockFile must be the workspace's Cargo.lock"
+    (shim.cargoLock.lockFile == rootPath + "/Cargo.lock"))
+  (expect "nix/package.nix: must build on stable Rust (no RUSTC_BOOTSTRAP)"
+    (!(shim ? RUSTC_BOOTSTRAP) && !(shim.env or { } ? RUSTC_BOOTSTRAP)))
+  (expect "nix/package.nix: the source must leave out target/, nix/ and the flake files, and keep the cargo workspace"
+    (!keeps "target" "directory" && !keeps "nix" "directory" && !keeps "flake.nix" "regular"
+      && keeps "src" "directory" && keeps "Cargo.lock" "regular" && keeps "xtask" "directory"
+      && keeps "src/nix" "directory"))
+  (expect "nix/package.nix: the compiled-in defaults must be absolute paths"
+    (builtins.match "/[^:]+" shim.DEFAULT_NIX_LD != null
+      && builtins.match "/[^:]+(:/[^:]+)*" shim.DEFAULT_NIX_LD_LIBRARY_PATH != null))
+  (expect "nix/package.nix: the check phase must run the project's tests (xtask test)"
+    (contains "--package xtask -- test" shim.checkPhase))
+  (expect "nix/package.nix: must install libexec/nix-ld, nix-support/ldpath and the tmpfiles rule for /lib64/ld-linux-x86-64.so.2"
+    (contains "$out/libexec/nix-ld" shim.postInstall
+      && contains "$out/nix-support/ldpath" shim.postInstall
+      && contains "L+ /lib64/ld-linux-x86-64.so.2 - - - - $out/libexec/nix-ld" shim.postInstall))
+  (expect "nix/package.nix: meta must name mainProgram nix-ld, license MIT and platform x86_64-linux"
+    (shim.meta.mainProgram == "nix-ld" && shim.meta.license == lib.licenses.mit
+      && shim.meta.platforms == [ "x86_64-linux" ]))
+]
+"##;
+
+/// nix/module.nix's options, with the module disabled.
+const OPTIONS: &str = r##"
+let
+  module = import (rootPath + "/nix/module.nix") {
+    inherit lib pkgs;
+    config.programs.nix-ld-rs.enable = false;
+    options = { };
+  };
+  options = module.options.programs.nix-ld-rs or { };
+  names = builtins.attrNames options;
+  directory = options.libraryDirectories.type.elemType.check;
+in
+builtins.all (x: x) [
+  (expect "nix/module.nix: programs.nix-ld-rs must declare exactly enable, libraries, libraryDirectories and package (it declares ${builtins.concatStringsSep ", " names})"
+    (names == [ "enable" "libraries" "libraryDirectories" "package" ]
+      && builtins.all (name: options.${name}._type or null == "option") names))
+  (expect "nix/module.nix: libraries must default to [ ] (the common set is defined in config, so that a user's list adds to it)"
+    (options.libraries.default == [ ]))
+  (expect "nix/module.nix: libraryDirectories must default to [ ]"
+    (options.libraryDirectories.default == [ ]))
+  (expect "nix/module.nix: libraryDirectories must accept an absolute directory and refuse relative, empty or ':'-joined ones"
+    (directory "/run/opengl-driver/lib" && !directory "lib" && !directory "" && !directory "/a:/b"))
+  (expect "nix/module.nix: package must default to nix/package.nix"
+    (options.package.default == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
+  (expect "nix/module.nix: config must be guarded by programs.nix-ld-rs.enable"
+    (module.config._type or null == "if" && module.config.condition == false))
+]
+"##;
+
+/// nix/module.nix's config when enabled, against the package its `package` option defaults to.
+const CONFIG: &str = r##"
+let
+  evalWith = extraConfig:
+    let
+      module = import (rootPath + "/nix/module.nix") {
+        inherit lib pkgs;
+        options = { };
+        config = extraConfig // {
+          programs = (extraConfig.programs or { }) // {
+            nix-ld-rs = {
+              enable = true;
+              package = module.options.programs.nix-ld-rs.package.default;
+              libraries = [ (fakeDerivation "libfoo" { }) ];
+              libraryDirectories = [ "/run/opengl-driver/lib" ];
+            };
+          };
+        };
+      };
+    in
+    module.config.content;
+  config = evalWith { };
+  environment = config.environment;
+  shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  libraryEnv = builtins.head environment.systemPackages;
+  profileDir = "/run/current-system/sw" + libraryEnv.extraPrefix + "/lib";
+  holds = config: builtins.all (a: a.assertion) config.assertions;
+in
+builtins.all (x: x) [
+  (expect "nix/module.nix: environment.ldso must be the package's libexec/nix-ld"
+    (environment.ldso == "${shim}/libexec/nix-ld"))
+  (expect "nix/module.nix: NIX_LD must be the loader compiled into the package (${shim.DEFAULT_NIX_LD})"
+    (environment.sessionVariables.NIX_LD == shim.DEFAULT_NIX_LD))
+  (expect "nix/module.nix: NIX_LD_LIBRARY_PATH must be the package's compiled-in path, then libraryDirectories"
+    (environment.sessionVariables.NIX_LD_LIBRARY_PATH
+      == shim.DEFAULT_NIX_LD_LIBRARY_PATH + ":/run/opengl-driver/lib"))
+  (expect "nix/module.nix: the library environment must put the libraries and ld.so where the package looks"
+    (profileDir == shim.DEFAULT_NIX_LD_LIBRARY_PATH
+      && profileDir + "/ld.so" == shim.DEFAULT_NIX_LD
+      && libraryEnv.pathsToLink == [ "/lib" ]
+      && builtins.elem libraryEnv.extraPrefix environment.pathsToLink
+      && contains "$out${libraryEnv.extraPrefix}/lib/ld.so" libraryEnv.postBuild
+      && libraryEnv.paths == [ (fakeDerivation "libfoo" { }) ]))
+  (expect "nix/module.nix: the common libraries must be defined in config, so that a user's list adds to them"
+    (builtins.length config.programs.nix-ld-rs.libraries > 0))
+  (expect "nix/module.nix: the assertion must hold on its own and fail together with programs.nix-ld.enable"
+    (holds config && !holds (evalWith { programs.nix-ld.enable = true; })))
+]
+"##;
+
+/// nix/vm-test.nix through the stand-in callPackage, with runNixOSTest returning the test.
+const VM_TEST: &str = r##"
+let
+  test = pkgs.callPackage (rootPath + "/nix/vm-test.nix") { };
+  machine = test.nodes.machine;
+  script = test.testScript {
+    nodes.machine.programs.nix-ld-rs.package = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  };
+in
+builtins.all (x: x) [
+  (expect "nix/vm-test.nix: the machine must import nix/module.nix and enable programs.nix-ld-rs"
+    (builtins.elem (rootPath + "/nix/module.nix") machine.imports
+      && machine.programs.nix-ld-rs.enable == true))
+  (expect "nix/vm-test.nix: the test script must evaluate to Python that waits for the machine"
+    (builtins.isString script && contains "machine.wait_for_unit(" script))
+]
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed again by `Drop`.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("nix-check-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn write(&self, relative: &str, text: &str) {
+            let path = self.0.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, text).unwrap();
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn finds_nix_files_but_not_build_output_history_or_links() {
+        let scratch = Scratch::new("find");
+        for file in [
+            "flake.nix",
+            "nix/module.nix",
+            "target/x.nix",
+            ".git/y.nix",
+            "tests/target/z.nix",
+            "README.md",
+        ] {
+            scratch.write(file, "{ }");
+        }
+        std::os::unix::fs::symlink(scratch.0.join("nix"), scratch.0.join("result")).unwrap();
+
+        let found = nix_files(&scratch.0).unwrap();
+        let found: Vec<_> = found
+            .iter()
+            .map(|p| p.strip_prefix(&scratch.0).unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(found, ["flake.nix", "nix/module.nix"]);
+    }
+
+    #[test]
+    fn a_missing_nix_instantiate_names_the_package_to_install() {
+        let err = check_available("nix-instantiate-which-does-not-exist").unwrap_err();
+        assert!(
+            err.contains("is not on PATH") && err.contains("nix-bin"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_its_file_and_nix_message() {
+        if let Err(e) = check_available(NIX_INSTANTIATE) {
+            eprintln!("SKIPPED a_syntax_error_is_reported_with_its_file_and_nix_message: {e}");
+            return;
+        }
+        let scratch = Scratch::new("parse");
+        scratch.write("good.nix", "{ a = 1; }");
+        scratch.write("nix/broken.nix", "{ a = ; }");
+
+        let err = run(&scratch.0).unwrap_err();
+        assert!(
+            err.contains("nix/broken.nix does not parse:\nerror: syntax error"),
+            "{err}"
+        );
+        assert!(!err.contains("good.nix"), "{err}");
+    }
+}
