@@ -14,5 +14,7 @@ mod errors;
 mod loading;
 #[cfg(test)]
 mod privilege;
+#[cfg(test)]
+mod system;
 
 pub mod support;
