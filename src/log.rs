@@ -19,18 +19,21 @@ pub const DEFAULT: Level = Level::Warn;
 #[allow(clippy::result_unit_err)]
 pub fn parse(value: &[u8]) -> Result<Level, ()> {
     let value = crate::plan::trim_newline(value);
-    let names: [(&[u8], Level); 5] = [
-        (b"error", Level::Error),
-        (b"warn", Level::Warn),
-        (b"info", Level::Info),
-        (b"debug", Level::Debug),
-        (b"trace", Level::Trace),
-    ];
-    names
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(value))
-        .map(|&(_, level)| level)
-        .ok_or(())
+    // An if-chain rather than a table: a table of slices would cost a relocation per entry.
+    let is = |name: &[u8]| value.eq_ignore_ascii_case(name);
+    if is(b"error") {
+        Ok(Level::Error)
+    } else if is(b"warn") {
+        Ok(Level::Warn)
+    } else if is(b"info") {
+        Ok(Level::Info)
+    } else if is(b"debug") {
+        Ok(Level::Debug)
+    } else if is(b"trace") {
+        Ok(Level::Trace)
+    } else {
+        Err(())
+    }
 }
 
 #[cfg(test)]

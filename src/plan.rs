@@ -128,9 +128,6 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, choice: &Choice<'a>, secure: bool) -> Op
 /// Whether ld.so, run as a command with `args` (after argv[0]), is already given `--library-path`
 /// among its leading options. The user's explicit choice then stands.
 pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
-    // ld.so's options that take a value; the others take none. Options end at the first non-option.
-    const WITH_VALUE: [&[u8]; 6] =
-        [b"--inhibit-rpath", b"--audit", b"--preload", b"--argv0", b"--glibc-hwcaps-prepend", b"--glibc-hwcaps-mask"];
     let mut skip_value = false;
     for arg in args {
         if skip_value {
@@ -143,7 +140,11 @@ pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
         if !arg.starts_with(b"--") {
             return false;
         }
-        skip_value = WITH_VALUE.contains(&arg);
+        // ld.so's options that take a value; the others take none.
+        skip_value = matches!(
+            arg,
+            b"--inhibit-rpath" | b"--audit" | b"--preload" | b"--argv0" | b"--glibc-hwcaps-prepend" | b"--glibc-hwcaps-mask"
+        );
     }
     false
 }

@@ -15,12 +15,20 @@ use crate::sys;
 
 static LEVEL: AtomicU8 = AtomicU8::new(log::DEFAULT as u8);
 
-/// Standard error.
-pub struct Stderr;
+/// A file descriptor to print to. One type for stdout and stderr keeps one copy of the
+/// message code in the binary.
+pub struct Output(pub i32);
 
-impl Sink for Stderr {
+/// Standard error.
+#[allow(non_upper_case_globals)]
+pub const Stderr: Output = Output(2);
+/// Standard output.
+#[allow(non_upper_case_globals)]
+pub const Stdout: Output = Output(1);
+
+impl Sink for Output {
     fn write_all(&mut self, bytes: &[u8]) {
-        sys::write_all(2, bytes);
+        sys::write_all(self.0, bytes);
     }
 }
 
@@ -49,7 +57,7 @@ pub fn enabled(level: Level) -> bool {
 }
 
 /// A new `nix-ld: ` line at `level`, or `None` when that level is off.
-pub fn line(level: Level) -> Option<Message<Stderr>> {
+pub fn line(level: Level) -> Option<Message<Output>> {
     if !enabled(level) {
         return None;
     }

@@ -5,16 +5,7 @@ use nix_ld::text::Message;
 
 use crate::arch;
 use crate::loader;
-use crate::report::Stderr;
-use crate::sys;
-
-struct Stdout;
-
-impl nix_ld::text::Sink for Stdout {
-    fn write_all(&mut self, bytes: &[u8]) {
-        sys::write_all(1, bytes);
-    }
-}
+use crate::report::{Stderr, Stdout};
 
 /// Prints the status screen and exits 0, or 127 when the loader is unusable.
 pub fn print(choice: &Choice<'_>) -> ! {
