@@ -15,6 +15,7 @@ mod arch;
 mod handover;
 mod loader;
 mod mem;
+mod needed;
 mod report;
 mod stack;
 mod status;
@@ -53,6 +54,9 @@ pub extern "C" fn start(sp: *mut usize) -> ! {
         Ok(loader) => loader,
         Err(problem) => report::cannot_run(program, choice.loader, choice.loader_source, secure, problem),
     };
+    if interpreter && !secure {
+        needed::report_missing(&stack, program, choice.library_path, scan.ld_library_path.map(|f| f.value));
+    }
     let mode = if interpreter {
         Mode::Interpreter { edit: plan::env_edit(&scan, &choice, secure) }
     } else {

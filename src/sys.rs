@@ -96,6 +96,16 @@ pub fn write_all(fd: i32, mut bytes: &[u8]) {
     }
 }
 
+/// Whether `path` (NUL-terminated) names an existing file.
+pub fn exists(path: &[u8]) -> bool {
+    if path.last() != Some(&0) {
+        return false;
+    }
+    // SAFETY: `path` is NUL-terminated, checked above.
+    let ret = unsafe { syscall6(k::__NR_faccessat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, k::F_OK as usize, 0, 0, 0) };
+    ret == 0
+}
+
 /// `mmap(2)`.
 ///
 /// # Safety

@@ -126,3 +126,37 @@ fn info_logging_says_what_was_chosen_and_why() {
     assert!(out.status.success());
     assert!(stderr(&out).contains("unknown NIX_LD_LOG level 'loud'"), "{}", stderr(&out));
 }
+
+#[test]
+fn info_logging_names_every_missing_library_at_once() {
+    let dir = scratch("missing-libraries");
+    let lib = greet_library(&dir);
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let status = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(other.join("libother.so"))
+        .arg(fixtures().join("greet.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (l, o) = (format!("-L{}", lib.display()), format!("-L{}", other.display()));
+    let prog = compile(&dir, "needs_greet.c", "needs_two", &shim(), &["-Wl,--no-as-needed", &l, &o, "-lgreet", "-lother"]);
+    let loader = system_loader();
+    // ld.so alone names only the first missing library.
+    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/nonexistent")]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("libgreet.so: cannot open"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("libother"), "{}", stderr(&out));
+    // With NIX_LD_LOG=info the shim lists both, before ld.so gives up.
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/nonexistent"), ("NIX_LD_LOG", "info")];
+    let out = run_with(&prog, &[], &env);
+    let want = format!("nix-ld: missing libraries of {}: libgreet.so libother.so (searched the library path /nonexistent,", prog.display());
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+    // Found through the library path, neither is reported.
+    let path = format!("{}:{}", lib.display(), other.display());
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", path.as_str()), ("NIX_LD_LOG", "info")];
+    let out = run_with(&prog, &[], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("missing libraries of"), "{}", stderr(&out));
+}

@@ -3,7 +3,8 @@
 //! Every program is started with the same small environment (`PATH`, `NIX_LD`) and measured side by
 //! side in one run, so that machine noise hits all columns alike:
 //!
-//! 1. user-space instructions (callgrind) of the hello fixture, with and without 1,000 extra variables;
+//! 1. user-space instructions (callgrind) of the hello fixture, with and without 1,000 extra variables,
+//!    and with an empty `NIX_LD_LIBRARY_PATH` (the shim's own cost, without ld.so searching more);
 //! 2. wall time of spawn+wait of the hello fixture, the builds alternating;
 //! 3. the shim's mapped and on-disk size;
 //! 4. instructions and wall time of `python3 -c pass`, a real program with several libraries.
@@ -53,37 +54,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let (builds, _links) = prepare(&dir, &shims)?;
 
     let env = small_env(&loader);
-    let mut many = env.clone();
-    many.extend(extra_vars());
-    // Diagnostic: an empty library path tells a shim to add no directory, which separates the
-    // shim's own cost from ld.so searching the directories it adds.
-    let mut no_libs = env.clone();
-    no_libs.push(("NIX_LD_LIBRARY_PATH".into(), String::new()));
-    // Python randomizes its string hashes per start, which moves its instruction count by tens of
-    // thousands; a fixed seed (the same for every build) makes the count repeatable.
-    let mut python_env = env.clone();
-    python_env.push(("PYTHONHASHSEED".into(), "0".into()));
     let mut results = Vec::new();
     for b in &builds {
         eprintln!("callgrind: {}", b.name);
-        results.push(Results {
-            hello_ir: hello_instructions(&dir, b, "small", &env)?,
-            hello_ir_many: hello_instructions(&dir, b, "many", &many)?,
-            hello_ir_no_libs: hello_instructions(&dir, b, "no-libs", &no_libs)?,
-            python_ir: python_instructions(&dir, b, &python_env)?,
-            hello_time: Timing::default(),
-            python_time: Timing::default(),
-            size: b.shim.as_deref().map(size_of).transpose()?,
-        });
+        results.push(count_instructions(&dir, b, &env)?);
     }
-    eprintln!("timing: hello, {HELLO_RUNS} runs per build");
-    let hello = alternate(&builds, |b| timed_command(&b.hello, &[], &env), HELLO_RUNS)?;
-    eprintln!("timing: python3 -c pass, {PYTHON_RUNS} runs per build");
-    let python = alternate(&builds, |b| timed_command(&b.python, &["-c", "pass"], &env), PYTHON_RUNS)?;
-    for ((r, h), p) in results.iter_mut().zip(hello).zip(python) {
-        r.hello_time = h;
-        r.python_time = p;
-    }
+    time_starts(&builds, &env, &mut results)?;
 
     let rows = rows(&results);
     print_table(&builds, &rows);
@@ -182,24 +158,27 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Copies the ELF program `src` to `dst` with its PT_INTERP string replaced, in place.
+/// Copies the ELF program `src` to `dst` with its interpreter replaced by `interp`.
 fn copy_with_interpreter(src: &Path, dst: &Path, interp: &Path) -> Result<()> {
     let mut bytes = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
-    let header = program_headers(&bytes)?
-        .into_iter()
-        .find(|h| h.kind == PT_INTERP)
-        .ok_or_else(|| format!("{}: no PT_INTERP", src.display()))?;
+    set_interpreter(&mut bytes, interp.as_os_str().as_bytes()).map_err(|e| format!("{}: {e}", src.display()))?;
+    write_executable(dst, &bytes)
+}
+
+/// Rewrites the PT_INTERP string in place, NUL-padded: nothing else in the file moves, so no
+/// offset needs fixing, but the new path must fit where the system loader's path was.
+fn set_interpreter(bytes: &mut [u8], interp: &[u8]) -> Result<()> {
+    let header = program_headers(bytes)?.into_iter().find(|h| h.kind == PT_INTERP).ok_or("no PT_INTERP")?;
     let field = &mut bytes[header.offset..header.offset + header.file_size];
-    if !field.starts_with(SYSTEM_INTERP) {
-        return Err(format!("{}: interpreter is not {}", src.display(), String::from_utf8_lossy(SYSTEM_INTERP)));
+    if field.split(|&b| b == 0).next() != Some(SYSTEM_INTERP) {
+        return Err(format!("interpreter is not {}", String::from_utf8_lossy(SYSTEM_INTERP)));
     }
-    let new = interp.as_os_str().as_bytes();
-    if new.len() >= field.len() {
-        return Err(format!("{}: longer than the {} bytes of PT_INTERP", interp.display(), field.len() - 1));
+    if interp.len() >= field.len() {
+        return Err(format!("{} is longer than the {} bytes PT_INTERP holds", String::from_utf8_lossy(interp), field.len() - 1));
     }
     field.fill(0);
-    field[..new.len()].copy_from_slice(new);
-    write_executable(dst, &bytes)
+    field[..interp.len()].copy_from_slice(interp);
+    Ok(())
 }
 
 const PT_LOAD: u32 = 1;
@@ -216,7 +195,7 @@ struct ProgramHeader {
 /// reads other shims and ordinary programs).
 fn program_headers(b: &[u8]) -> Result<Vec<ProgramHeader>> {
     let word = |at: usize, n: usize| -> Result<u64> {
-        let bytes = b.get(at..at + n).ok_or("truncated ELF file")?;
+        let bytes = at.checked_add(n).and_then(|end| b.get(at..end)).ok_or("truncated ELF file")?;
         Ok(bytes.iter().rev().fold(0, |v, &x| v << 8 | x as u64))
     };
     if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
@@ -225,7 +204,7 @@ fn program_headers(b: &[u8]) -> Result<Vec<ProgramHeader>> {
     let (phoff, phentsize, phnum) = (word(32, 8)? as usize, word(54, 2)? as usize, word(56, 2)? as usize);
     let mut headers = Vec::with_capacity(phnum);
     for i in 0..phnum {
-        let at = phoff + i * phentsize;
+        let at = i.checked_mul(phentsize).and_then(|x| x.checked_add(phoff)).ok_or("truncated ELF file")?;
         let header = ProgramHeader {
             kind: word(at, 4)? as u32,
             offset: word(at + 8, 8)? as usize,
@@ -278,6 +257,29 @@ fn hello_instructions(dir: &Path, b: &Build, label: &str, env: &[(String, String
     Ok(ir)
 }
 
+/// The callgrind measurements of one build, and its size; timings come later.
+fn count_instructions(dir: &Path, b: &Build, env: &[(String, String)]) -> Result<Results> {
+    let mut many = env.to_vec();
+    many.extend(extra_vars());
+    // Diagnostic: an empty library path tells a shim to add no directory, which separates the
+    // shim's own cost from ld.so searching the directories it adds.
+    let mut no_libs = env.to_vec();
+    no_libs.push(("NIX_LD_LIBRARY_PATH".into(), String::new()));
+    // Python randomizes its string hashes per start, which moves its instruction count by tens of
+    // thousands; a fixed seed (the same for every build) makes the count repeatable.
+    let mut python_env = env.to_vec();
+    python_env.push(("PYTHONHASHSEED".into(), "0".into()));
+    Ok(Results {
+        hello_ir: hello_instructions(dir, b, "small", env)?,
+        hello_ir_many: hello_instructions(dir, b, "many", &many)?,
+        hello_ir_no_libs: hello_instructions(dir, b, "no-libs", &no_libs)?,
+        python_ir: python_instructions(dir, b, &python_env)?,
+        hello_time: Timing::default(),
+        python_time: Timing::default(),
+        size: b.shim.as_deref().map(size_of).transpose()?,
+    })
+}
+
 fn python_instructions(dir: &Path, b: &Build, env: &[(String, String)]) -> Result<u64> {
     let out = dir.join(format!("callgrind.{}.python3.out", b.name));
     Ok(instructions(&b.python, &["-c", "pass"], env, &out)?.0)
@@ -311,6 +313,18 @@ fn total_ir(callgrind_out: &str) -> Option<u64> {
 struct Timing {
     median_ns: u64,
     p10_ns: u64,
+}
+
+fn time_starts(builds: &[Build], env: &[(String, String)], results: &mut [Results]) -> Result<()> {
+    eprintln!("timing: hello, {HELLO_RUNS} runs per build");
+    let hello = alternate(builds, |b| timed_command(&b.hello, &[], env), HELLO_RUNS)?;
+    eprintln!("timing: python3 -c pass, {PYTHON_RUNS} runs per build");
+    let python = alternate(builds, |b| timed_command(&b.python, &["-c", "pass"], env), PYTHON_RUNS)?;
+    for ((r, h), p) in results.iter_mut().zip(hello).zip(python) {
+        r.hello_time = h;
+        r.python_time = p;
+    }
+    Ok(())
 }
 
 fn timed_command(program: &Path, args: &[&str], env: &[(String, String)]) -> Command {
@@ -380,32 +394,38 @@ struct Row {
 }
 
 fn rows(r: &[Results]) -> Vec<Row> {
+    type Field = fn(&Results) -> u64;
     let direct = &r[0];
-    let each = |f: &dyn Fn(&Results) -> f64| r.iter().map(|x| Some(f(x))).collect::<Vec<_>>();
+    // A value for every build, or for the shims only (the direct start is the reference).
+    let all = |f: Field, scale: f64| r.iter().map(|x| Some(f(x) as f64 / scale)).collect::<Vec<_>>();
     let shims = |f: &dyn Fn(&Results) -> f64| {
         std::iter::once(None).chain(r[1..].iter().map(|x| Some(f(x)))).collect::<Vec<_>>()
     };
-    let us = |ns: u64| ns as f64 / 1000.0;
+    let count = |f: Field| all(f, 1.0);
+    let micros = |f: Field| all(f, 1000.0);
+    let overhead = |f: Field| shims(&|x| f(x) as f64 - f(direct) as f64);
+    let ratio = |f: Field| shims(&|x| f(x) as f64 / f(direct) as f64);
+    let size = |f: fn(&Size) -> u64| shims(&|x| x.size.as_ref().map_or(0.0, |s| f(s) as f64));
     let row = |key, label, unit, values, limit| Row { key, label, unit, values, limit };
-    let size = |x: &Results, f: fn(&Size) -> u64| x.size.as_ref().map_or(0.0, |s| f(s) as f64);
+    use Unit::*;
     vec![
-        row("hello_ir", "hello: instructions, small env", Unit::Count, each(&|x| x.hello_ir as f64), None),
-        row("hello_ir_overhead", "  shim overhead", Unit::Delta, shims(&|x| x.hello_ir as f64 - direct.hello_ir as f64), Some(MAX_OVERHEAD_SMALL_ENV)),
-        row("hello_ir_many_vars", "hello: instructions, +1,000 vars", Unit::Count, each(&|x| x.hello_ir_many as f64), None),
-        row("hello_ir_many_vars_overhead", "  shim overhead", Unit::Delta, shims(&|x| x.hello_ir_many as f64 - direct.hello_ir_many as f64), Some(MAX_OVERHEAD_MANY_VARS)),
-        row("hello_ir_no_libs_overhead", "  shim overhead, NIX_LD_LIBRARY_PATH=''", Unit::Delta, shims(&|x| x.hello_ir_no_libs as f64 - direct.hello_ir_no_libs as f64), None),
-        row("hello_median_us", "hello: spawn+wait median (us)", Unit::Micros, each(&|x| us(x.hello_time.median_ns)), None),
-        row("hello_p10_us", "hello: spawn+wait p10 (us)", Unit::Micros, each(&|x| us(x.hello_time.p10_ns)), None),
-        row("hello_median_ratio", "  median ratio to direct", Unit::Ratio, shims(&|x| x.hello_time.median_ns as f64 / direct.hello_time.median_ns as f64), None),
-        row("hello_p10_ratio", "  p10 ratio to direct", Unit::Ratio, shims(&|x| x.hello_time.p10_ns as f64 / direct.hello_time.p10_ns as f64), Some(MAX_SPAWN_P10_RATIO)),
-        row("python3_ir", "python3 -c pass: instructions", Unit::Count, each(&|x| x.python_ir as f64), None),
-        row("python3_ir_overhead", "  shim overhead", Unit::Delta, shims(&|x| x.python_ir as f64 - direct.python_ir as f64), None),
-        row("python3_median_us", "python3 -c pass: median (us)", Unit::Micros, each(&|x| us(x.python_time.median_ns)), None),
-        row("python3_p10_us", "python3 -c pass: p10 (us)", Unit::Micros, each(&|x| us(x.python_time.p10_ns)), None),
-        row("python3_median_ratio", "  median ratio to direct", Unit::Ratio, shims(&|x| x.python_time.median_ns as f64 / direct.python_time.median_ns as f64), None),
-        row("python3_p10_ratio", "  p10 ratio to direct", Unit::Ratio, shims(&|x| x.python_time.p10_ns as f64 / direct.python_time.p10_ns as f64), None),
-        row("mapped_bytes", "shim: mapped (PT_LOAD memsz)", Unit::Bytes, shims(&|x| size(x, |s| s.mapped)), Some(MAX_MAPPED)),
-        row("file_bytes", "shim: file size", Unit::Bytes, shims(&|x| size(x, |s| s.file)), None),
+        row("hello_ir", "hello: instructions, small env", Count, count(|x| x.hello_ir), None),
+        row("hello_ir_overhead", "  shim overhead", Delta, overhead(|x| x.hello_ir), Some(MAX_OVERHEAD_SMALL_ENV)),
+        row("hello_ir_many_vars", "hello: instructions, +1,000 vars", Count, count(|x| x.hello_ir_many), None),
+        row("hello_ir_many_vars_overhead", "  shim overhead", Delta, overhead(|x| x.hello_ir_many), Some(MAX_OVERHEAD_MANY_VARS)),
+        row("hello_ir_no_libs_overhead", "  shim overhead, NIX_LD_LIBRARY_PATH=''", Delta, overhead(|x| x.hello_ir_no_libs), None),
+        row("hello_median_us", "hello: spawn+wait median (us)", Micros, micros(|x| x.hello_time.median_ns), None),
+        row("hello_p10_us", "hello: spawn+wait p10 (us)", Micros, micros(|x| x.hello_time.p10_ns), None),
+        row("hello_median_ratio", "  median ratio to direct", Ratio, ratio(|x| x.hello_time.median_ns), None),
+        row("hello_p10_ratio", "  p10 ratio to direct", Ratio, ratio(|x| x.hello_time.p10_ns), Some(MAX_SPAWN_P10_RATIO)),
+        row("python3_ir", "python3 -c pass: instructions", Count, count(|x| x.python_ir), None),
+        row("python3_ir_overhead", "  shim overhead", Delta, overhead(|x| x.python_ir), None),
+        row("python3_median_us", "python3 -c pass: median (us)", Micros, micros(|x| x.python_time.median_ns), None),
+        row("python3_p10_us", "python3 -c pass: p10 (us)", Micros, micros(|x| x.python_time.p10_ns), None),
+        row("python3_median_ratio", "  median ratio to direct", Ratio, ratio(|x| x.python_time.median_ns), None),
+        row("python3_p10_ratio", "  p10 ratio to direct", Ratio, ratio(|x| x.python_time.p10_ns), None),
+        row("mapped_bytes", "shim: mapped (PT_LOAD memsz)", Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
+        row("file_bytes", "shim: file size", Bytes, size(|s| s.file), None),
     ]
 }
 
@@ -544,6 +564,41 @@ mod tests {
         assert_eq!(total_ir("events: Ir\nsummary: 134800\ntotals: 1\n"), Some(134800));
         assert_eq!(total_ir("events: Ir\ntotals: 42\n"), Some(42));
         assert_eq!(total_ir("events: Ir\n"), None);
+    }
+
+    /// A minimal ELF64 header with one PT_INTERP program header right after it.
+    fn elf_with_interp(interp: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56];
+        b[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        b[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        b[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        b[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        b[64..68].copy_from_slice(&PT_INTERP.to_le_bytes());
+        b[64 + 8..64 + 16].copy_from_slice(&(64u64 + 56).to_le_bytes()); // p_offset
+        b[64 + 32..64 + 40].copy_from_slice(&(interp.len() as u64 + 1).to_le_bytes()); // p_filesz
+        b.extend_from_slice(interp);
+        b.push(0);
+        b
+    }
+
+    #[test]
+    fn rewrites_the_interpreter_in_place() {
+        let mut b = elf_with_interp(SYSTEM_INTERP);
+        let len = b.len();
+        set_interpreter(&mut b, b"/tmp/nlb-1-0").unwrap();
+        assert_eq!(b.len(), len);
+        assert!(b.ends_with(b"/tmp/nlb-1-0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"));
+        // Now it is no longer the system loader, and too long a path never fits.
+        assert!(set_interpreter(&mut b, b"/x").is_err());
+        assert!(set_interpreter(&mut elf_with_interp(SYSTEM_INTERP), &[b'a'; 28]).is_err());
+        assert!(set_interpreter(&mut elf_with_interp(SYSTEM_INTERP), &[b'a'; 27]).is_ok());
+    }
+
+    #[test]
+    fn rejects_headers_past_the_end() {
+        let mut b = elf_with_interp(SYSTEM_INTERP);
+        b.truncate(b.len() - 1);
+        assert!(program_headers(&b).is_err());
     }
 
     #[test]
