@@ -12,6 +12,8 @@ pub const PAGE: u64 = 4096;
 pub const MAX_PHNUM: usize = 64;
 /// How many bytes of the file the shim reads before validating; the program headers must be there.
 pub const HEAD_LEN: usize = 4096;
+/// Loadable segments kept in a plan (glibc's ld.so has four).
+pub const MAX_LOADS: usize = 16;
 /// Largest address span accepted for a loader (glibc's ld.so spans about 240 KiB).
 pub const MAX_SPAN: u64 = 1 << 30;
 
@@ -39,6 +41,7 @@ pub enum ElfError {
     BadProgramHeaderSize,
     NoProgramHeaders,
     TooManyProgramHeaders { count: u16 },
+    TooManySegments,
     ProgramHeadersOutsideFile,
     ProgramHeadersTooFar,
     /// The file has its own PT_INTERP: it is a program, not a loader.
@@ -69,7 +72,7 @@ pub struct Segment {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadPlan {
     pub entry: u64,
-    pub segments: [Segment; MAX_PHNUM],
+    pub segments: [Segment; MAX_LOADS],
     pub count: usize,
     /// Page-aligned start of the lowest segment.
     pub first_page: u64,
@@ -81,6 +84,16 @@ pub struct LoadPlan {
 }
 
 impl LoadPlan {
+    pub const EMPTY: LoadPlan = LoadPlan {
+        entry: 0,
+        segments: [Segment { vaddr: 0, memsz: 0, offset: 0, filesz: 0, flags: 0 }; MAX_LOADS],
+        count: 0,
+        first_page: 0,
+        span: 0,
+        phdr_vaddr: None,
+        phnum: 0,
+    };
+
     pub fn segments(&self) -> &[Segment] {
         &self.segments[..self.count]
     }
@@ -166,7 +179,7 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
 
     let mut plan = LoadPlan {
         entry,
-        segments: [Segment::default(); MAX_PHNUM],
+        segments: [Segment::default(); MAX_LOADS],
         count: 0,
         first_page: 0,
         span: 0,
@@ -219,6 +232,9 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
             return Err(ElfError::SegmentsOverlap { index });
         }
         previous_end = end;
+        if plan.count == MAX_LOADS {
+            return Err(ElfError::TooManySegments);
+        }
         plan.segments[plan.count] = segment;
         plan.count += 1;
     }
@@ -293,6 +309,7 @@ impl ElfError {
             ElfError::TooManyProgramHeaders { count } => {
                 m.bytes(b"has an absurd number of program headers (").dec(count as u64).bytes(b")")
             }
+            ElfError::TooManySegments => m.bytes(b"has more than 16 loadable segments, unlike any loader"),
             ElfError::ProgramHeadersOutsideFile => m.bytes(b"is truncated (its program headers lie outside the file)"),
             ElfError::ProgramHeadersTooFar => m.bytes(b"has its program headers beyond its first 4 KiB, unlike any loader"),
             ElfError::HasInterpreter => {

@@ -177,6 +177,21 @@ struct Words {
 }
 
 impl Words {
+    /// Copies `count` words from `from`; returns where they went.
+    ///
+    /// # Safety
+    /// As for `push`, for `count` words, and `from` must be readable for them.
+    unsafe fn copy(&mut self, from: *const usize, count: usize) -> *mut usize {
+        let here = self.at;
+        // SAFETY: per the function's contract; the source (kernel block) and the new block are
+        // disjoint.
+        unsafe {
+            core::ptr::copy_nonoverlapping(from, here, count);
+            self.at = here.add(count);
+        }
+        here
+    }
+
     /// # Safety
     /// The block has room for every word written (sized by `Plan::block_words`).
     unsafe fn push(&mut self, word: usize) -> *mut usize {
@@ -201,23 +216,23 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let mut out = Words { at: plan.block_at as *mut usize };
     let argv = source.argv();
     let env = source.env();
-    // SAFETY (for every `push` below): the block has exactly `block_words` words of room.
+    // SAFETY (for every `push` and `copy` below): the block has exactly `block_words` words of
+    // room, and the kernel's block it copies from lies above the strings, untouched.
     unsafe {
         out.push(plan.argc + plan.extra_args());
-        for (i, arg) in argv.iter().enumerate() {
-            out.push(arg.0 as usize);
-            if i == 0 {
-                if let Mode::Command { library_path: Some((user, nix)) } = plan.mode {
-                    let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
-                    option.copy_from_slice(LIBRARY_PATH_OPTION);
-                    let len = libpath::write_merged(user, nix, path);
-                    path[len] = 0;
-                    out.push(option.as_ptr() as usize);
-                    out.push(path.as_ptr() as usize);
-                    log_path(b"ld.so runs with --library-path ", &path[..len]);
-                }
-            }
+        // argv may be empty: execve allows it.
+        let (first, rest) = argv.split_at(argv.len().min(1));
+        out.copy(first.as_ptr() as *const usize, first.len());
+        if let Mode::Command { library_path: Some((user, nix)) } = plan.mode {
+            let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
+            option.copy_from_slice(LIBRARY_PATH_OPTION);
+            let len = libpath::write_merged(user, nix, path);
+            path[len] = 0;
+            out.push(option.as_ptr() as usize);
+            out.push(path.as_ptr() as usize);
+            log_path(b"ld.so runs with --library-path ", &path[..len]);
         }
+        out.copy(rest.as_ptr() as *const usize, rest.len());
         out.push(0);
     }
     let mut slot: *mut usize = core::ptr::null_mut();
@@ -229,15 +244,16 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     if let Some(edit) = edit {
         edit.write_entry(string_bytes);
     }
-    for (i, var) in env.iter().enumerate() {
-        let replaced = matches!(edit, Some(EnvEdit { slot: Slot::Replace { index }, .. }) if index == i);
-        // SAFETY: see above.
-        let at = unsafe { out.push(if replaced { strings as usize } else { var.0 as usize }) };
-        if replaced {
-            slot = at;
-            slot_original = var.0 as usize;
-            log_slot(b"envp entry ", i, *var);
+    // SAFETY: see above.
+    let env_copy = unsafe { out.copy(env.as_ptr() as *const usize, env.len()) };
+    if let Some(EnvEdit { slot: Slot::Replace { index }, .. }) = edit {
+        // SAFETY: `index` is an index into `envp` (from the scan), so inside the copy.
+        unsafe {
+            slot = env_copy.add(index);
+            slot_original = *slot;
+            *slot = strings as usize;
         }
+        log_slot(b"envp entry ", index, env[index]);
     }
     if plan.appended_env() == 1 {
         // SAFETY: see above.

@@ -7,6 +7,8 @@
 //! that ends in a partial page of bss is mapped writable just long enough to zero that page, and
 //! never writable and executable at once.
 
+use core::mem::MaybeUninit;
+
 use nix_ld::elf::{self, LoadPlan, PF_R, PF_W, PF_X, PAGE};
 use nix_ld::log::Level;
 use nix_ld::problem::{Problem, PATH_MAX};
@@ -26,22 +28,28 @@ pub struct Mapped {
     pub phnum: u16,
 }
 
-/// Copies `path` into `buf` with a NUL, as open(2) needs.
-pub fn c_path<'b>(path: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Result<&'b [u8], Problem> {
+/// Copies `path` into `buf` with a NUL, as open(2) needs. The buffer is left uninitialised
+/// beyond the path: zeroing 4 KiB would cost more than everything else the shim does.
+pub fn c_path<'b>(path: &[u8], buf: &'b mut MaybeUninit<[u8; PATH_MAX]>) -> Result<&'b [u8], Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
     if path.len() >= PATH_MAX || path.contains(&0) {
         return Err(Problem::PathTooLong);
     }
-    buf[..path.len()].copy_from_slice(path);
-    buf[path.len()] = 0;
-    Ok(&buf[..path.len() + 1])
+    let start = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: `path.len() + 1 <= PATH_MAX` bytes of the buffer are written, then exactly those are
+    // viewed as initialised.
+    unsafe {
+        core::ptr::copy_nonoverlapping(path.as_ptr(), start, path.len());
+        start.add(path.len()).write(0);
+        Ok(core::slice::from_raw_parts(start, path.len() + 1))
+    }
 }
 
 /// Opens `path` and checks that it is a loader the shim can map.
-pub fn inspect(path: &[u8]) -> Result<(Fd, LoadPlan), Problem> {
-    let mut buf = [0u8; PATH_MAX];
+pub fn inspect(path: &[u8], plan: &mut LoadPlan) -> Result<Fd, Problem> {
+    let mut buf = MaybeUninit::uninit();
     let fd = sys::open_read(c_path(path, &mut buf)?).map_err(|Errno(e)| Problem::Open(e))?;
     let info = sys::fstat(&fd).map_err(|Errno(e)| Problem::Read(e))?;
     match info.mode & k::S_IFMT {
@@ -49,10 +57,10 @@ pub fn inspect(path: &[u8]) -> Result<(Fd, LoadPlan), Problem> {
         k::S_IFDIR => return Err(Problem::Directory),
         _ => return Err(Problem::NotRegularFile),
     }
-    let mut head = [0u8; elf::HEAD_LEN];
-    let n = sys::pread_full(&fd, &mut head, 0).map_err(|Errno(e)| Problem::Read(e))?;
-    let plan = elf::validate(&head[..n], info.size).map_err(Problem::Elf)?;
-    Ok((fd, plan))
+    let mut head = MaybeUninit::<[u8; elf::HEAD_LEN]>::uninit();
+    let head = sys::pread_into(&fd, &mut head, 0).map_err(|Errno(e)| Problem::Read(e))?;
+    *plan = elf::validate(head, info.size).map_err(Problem::Elf)?;
+    Ok(fd)
 }
 
 fn prot(flags: u32) -> u32 {
@@ -71,7 +79,8 @@ fn prot(flags: u32) -> u32 {
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
 pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
-    let (fd, plan) = inspect(path)?;
+    let mut plan = LoadPlan::EMPTY;
+    let fd = inspect(path, &mut plan)?;
     let span = plan.span as usize;
     // SAFETY: a fresh anonymous reservation, not MAP_FIXED: it takes nothing from anyone.
     let reservation = unsafe {

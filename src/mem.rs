@@ -13,9 +13,19 @@ use core::arch::asm;
 
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: C contract: `dest` and `src` are valid for `n` bytes and do not overlap.
+    // SAFETY: C contract: `dest` and `src` are valid for `n` bytes and do not overlap. Words first,
+    // then the remaining bytes.
     unsafe {
-        asm!("rep movsb", inout("rdi") dest => _, inout("rsi") src => _, inout("rcx") n => _, options(nostack, preserves_flags));
+        asm!(
+            "rep movsq",
+            "mov rcx, {rest}",
+            "rep movsb",
+            rest = in(reg) n % 8,
+            inout("rdi") dest => _,
+            inout("rsi") src => _,
+            inout("rcx") n / 8 => _,
+            options(nostack, preserves_flags),
+        );
     }
     dest
 }
@@ -44,9 +54,19 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 
 #[no_mangle]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: C contract: `dest` is valid for `n` bytes.
+    let byte = c as u8 as u64;
+    // SAFETY: C contract: `dest` is valid for `n` bytes. Words first, then the remaining bytes.
     unsafe {
-        asm!("rep stosb", inout("rdi") dest => _, inout("rcx") n => _, in("al") c as u8, options(nostack, preserves_flags));
+        asm!(
+            "rep stosq",
+            "mov rcx, {rest}",
+            "rep stosb",
+            rest = in(reg) n % 8,
+            inout("rdi") dest => _,
+            inout("rcx") n / 8 => _,
+            in("rax") byte * 0x0101_0101_0101_0101,
+            options(nostack, preserves_flags),
+        );
     }
     dest
 }

@@ -34,6 +34,7 @@ fn ships_with_glibc(name: &[u8]) -> bool {
 
 /// Whether `dir/name` exists; `dir` may contain `$ORIGIN`, which is `origin`.
 fn exists_in(dir: &[u8], name: &[u8], origin: &[u8]) -> bool {
+    // Only runs at info level, so the cost of zeroing does not matter here.
     let mut buf = [0u8; PATH_MAX];
     let mut len = 0;
     let mut push = |bytes: &[u8], len: &mut usize| -> bool {

@@ -26,7 +26,8 @@ pub fn print(choice: &Choice<'_>) -> ! {
     }
     m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
     m.end();
-    match loader::inspect(choice.loader) {
+    let mut plan = nix_ld::elf::LoadPlan::EMPTY;
+    match loader::inspect(choice.loader, &mut plan) {
         Ok(_) => {
             m.bytes(b"The loader is a valid x86-64 ELF loader.");
             m.end();

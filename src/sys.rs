@@ -64,15 +64,14 @@ pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
     result(ret).map(|_| FileInfo { mode: st.st_mode as u32, size: st.st_size as u64 })
 }
 
-/// Reads from offset `at` until `buf` is full or the file ends; returns the bytes read.
-pub fn pread_full(fd: &Fd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
+/// Reads from offset `at` into `buf` until it is full or the file ends, and returns the part read.
+/// The rest of `buf` stays uninitialised: nothing needs it zeroed.
+pub fn pread_into<'b, const N: usize>(fd: &Fd, buf: &'b mut core::mem::MaybeUninit<[u8; N]>, at: u64) -> Result<&'b [u8], Errno> {
+    let start = buf.as_mut_ptr() as *mut u8;
     let mut done = 0;
-    while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is writable for `rest.len()` bytes.
-        let ret = unsafe {
-            syscall6(k::__NR_pread64 as usize, fd.0 as usize, rest.as_mut_ptr() as usize, rest.len(), (at + done as u64) as usize, 0, 0)
-        };
+    while done < N {
+        // SAFETY: the kernel writes at most `N - done` bytes at `start + done`, inside the buffer.
+        let ret = unsafe { syscall6(k::__NR_pread64 as usize, fd.0 as usize, start.add(done) as usize, N - done, (at + done as u64) as usize, 0, 0) };
         match result(ret) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -80,7 +79,8 @@ pub fn pread_full(fd: &Fd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
             Err(e) => return Err(e),
         }
     }
-    Ok(done)
+    // SAFETY: the first `done` bytes were written by the kernel.
+    Ok(unsafe { core::slice::from_raw_parts(start, done) })
 }
 
 /// Writes all of `bytes` to `fd`, giving up silently on error: there is nowhere to report it.
