@@ -259,7 +259,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         // SAFETY: see above.
         slot = unsafe { out.push(strings as usize) };
         slot_original = 0;
-        log_slot(b"appended envp entry ", env.len(), CStr(b"\0".as_ptr()));
+        log_slot(b"appended envp entry ", env.len(), CStr(c"".as_ptr() as *const u8));
     }
     if let Some(edit) = edit {
         log_path(b"ld.so sees ", &string_bytes[..edit.entry_len()]);

@@ -112,7 +112,7 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment) -> Result<(), Errno> {
     let mut anon_start = start;
     if s.filesz > 0 {
         let file_page_end = elf::page_up(file_end).unwrap_or(u64::MAX);
-        let partial_bss = s.memsz > s.filesz && file_end % PAGE != 0;
+        let partial_bss = s.memsz > s.filesz && !file_end.is_multiple_of(PAGE);
         let first_prot = if partial_bss { k::PROT_READ | k::PROT_WRITE } else { prot };
         let len = (file_page_end - start) as usize;
         // SAFETY: inside the reservation made by `load`.

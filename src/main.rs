@@ -29,9 +29,12 @@ use handover::Mode;
 use stack::{CStr, InitialStack};
 
 /// Called by `_start` once the shim is relocated, with the kernel's stack pointer.
+///
+/// # Safety
+/// `sp` must be the stack pointer the kernel passed to `_start`; only `_start` calls this.
 #[no_mangle]
-pub extern "C" fn start(sp: *mut usize) -> ! {
-    // SAFETY: `sp` is the stack pointer the kernel passed to `_start`.
+pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
+    // SAFETY: per the function's contract, `sp` is the kernel's initial stack pointer.
     let stack = unsafe { InitialStack::read(sp) };
     let scan = envscan::scan(stack.env());
     let secure = stack.aux(auxvec::AT_SECURE).unwrap_or(0) != 0;
