@@ -12,8 +12,6 @@ pub const PAGE: u64 = 4096;
 pub const MAX_PHNUM: usize = 64;
 /// How many bytes of the file the shim reads before validating; the program headers must be there.
 pub const HEAD_LEN: usize = 4096;
-/// Loadable segments kept in a plan (glibc's ld.so has four).
-pub const MAX_LOADS: usize = 16;
 /// Largest address span accepted for a loader (glibc's ld.so spans about 240 KiB).
 pub const MAX_SPAN: u64 = 1 << 30;
 
@@ -41,7 +39,6 @@ pub enum ElfError {
     BadProgramHeaderSize,
     NoProgramHeaders,
     TooManyProgramHeaders { count: u16 },
-    TooManySegments,
     ProgramHeadersOutsideFile,
     ProgramHeadersTooFar,
     /// The file has its own PT_INTERP: it is a program, not a loader.
@@ -68,11 +65,17 @@ pub struct Segment {
     pub flags: u32,
 }
 
-/// Everything needed to map the loader: checked segments in ascending order and the entry point.
+/// Everything needed to map the loader: the entry point, the address span, and the program header
+/// table, whose loadable segments [`LoadPlan::segments`] yields checked and in ascending order.
+///
+/// The plan borrows the header bytes instead of copying segments out: it stays a few words, so
+/// handing it around costs nothing at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoadPlan {
+pub struct LoadPlan<'h> {
     pub entry: u64,
-    pub segments: [Segment; MAX_LOADS],
+    /// The program header table, as validated.
+    table: &'h [u8],
+    /// How many segments [`LoadPlan::segments`] yields.
     pub count: usize,
     /// Page-aligned start of the lowest segment.
     pub first_page: u64,
@@ -83,20 +86,26 @@ pub struct LoadPlan {
     pub phnum: u16,
 }
 
-impl LoadPlan {
-    pub const EMPTY: LoadPlan = LoadPlan {
-        entry: 0,
-        segments: [Segment { vaddr: 0, memsz: 0, offset: 0, filesz: 0, flags: 0 }; MAX_LOADS],
-        count: 0,
-        first_page: 0,
-        span: 0,
-        phdr_vaddr: None,
-        phnum: 0,
-    };
-
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments[..self.count]
+impl<'h> LoadPlan<'h> {
+    /// The segments to map, lowest first; every one passed [`validate`]'s checks.
+    pub fn segments(&self) -> impl Iterator<Item = Segment> + 'h {
+        self.table.as_chunks::<PHDR_LEN>().0.iter().filter_map(load_segment)
     }
+}
+
+/// The segment a program header describes, if it is a PT_LOAD that occupies memory.
+fn load_segment(ph: &[u8; PHDR_LEN]) -> Option<Segment> {
+    let memsz = u64_at(ph, 40);
+    if u32_at(ph, 0) != PT_LOAD || memsz == 0 {
+        return None;
+    }
+    Some(Segment {
+        flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
+        offset: u64_at(ph, 8),
+        vaddr: u64_at(ph, 16),
+        filesz: u64_at(ph, 32),
+        memsz,
+    })
 }
 
 pub fn page_down(v: u64) -> u64 {
@@ -108,23 +117,33 @@ pub fn page_up(v: u64) -> Option<u64> {
     Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
 }
 
+/// The `N` bytes at `at`, or zeros where `b` ends first (callers check lengths beforehand).
+#[inline(always)]
+fn bytes_at<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    match b.get(at..at + N) {
+        Some(field) => field.try_into().unwrap_or([0; N]),
+        None => [0; N],
+    }
+}
+
+#[inline(always)]
 fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+    u16::from_le_bytes(bytes_at(b, at))
 }
 
+#[inline(always)]
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    u32::from_le_bytes(bytes_at(b, at))
 }
 
+#[inline(always)]
 fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
+    u64::from_le_bytes(bytes_at(b, at))
 }
 
 /// Checks that `head` (the first bytes of a file of `file_size` bytes) is an x86-64 ELF loader the
 /// shim can map, and plans the mapping.
-pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
+pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if file_size == 0 || head.is_empty() {
         return Err(ElfError::Empty);
     }
@@ -177,38 +196,18 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
     let entry = u64_at(head, 24);
     let table = &head[phoff as usize..table_end as usize];
 
-    let mut plan = LoadPlan {
-        entry,
-        segments: [Segment::default(); MAX_LOADS],
-        count: 0,
-        first_page: 0,
-        span: 0,
-        phdr_vaddr: None,
-        phnum,
-    };
-    let mut explicit_phdr = None;
+    let mut phdr_vaddr = None;
+    let mut count = 0;
+    let mut first_page = 0;
     let mut previous_end = 0u64;
-    for (index, ph) in table.chunks_exact(PHDR_LEN).enumerate() {
-        let p_type = u32_at(ph, 0);
-        match p_type {
+    let mut executable = false;
+    for (index, ph) in table.as_chunks::<PHDR_LEN>().0.iter().enumerate() {
+        match u32_at(ph, 0) {
             PT_INTERP => return Err(ElfError::HasInterpreter),
-            PT_PHDR => explicit_phdr = Some(u64_at(ph, 16)),
+            PT_PHDR => phdr_vaddr = Some(u64_at(ph, 16)),
             _ => {}
         }
-        if p_type != PT_LOAD {
-            continue;
-        }
-        let segment = Segment {
-            flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
-            offset: u64_at(ph, 8),
-            vaddr: u64_at(ph, 16),
-            filesz: u64_at(ph, 32),
-            memsz: u64_at(ph, 40),
-        };
-        let align = u64_at(ph, 48);
-        if segment.memsz == 0 {
-            continue;
-        }
+        let Some(segment) = load_segment(ph) else { continue };
         if segment.filesz > segment.memsz {
             return Err(ElfError::SegmentFileSizeExceedsMemory { index });
         }
@@ -220,6 +219,7 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
             Some(end) if end <= MAX_SPAN * 4 => end,
             _ => return Err(ElfError::SegmentOutOfRange { index }),
         };
+        let align = u64_at(ph, 48);
         if segment.vaddr % PAGE != segment.offset % PAGE || (align > 1 && !align.is_power_of_two()) {
             return Err(ElfError::SegmentMisaligned { index });
         }
@@ -228,37 +228,30 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan, ElfError> {
         }
         // Segments must come in ascending order and must not share a page: each is mapped over
         // whole pages, so a shared page would end up with only one of the two permissions.
-        if plan.count > 0 && page_down(segment.vaddr) < previous_end {
+        if count == 0 {
+            first_page = page_down(segment.vaddr);
+        } else if page_down(segment.vaddr) < previous_end {
             return Err(ElfError::SegmentsOverlap { index });
         }
         previous_end = end;
-        if plan.count == MAX_LOADS {
-            return Err(ElfError::TooManySegments);
+        count += 1;
+        executable |= segment.flags & PF_X != 0 && entry >= segment.vaddr && entry - segment.vaddr < segment.filesz;
+        // The program headers are visible in memory when a segment maps their file bytes.
+        if phdr_vaddr.is_none() && phoff >= segment.offset && table_end - segment.offset <= segment.filesz {
+            phdr_vaddr = Some(segment.vaddr + (phoff - segment.offset));
         }
-        plan.segments[plan.count] = segment;
-        plan.count += 1;
     }
-    if plan.count == 0 {
+    if count == 0 {
         return Err(ElfError::NoLoadableSegment);
     }
-    plan.first_page = page_down(plan.segments[0].vaddr);
-    plan.span = previous_end - plan.first_page;
-    if plan.span > MAX_SPAN {
+    let span = previous_end - first_page;
+    if span > MAX_SPAN {
         return Err(ElfError::SpanTooLarge);
     }
-    let executable = plan.segments().iter().any(|s| {
-        s.flags & PF_X != 0 && entry >= s.vaddr && entry - s.vaddr < s.filesz
-    });
     if !executable {
         return Err(ElfError::EntryNotExecutable);
     }
-    // The program headers are visible in memory when a segment maps their file bytes.
-    plan.phdr_vaddr = explicit_phdr.or_else(|| {
-        plan.segments().iter().find_map(|s| {
-            (phoff >= s.offset && table_end <= s.offset + s.filesz).then(|| s.vaddr + (phoff - s.offset))
-        })
-    });
-    Ok(plan)
+    Ok(LoadPlan { entry, table, count, first_page, span, phdr_vaddr, phnum })
 }
 
 /// A name for an ELF e_machine value, for "it is AArch64".
@@ -309,7 +302,6 @@ impl ElfError {
             ElfError::TooManyProgramHeaders { count } => {
                 m.bytes(b"has an absurd number of program headers (").dec(count as u64).bytes(b")")
             }
-            ElfError::TooManySegments => m.bytes(b"has more than 16 loadable segments, unlike any loader"),
             ElfError::ProgramHeadersOutsideFile => m.bytes(b"is truncated (its program headers lie outside the file)"),
             ElfError::ProgramHeadersTooFar => m.bytes(b"has its program headers beyond its first 4 KiB, unlike any loader"),
             ElfError::HasInterpreter => {
@@ -381,7 +373,7 @@ pub mod tests {
         f
     }
 
-    fn check(f: &[u8]) -> Result<LoadPlan, ElfError> {
+    fn check(f: &[u8]) -> Result<LoadPlan<'_>, ElfError> {
         validate(&f[..f.len().min(HEAD_LEN)], f.len() as u64)
     }
 
@@ -404,13 +396,14 @@ pub mod tests {
 
     #[test]
     fn a_well_formed_loader_is_planned() {
-        let plan = check(&sample()).unwrap();
+        let image = sample();
+        let plan = check(&image).unwrap();
         assert_eq!(plan.count, 3);
         assert_eq!(plan.first_page, 0);
         assert_eq!(plan.span, 0x5000);
         assert_eq!(plan.entry, 0x1010);
         assert_eq!(plan.phdr_vaddr, Some(64));
-        assert_eq!(plan.segments()[2], Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
+        assert_eq!(plan.segments().nth(2).unwrap(), Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
     }
 
     #[test]
@@ -494,7 +487,8 @@ pub mod tests {
 
     fn assert_plan_is_sound(plan: &LoadPlan, file_size: u64) {
         let mut previous_end = 0;
-        for (i, s) in plan.segments().iter().enumerate() {
+        assert_eq!(plan.segments().count(), plan.count);
+        for (i, s) in plan.segments().enumerate() {
             assert!(s.filesz <= s.memsz);
             assert!(s.offset + s.filesz <= file_size);
             assert_eq!(s.vaddr % PAGE, s.offset % PAGE);

@@ -23,7 +23,7 @@ use core::cell::UnsafeCell;
 
 use linux_raw_sys::auxvec;
 use nix_ld::envscan;
-use nix_ld::libpath;
+use nix_ld::libpath::SearchPath;
 use nix_ld::log::Level;
 use nix_ld::plan::{EnvEdit, Slot};
 
@@ -50,18 +50,18 @@ pub enum Mode {
     Interpreter { edit: Option<EnvEdit<'static>> },
     /// Run as a command (`nix-ld PROG`): ld.so runs as a command too, with `--library-path` added
     /// after argv[0], which it consumes itself.
-    Command { library_path: Option<(Option<&'static [u8]>, &'static [u8])> },
+    Command { library_path: Option<SearchPath<'static>> },
 }
 
 /// Everything the block builder needs, copied by value onto its own stack.
 #[derive(Clone, Copy)]
 struct Plan {
-    sp: *mut usize,
-    argc: usize,
-    env_count: usize,
-    aux_count: usize,
+    /// The kernel's block.
+    stack: InitialStack,
     loader: LoaderAt,
     mode: Mode,
+    /// Bytes of strings added between the new block and the kernel's.
+    strings_len: usize,
     strings_at: usize,
     block_at: usize,
 }
@@ -92,28 +92,50 @@ impl Plan {
     }
 
     fn block_words(&self) -> usize {
-        1 + self.argc + self.extra_args() + 1 + self.env_count + self.appended_env() + 1 + 2 * self.aux_count
+        let s = &self.stack;
+        1 + s.argc + self.extra_args() + 1 + s.env_count + self.appended_env() + 1 + 2 * s.aux_count
     }
 
-    fn strings_len(&self) -> usize {
-        match self.mode {
+    fn strings_len(mode: &Mode) -> usize {
+        match mode {
             Mode::Interpreter { edit: Some(edit) } => edit.entry_len() + 1,
-            Mode::Command { library_path: Some((user, nix)) } => LIBRARY_PATH_OPTION.len() + libpath::merged_len(user, nix) + 1,
+            Mode::Command { library_path: Some(path) } => LIBRARY_PATH_OPTION.len() + path.len() + 1,
             _ => 0,
         }
     }
 
-    /// The new value of auxv entry `key`, if it changes.
-    fn aux_value(&self, key: usize, trampoline: bool) -> Option<usize> {
-        let interpreter = matches!(self.mode, Mode::Interpreter { .. });
-        match key as u32 {
-            auxvec::AT_BASE if interpreter => Some(self.loader.base),
-            auxvec::AT_ENTRY if interpreter && trampoline => Some(arch::trampoline_address()),
+    /// The auxv entries that change, with their new values.
+    fn aux_edits(&self, trampoline: bool) -> [(u32, Option<usize>); 3] {
+        let l = &self.loader;
+        match self.mode {
+            Mode::Interpreter { .. } => [
+                (auxvec::AT_BASE, Some(l.base)),
+                (auxvec::AT_ENTRY, trampoline.then(arch::trampoline_address)),
+                (auxvec::AT_NULL, None),
+            ],
             // Run as a command, ld.so must find itself described as the program.
-            auxvec::AT_ENTRY if !interpreter => Some(self.loader.entry),
-            auxvec::AT_PHDR if !interpreter => self.loader.phdr,
-            auxvec::AT_PHNUM if !interpreter => Some(self.loader.phnum as usize),
-            _ => None,
+            Mode::Command { .. } => [
+                (auxvec::AT_ENTRY, Some(l.entry)),
+                (auxvec::AT_PHDR, l.phdr),
+                (auxvec::AT_PHNUM, Some(l.phnum as usize)),
+            ],
+        }
+    }
+
+    /// Applies [`Plan::aux_edits`] to a copy of the kernel's auxv at `auxv` (or to the kernel's own).
+    ///
+    /// # Safety
+    /// `auxv` must hold `stack.aux_count` writable pairs laid out as the kernel's.
+    unsafe fn edit_auxv(&self, auxv: *mut usize, trampoline: bool) {
+        for (key, value) in self.aux_edits(trampoline) {
+            if let (Some(value), Some(pair)) = (value, self.stack.aux_pair(key)) {
+                // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
+                unsafe {
+                    let at = auxv.add(2 * pair + 1);
+                    log_aux(key, *at, value);
+                    *at = value;
+                }
+            }
         }
     }
 }
@@ -121,20 +143,19 @@ impl Plan {
 /// Starts `loader` for the process whose kernel block is `stack`. Never returns.
 pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
     let mut plan = Plan {
-        sp: stack.sp,
-        argc: stack.argc,
-        env_count: stack.env_count,
-        aux_count: stack.aux_count,
+        stack: *stack,
         loader: LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum },
         mode,
+        strings_len: Plan::strings_len(&mode),
         strings_at: 0,
         block_at: 0,
     };
-    let strings_len = plan.strings_len();
+    let strings_len = plan.strings_len;
     if strings_len == 0 {
-        edit_auxv_in_place(stack, &plan);
+        // SAFETY: the kernel's own auxv; ld.so is its only reader from here on.
+        unsafe { plan.edit_auxv(stack.auxv_ptr(), false) };
         // SAFETY: the kernel's block, unchanged but for auxv values; the loader is mapped.
-        unsafe { arch::jump(plan.loader.entry, plan.sp) }
+        unsafe { arch::jump(plan.loader.entry, stack.sp) }
     }
     plan.strings_at = (stack.sp as usize - strings_len) & !15;
     plan.block_at = (plan.strings_at - plan.block_words() * 8) & !15;
@@ -143,23 +164,9 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
     unsafe { arch::run_on_stack(plan.block_at, build_and_jump, &plan as *const Plan as usize) }
 }
 
-fn edit_auxv_in_place(stack: &InitialStack, plan: &Plan) {
-    let auxv = stack.auxv_ptr();
-    for i in 0..stack.aux_count {
-        // SAFETY: auxv pairs measured by `InitialStack::read`; values are plain words.
-        unsafe {
-            let key = *auxv.add(2 * i);
-            if let Some(value) = plan.aux_value(key, false) {
-                log_aux(key, *auxv.add(2 * i + 1), value);
-                *auxv.add(2 * i + 1) = value;
-            }
-        }
-    }
-}
-
-fn log_aux(key: usize, old: usize, new: usize) {
+fn log_aux(key: u32, old: usize, new: usize) {
     if let Some(mut m) = report::line(Level::Debug) {
-        let name: &[u8] = match key as u32 {
+        let name: &[u8] = match key {
             auxvec::AT_BASE => b"AT_BASE",
             auxvec::AT_ENTRY => b"AT_ENTRY",
             auxvec::AT_PHDR => b"AT_PHDR",
@@ -211,22 +218,22 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let plan: Plan = unsafe { (plan as *const Plan).read() };
     let strings = plan.strings_at as *mut u8;
     // SAFETY: [strings_at, strings_at + strings_len) lies between the new block and the kernel's.
-    let string_bytes = unsafe { core::slice::from_raw_parts_mut(strings, plan.strings_len()) };
-    let source = InitialStack { sp: plan.sp, argc: plan.argc, env_count: plan.env_count, aux_count: plan.aux_count };
+    let string_bytes = unsafe { core::slice::from_raw_parts_mut(strings, plan.strings_len) };
+    let source = plan.stack;
     let mut out = Words { at: plan.block_at as *mut usize };
     let argv = source.argv();
     let env = source.env();
     // SAFETY (for every `push` and `copy` below): the block has exactly `block_words` words of
     // room, and the kernel's block it copies from lies above the strings, untouched.
     unsafe {
-        out.push(plan.argc + plan.extra_args());
+        out.push(source.argc + plan.extra_args());
         // argv may be empty: execve allows it.
         let (first, rest) = argv.split_at(argv.len().min(1));
         out.copy(first.as_ptr() as *const usize, first.len());
-        if let Mode::Command { library_path: Some((user, nix)) } = plan.mode {
+        if let Mode::Command { library_path: Some(search) } = plan.mode {
             let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
             option.copy_from_slice(LIBRARY_PATH_OPTION);
-            let len = libpath::write_merged(user, nix, path);
+            let len = search.write(path);
             path[len] = 0;
             out.push(option.as_ptr() as usize);
             out.push(path.as_ptr() as usize);
@@ -266,38 +273,22 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     }
     // SAFETY: see above.
     unsafe { out.push(0) };
-    let mut entry_value: *mut usize = core::ptr::null_mut();
-    let mut real_entry = 0;
-    for pair in source.auxv() {
-        let (key, value) = (pair[0], pair[1]);
-        let new = plan.aux_value(key, edit.is_some());
-        if let Some(new) = new {
-            log_aux(key, value, new);
-        }
-        // SAFETY: see above.
-        unsafe {
-            out.push(key);
-            let at = out.push(new.unwrap_or(value));
-            if key == auxvec::AT_ENTRY as usize {
-                entry_value = at;
-                real_entry = value;
-            }
-        }
-    }
+    // SAFETY: see above.
+    let auxv_copy = unsafe { out.copy(source.auxv_ptr(), 2 * source.aux_count) };
+    // SAFETY: the copy holds the kernel's pairs.
+    unsafe { plan.edit_auxv(auxv_copy, edit.is_some()) };
     if edit.is_some() {
-        if entry_value.is_null() {
-            // The kernel always passes AT_ENTRY; without it there is no program to return to.
-            arch::trap();
-        }
-        let head_words = 1 + plan.argc + 1 + plan.env_count;
+        // The kernel always passes AT_ENTRY; without it there is no program to return to.
+        let Some(pair) = source.aux_pair(auxvec::AT_ENTRY) else { arch::trap() };
         let mut state = [0; TRAMPOLINE_WORDS];
-        state[tw::REAL_ENTRY] = real_entry;
-        state[tw::AUXV_ENTRY_VALUE] = entry_value as usize;
+        state[tw::REAL_ENTRY] = source.auxv()[pair][1];
+        // SAFETY: `pair` indexes a pair of the copy.
+        state[tw::AUXV_ENTRY_VALUE] = unsafe { auxv_copy.add(2 * pair + 1) } as usize;
         state[tw::SLOT] = slot as usize;
         state[tw::SLOT_ORIGINAL] = slot_original;
         state[tw::APPENDED] = plan.appended_env();
-        state[tw::HEAD_WORDS] = head_words;
-        state[tw::TAIL_WORDS] = 1 + 2 * plan.aux_count;
+        state[tw::HEAD_WORDS] = 1 + source.argc + 1 + source.env_count;
+        state[tw::TAIL_WORDS] = 1 + 2 * source.aux_count;
         // SAFETY: one thread, and the trampoline cannot run before the jump below.
         unsafe { *TRAMPOLINE.0.get() = state };
     }

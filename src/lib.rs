@@ -28,4 +28,19 @@ pub mod defaults {
             None => fallback,
         }
     }
+
+    const fn has_nul(bytes: &[u8]) -> bool {
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == 0 {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    // Paths from the environment cannot hold a NUL; with these, no path the shim opens can, so
+    // nothing needs to look for one at run time.
+    const _: () = assert!(!has_nul(LOADER) && !has_nul(LIBRARY_PATH), "a default path contains a NUL byte");
 }

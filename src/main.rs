@@ -23,6 +23,7 @@ mod sys;
 
 use linux_raw_sys::auxvec;
 use nix_ld::envscan;
+use nix_ld::log::Level;
 use nix_ld::plan;
 
 use handover::Mode;
@@ -46,27 +47,34 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     if !interpreter && stack.argc <= 1 {
         status::print(&choice);
     }
-    let program = if interpreter {
-        stack.aux(auxvec::AT_EXECFN).map(|p| CStr(p as *const u8)).or(argv.first().copied())
-    } else {
-        argv.get(1).copied()
+    // Only messages name the program, so its name is measured only for them.
+    let program = || {
+        let name = if interpreter {
+            stack.aux(auxvec::AT_EXECFN).map(|p| CStr(p as *const u8)).or(argv.first().copied())
+        } else {
+            argv.get(1).copied()
+        };
+        name.map(CStr::bytes).unwrap_or(b"the program")
     };
-    let program = program.map(CStr::bytes).unwrap_or(b"the program");
     report::choice(&choice);
     let loader = match loader::load(choice.loader) {
         Ok(loader) => loader,
-        Err(problem) => report::cannot_run(program, choice.loader, choice.loader_source, secure, problem),
+        Err(problem) => report::cannot_run(program(), choice.loader, choice.loader_source, secure, problem),
     };
-    if interpreter && !secure {
-        needed::report_missing(&stack, program, choice.library_path, scan.ld_library_path.map(|f| f.value));
+    let mut search = plan::search_path(&scan, &choice);
+    if !secure {
+        search.leave_out(sys::is_directory);
+        report::left_out(&search);
+    }
+    if interpreter && !secure && report::enabled(Level::Info) {
+        needed::report_missing(&stack, program(), &search);
     }
     let mode = if interpreter {
-        Mode::Interpreter { edit: plan::env_edit(&scan, &choice, secure) }
+        Mode::Interpreter { edit: plan::env_edit(&scan, search, secure) }
     } else {
         let args = argv[1..].iter().map(|a| a.bytes());
-        let user = scan.ld_library_path.map(|f| f.value);
-        let wanted = nix_ld::libpath::needs_edit(user, choice.library_path) && !plan::sets_library_path(args);
-        Mode::Command { library_path: wanted.then_some((user, choice.library_path)) }
+        let wanted = search.needs_edit() && !plan::sets_library_path(args);
+        Mode::Command { library_path: wanted.then_some(search) }
     };
     handover::run(&stack, &loader, mode)
 }

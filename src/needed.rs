@@ -11,7 +11,7 @@
 //! [`MAX_NEEDED`] entries and at DT_NULL.
 
 use linux_raw_sys::auxvec;
-use nix_ld::libpath;
+use nix_ld::libpath::{self, SearchPath};
 use nix_ld::log::Level;
 use nix_ld::problem::PATH_MAX;
 
@@ -54,11 +54,8 @@ fn exists_in(dir: &[u8], name: &[u8], origin: &[u8]) -> bool {
     ok && sys::exists(&buf[..len])
 }
 
-/// Logs the program's missing libraries, if any, at info level.
-pub fn report_missing(stack: &InitialStack, program: &[u8], library_path: &[u8], user: Option<&[u8]>) {
-    if !report::enabled(Level::Info) {
-        return;
-    }
+/// Logs the program's missing libraries, if any; called only when info level is on.
+pub fn report_missing(stack: &InitialStack, program: &[u8], path: &SearchPath<'_>) {
     let (Some(phdr), Some(phnum)) = (stack.aux(auxvec::AT_PHDR), stack.aux(auxvec::AT_PHNUM)) else { return };
     // SAFETY: the kernel mapped `phnum` program headers at AT_PHDR (module contract).
     let headers = unsafe { core::slice::from_raw_parts(phdr as *const [u64; 7], phnum) };
@@ -101,9 +98,8 @@ pub fn report_missing(stack: &InitialStack, program: &[u8], library_path: &[u8],
                 // ld.so opens a name with a slash as a path, as is.
                 exists_in(b".", name, b"") || (name[0] == b'/' && exists_in(b"", &name[1..], b""))
             } else {
-                let dirs = libpath::components(user.unwrap_or(b"")).chain(libpath::components(library_path));
                 let own = search.iter().filter(|&&s| s != 0).flat_map(|&s| libpath::components(string(s - 1)));
-                dirs.chain(own).any(|dir| exists_in(dir, name, origin))
+                path.dirs().chain(own).any(|dir| exists_in(dir, name, origin))
             };
         if !found {
             missing[missing_count] = name;
@@ -119,7 +115,7 @@ pub fn report_missing(stack: &InitialStack, program: &[u8], library_path: &[u8],
             m.bytes(b" ").bytes(name);
         }
         m.bytes(b" (searched the library path ");
-        m.bytes(if library_path.is_empty() { b"(none)" } else { library_path });
+        m.bytes(if path.nix.is_empty() { b"(none)" } else { path.nix });
         m.bytes(b", LD_LIBRARY_PATH and the program's RUNPATH)");
         m.end();
     }

@@ -2,7 +2,7 @@
 
 use crate::defaults;
 use crate::envscan::{self, EnvScan, Found};
-use crate::libpath;
+use crate::libpath::SearchPath;
 
 /// Where a setting came from; printed by `NIX_LD_LOG=info` and by the status screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,16 +82,16 @@ pub enum Slot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnvEdit<'a> {
     pub slot: Slot,
-    /// The user's `LD_LIBRARY_PATH` value, which goes first.
-    pub user: Option<&'a [u8]>,
-    /// The Nix library directories, which follow.
-    pub nix: &'a [u8],
+    /// What the new `LD_LIBRARY_PATH` holds.
+    pub path: SearchPath<'a>,
+    /// `path.len()`, measured once.
+    path_len: usize,
 }
 
 impl EnvEdit<'_> {
     /// Length of the `LD_LIBRARY_PATH=…` string without its NUL.
     pub fn entry_len(&self) -> usize {
-        envscan::LD_LIBRARY_PATH.len() + 1 + libpath::merged_len(self.user, self.nix)
+        envscan::LD_LIBRARY_PATH.len() + 1 + self.path_len
     }
 
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_len() + 1` bytes.
@@ -99,17 +99,22 @@ impl EnvEdit<'_> {
         let name = envscan::LD_LIBRARY_PATH.len();
         out[..name].copy_from_slice(envscan::LD_LIBRARY_PATH);
         out[name] = b'=';
-        let len = libpath::write_merged(self.user, self.nix, &mut out[name + 1..]);
+        let len = self.path.write(&mut out[name + 1..]);
         out[name + 1 + len] = 0;
     }
+}
+
+/// The search path ld.so should get for this environment and choice, before any directory is
+/// left out.
+pub fn search_path<'a>(scan: &EnvScan<'a>, choice: &Choice<'a>) -> SearchPath<'a> {
+    SearchPath::new(scan.ld_library_path.map(|f| f.value), choice.library_path)
 }
 
 /// Decides whether ld.so needs a different `LD_LIBRARY_PATH` than the program has, and where it goes.
 /// `None` means the environment is handed over untouched. A privileged program gets no edit: ld.so
 /// ignores `LD_LIBRARY_PATH` for it anyway.
-pub fn env_edit<'a>(scan: &EnvScan<'a>, choice: &Choice<'a>, secure: bool) -> Option<EnvEdit<'a>> {
-    let user = scan.ld_library_path.map(|f| f.value);
-    if secure || !libpath::needs_edit(user, choice.library_path) {
+pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> Option<EnvEdit<'a>> {
+    if secure || !path.needs_edit() {
         return None;
     }
     let borrowed = scan
@@ -122,7 +127,7 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, choice: &Choice<'a>, secure: bool) -> Op
         Some(found) => Slot::Replace { index: found.index },
         None => Slot::Append,
     };
-    Some(EnvEdit { slot, user, nix: choice.library_path })
+    Some(EnvEdit { slot, path, path_len: path.len() })
 }
 
 /// Whether ld.so, run as a command with `args` (after argv[0]), is already given `--library-path`
@@ -153,6 +158,7 @@ pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
 mod tests {
     use super::*;
     use crate::envscan::scan;
+    use crate::libpath::components;
     use proptest::prelude::*;
 
     fn choice_of(env: &[&[u8]], secure: bool) -> (Vec<u8>, Source, Vec<u8>, Source) {
@@ -222,13 +228,14 @@ mod tests {
         assert_eq!((l.as_slice(), ls), (defaults::LOADER, Source::CompiledIn));
         assert_eq!((p.as_slice(), ps), (defaults::LIBRARY_PATH, Source::CompiledIn));
         let s = scan(env);
-        assert_eq!(env_edit(&s, &choose(&s, true), true), None);
+        let c = choose(&s, true);
+        assert_eq!(env_edit(&s, search_path(&s, &c), true), None);
     }
 
     fn edit_of(env: &[&[u8]]) -> Option<(Slot, Vec<u8>)> {
         let s = scan(env);
         let c = choose(&s, false);
-        env_edit(&s, &c, false).map(|e| {
+        env_edit(&s, search_path(&s, &c), false).map(|e| {
             let mut out = vec![0xAAu8; e.entry_len() + 1];
             e.write_entry(&mut out);
             assert_eq!(out.pop(), Some(0));
@@ -315,11 +322,11 @@ mod tests {
             }
             let ld_sees = seen.iter().rev().find_map(|v| v.strip_prefix(b"LD_LIBRARY_PATH=")).map(|v| v.to_vec());
             let user = s.ld_library_path.map(|f| f.value);
-            let want: Vec<&[u8]> = libpath::components(user.unwrap_or(b"")).chain(libpath::components(c.library_path)).collect();
+            let want: Vec<&[u8]> = components(user.unwrap_or(b"")).chain(components(c.library_path)).collect();
             match ld_sees {
                 Some(path) => {
                     prop_assert!(path.is_empty() || path.split(|&b| b == b':').all(|c| !c.is_empty()));
-                    prop_assert_eq!(libpath::components(&path).collect::<Vec<_>>(), want);
+                    prop_assert_eq!(components(&path).collect::<Vec<_>>(), want);
                 }
                 None => prop_assert!(want.is_empty()),
             }

@@ -5,6 +5,7 @@
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use nix_ld::envscan::EnvScan;
+use nix_ld::libpath::SearchPath;
 use nix_ld::log::{self, Level};
 use nix_ld::plan::{Choice, Source};
 use nix_ld::problem::{Problem, EXIT_CANNOT_RUN};
@@ -52,6 +53,7 @@ pub fn configure(scan: &EnvScan<'_>, secure: bool) {
     }
 }
 
+#[inline(always)]
 pub fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
@@ -80,6 +82,19 @@ pub fn choice(choice: &Choice<'_>) {
         }
         m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
         m.end();
+    }
+}
+
+/// Logs, at info level, the Nix library directories left out because they do not exist.
+pub fn left_out(search: &SearchPath<'_>) {
+    if !enabled(Level::Info) {
+        return;
+    }
+    for dir in search.left_out() {
+        if let Some(mut m) = line(Level::Info) {
+            m.bytes(b"library directory ").bytes(dir).bytes(b" does not exist; ld.so will not search it");
+            m.end();
+        }
     }
 }
 

@@ -41,13 +41,21 @@ impl EnvString<'static> for CStr {
     }
 }
 
+/// Auxv keys below this are indexed by [`InitialStack::read`]; every key the shim reads or edits is.
+const INDEXED_KEYS: usize = 32;
+
 /// The kernel's argument block, measured.
+#[derive(Clone, Copy)]
 pub struct InitialStack {
     pub sp: *mut usize,
     pub argc: usize,
     pub env_count: usize,
     /// Number of auxv pairs, including the final AT_NULL.
     pub aux_count: usize,
+    /// For each key below [`INDEXED_KEYS`], 1 + the index of its auxv pair, or 0 if absent: one
+    /// walk over auxv serves every lookup. The kernel writes each key once, in a vector of a few
+    /// dozen pairs.
+    aux_index: [u16; INDEXED_KEYS],
 }
 
 impl InitialStack {
@@ -65,11 +73,19 @@ impl InitialStack {
                 env_count += 1;
             }
             let auxv = envp.add(env_count + 1);
-            let mut aux_count = 1;
-            while *auxv.add(2 * (aux_count - 1)) != auxvec::AT_NULL as usize {
-                aux_count += 1;
+            let mut aux_index = [0u16; INDEXED_KEYS];
+            let mut pair = 0;
+            loop {
+                let key = *auxv.add(2 * pair);
+                if key == auxvec::AT_NULL as usize {
+                    break;
+                }
+                if key < INDEXED_KEYS {
+                    aux_index[key] = pair as u16 + 1;
+                }
+                pair += 1;
             }
-            InitialStack { sp, argc, env_count, aux_count }
+            InitialStack { sp, argc, env_count, aux_count: pair + 1, aux_index }
         }
     }
 
@@ -99,7 +115,15 @@ impl InitialStack {
         unsafe { core::slice::from_raw_parts(self.auxv_ptr() as *const [usize; 2], self.aux_count) }
     }
 
+    /// The index of `key`'s auxv pair.
+    pub fn aux_pair(&self, key: u32) -> Option<usize> {
+        match self.aux_index.get(key as usize) {
+            Some(&i) if i > 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
     pub fn aux(&self, key: u32) -> Option<usize> {
-        self.auxv().iter().find(|pair| pair[0] == key as usize).map(|pair| pair[1])
+        self.aux_pair(key).map(|i| self.auxv()[i][1])
     }
 }

@@ -26,8 +26,7 @@ pub fn print(choice: &Choice<'_>) -> ! {
     }
     m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
     m.end();
-    let mut plan = nix_ld::elf::LoadPlan::EMPTY;
-    match loader::inspect(choice.loader, &mut plan) {
+    match loader::inspect(choice.loader, &mut loader::Head::uninit()) {
         Ok(_) => {
             m.bytes(b"The loader is a valid x86-64 ELF loader.");
             m.end();

@@ -9,6 +9,8 @@
 use linux_raw_sys::errno::{EINTR, EINVAL};
 use linux_raw_sys::general as k;
 
+use nix_ld::problem::PATH_MAX;
+
 use crate::arch::syscall6;
 
 /// A failed system call: the kernel's errno.
@@ -68,10 +70,23 @@ pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
 /// The rest of `buf` stays uninitialised: nothing needs it zeroed.
 pub fn pread_into<'b, const N: usize>(fd: &Fd, buf: &'b mut core::mem::MaybeUninit<[u8; N]>, at: u64) -> Result<&'b [u8], Errno> {
     let start = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: the buffer is writable for its N bytes; the first `done` are then initialised.
+    unsafe {
+        let done = pread(fd, start, N, at)?;
+        Ok(core::slice::from_raw_parts(start, done))
+    }
+}
+
+/// Reads from offset `at` into the `len` bytes at `buf` until they are full or the file ends, and
+/// returns how many were read.
+///
+/// # Safety
+/// `buf` must be writable for `len` bytes.
+pub unsafe fn pread(fd: &Fd, buf: *mut u8, len: usize, at: u64) -> Result<usize, Errno> {
     let mut done = 0;
-    while done < N {
-        // SAFETY: the kernel writes at most `N - done` bytes at `start + done`, inside the buffer.
-        let ret = unsafe { syscall6(k::__NR_pread64 as usize, fd.0 as usize, start.add(done) as usize, N - done, (at + done as u64) as usize, 0, 0) };
+    while done < len {
+        // SAFETY: the kernel writes at most `len - done` bytes at `buf + done`, inside the buffer.
+        let ret = unsafe { syscall6(k::__NR_pread64 as usize, fd.0 as usize, buf.add(done) as usize, len - done, (at + done as u64) as usize, 0, 0) };
         match result(ret) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -79,8 +94,7 @@ pub fn pread_into<'b, const N: usize>(fd: &Fd, buf: &'b mut core::mem::MaybeUnin
             Err(e) => return Err(e),
         }
     }
-    // SAFETY: the first `done` bytes were written by the kernel.
-    Ok(unsafe { core::slice::from_raw_parts(start, done) })
+    Ok(done)
 }
 
 /// Writes all of `bytes` to `fd`, giving up silently on error: there is nowhere to report it.
@@ -104,6 +118,37 @@ pub fn exists(path: &[u8]) -> bool {
     // SAFETY: `path` is NUL-terminated, checked above.
     let ret = unsafe { syscall6(k::__NR_faccessat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, k::F_OK as usize, 0, 0, 0) };
     ret == 0
+}
+
+/// A buffer for a path as the kernel takes it.
+pub type PathBuf = core::mem::MaybeUninit<[u8; PATH_MAX]>;
+
+/// Copies `path` and then `suffix` into `buf`, with a NUL, as the kernel needs them; `None` if that
+/// does not fit in PATH_MAX. The rest of the buffer stays uninitialised: zeroing 4 KiB would cost
+/// more than everything else the shim does.
+pub fn c_string<'b>(path: &[u8], suffix: &[u8], buf: &'b mut PathBuf) -> Option<&'b [u8]> {
+    let len = path.len() + suffix.len();
+    if len >= PATH_MAX {
+        return None;
+    }
+    let start = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: `len + 1 <= PATH_MAX` bytes of the buffer are written, then exactly those are viewed
+    // as initialised.
+    unsafe {
+        core::ptr::copy_nonoverlapping(path.as_ptr(), start, path.len());
+        core::ptr::copy_nonoverlapping(suffix.as_ptr(), start.add(path.len()), suffix.len());
+        start.add(len).write(0);
+        Some(core::slice::from_raw_parts(start, len + 1))
+    }
+}
+
+/// Whether `dir` names a directory (or a symbolic link to one). The check asks for `dir/`, which
+/// only a directory satisfies; a path too long to ask about counts as absent, as it would for ld.so.
+pub fn is_directory(dir: &[u8]) -> bool {
+    match c_string(dir, b"/", &mut PathBuf::uninit()) {
+        Some(path) => exists(path),
+        None => false,
+    }
 }
 
 /// `mmap(2)`.

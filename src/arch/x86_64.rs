@@ -12,8 +12,8 @@
 use core::arch::{asm, global_asm};
 
 // Entry from the kernel. The stack holds argc, argv, envp and auxv; `rsp` is 16-byte aligned.
-// Relocation reads the dynamic section through `_DYNAMIC` (link-time addresses, so the load base,
-// the runtime address of `__ehdr_start`, is added), then applies each R_X86_64_RELATIVE entry.
+// Relocation walks the table the linker script brackets with `__rela_start` and `__rela_end`, adding
+// the load base (the runtime address of `__ehdr_start`) to each R_X86_64_RELATIVE entry.
 // Any other relocation type means the link went wrong: trap rather than run half-relocated.
 global_asm!(
     ".globl _start",
@@ -22,41 +22,22 @@ global_asm!(
     "xor ebp, ebp",
     "mov r12, rsp",
     "lea r13, [rip + __ehdr_start]",
-    "lea rcx, [rip + _DYNAMIC]",
-    "xor esi, esi",
-    "xor edx, edx",
+    "lea rsi, [rip + __rela_start]",
+    "lea rdx, [rip + __rela_end]",
     "2:",
-    "mov rax, [rcx]",
-    "test rax, rax",
-    "jz 5f",
-    "cmp rax, 7", // DT_RELA
-    "jne 3f",
-    "mov rsi, [rcx + 8]",
-    "add rsi, r13",
-    "jmp 4f",
-    "3:",
-    "cmp rax, 8", // DT_RELASZ
-    "jne 4f",
-    "mov rdx, [rcx + 8]",
-    "4:",
-    "add rcx, 16",
-    "jmp 2b",
-    "5:",
-    "add rdx, rsi",
-    "6:",
     "cmp rsi, rdx",
-    "jae 8f",
+    "jae 4f",
     "cmp dword ptr [rsi + 8], 8", // R_X86_64_RELATIVE
-    "jne 7f",
+    "jne 3f",
     "mov rax, [rsi + 16]",
     "add rax, r13",
     "mov rdi, [rsi]",
     "mov [r13 + rdi], rax",
     "add rsi, 24",
-    "jmp 6b",
-    "7:",
+    "jmp 2b",
+    "3:",
     "ud2",
-    "8:",
+    "4:",
     "mov rdi, r12",
     "call {start}",
     "ud2",
