@@ -219,3 +219,45 @@ fn a_library_in_the_working_directory_is_never_loaded() {
         assert_eq!(out.status.code(), Some(127), "{user:?} {nix:?}: libgreet must simply not be found");
     }
 }
+
+#[test]
+fn absent_library_directories_are_left_out() {
+    // ld.so would try every library in a missing directory (and its glibc-hwcaps subdirectories)
+    // before giving up on it; the shim drops such directories, and anything that is not a directory.
+    let s = setup("env-absent-dirs", &shim());
+    let prog = needs_greet(&s.dir, &s.lib, &shim());
+    let missing = s.dir.join("no-such-dir");
+    let file = s.dir.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let nix = format!("{}:{}:{}", missing.display(), s.lib.display(), file.display());
+    let loader = system_loader();
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix.as_str()), ("NIX_LD_LOG", "debug")];
+    let out = run_with(&prog, &[], &env);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(stdout(&out), "greetings from libgreet\n");
+    for gone in [&missing, &file] {
+        let line = format!("nix-ld: library directory {} does not exist; ld.so will not search it", gone.display());
+        assert!(log.lines().any(|l| l == line), "no line saying {} is left out in:\n{log}", gone.display());
+    }
+    let sees = format!("nix-ld: ld.so sees LD_LIBRARY_PATH={}", s.lib.display());
+    assert!(log.lines().any(|l| l == sees), "ld.so should see only the existing directory:\n{log}");
+}
+
+#[test]
+fn with_every_library_directory_absent_the_environment_is_not_edited() {
+    let s = setup("env-all-absent", &shim());
+    let missing = s.dir.join("no-such-dir");
+    let loader = system_loader();
+    let nix = missing.to_str().unwrap();
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix), ("NIX_LD_LOG", "debug")];
+    let out = run_with(&s.printenv, &[], &env);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("does not exist; ld.so will not search it"), "{log}");
+    assert!(!log.contains("ld.so sees"), "the environment was edited for nothing:\n{log}");
+    // With an existing directory, the same run does edit it: the check above can fail.
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.lib.to_str().unwrap()), ("NIX_LD_LOG", "debug")];
+    let log = stderr(&run_with(&s.printenv, &[], &env));
+    assert!(log.contains("ld.so sees"), "{log}");
+}
