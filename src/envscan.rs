@@ -41,6 +41,8 @@ pub struct EnvScan<'a> {
     pub library_path_generic: Option<Found<'a>>,
     pub log: Option<Found<'a>>,
     pub ld_library_path: Option<Found<'a>>,
+    /// How many entries the environment has.
+    pub count: usize,
 }
 
 pub const LOADER_SYSTEM: &[u8] = b"NIX_LD_x86_64_linux";
@@ -77,11 +79,20 @@ fn keep_first<'a>(slot: &mut Option<Found<'a>>, found: Found<'a>) {
     }
 }
 
-/// Scans `env` once and reports the variables the shim reads.
-pub fn scan<'a, S: EnvString<'a>>(env: &[S]) -> EnvScan<'a> {
+/// Scans `env` once and reports the variables the shim reads, and how many entries there are (the
+/// shim measures `envp` with this same pass).
+pub fn scan<'a, S: EnvString<'a>>(env: impl IntoIterator<Item = S>) -> EnvScan<'a> {
     let mut out = EnvScan::default();
-    for (index, &entry) in env.iter().enumerate() {
-        match entry.byte_at(0) {
+    let mut index = 0;
+    for entry in env {
+        index += 1;
+        let first = entry.byte_at(0);
+        // 'L' (0x4C) and 'N' (0x4E) differ only in bit 1: one test rejects nearly every entry.
+        if first & !0x02 != b'L' {
+            continue;
+        }
+        let index = index - 1;
+        match first {
             b'N' => {
                 let found = |len: usize| Found { index, value: entry.tail(len) };
                 if let Some(len) = name_len(entry, LOADER_GENERIC, 1) {
@@ -110,6 +121,7 @@ pub fn scan<'a, S: EnvString<'a>>(env: &[S]) -> EnvScan<'a> {
             _ => {}
         }
     }
+    out.count = index;
     out
 }
 
@@ -118,7 +130,9 @@ mod tests {
     use super::*;
 
     fn scan_of<'a>(env: &'a [&'a [u8]]) -> EnvScan<'a> {
-        scan(env)
+        let s = scan(env.iter().copied());
+        assert_eq!(s.count, env.len());
+        s
     }
 
     #[test]
@@ -157,7 +171,7 @@ mod tests {
             b"N",
             b"L",
         ];
-        assert_eq!(scan_of(env), EnvScan::default());
+        assert_eq!(scan_of(env), EnvScan { count: env.len(), ..EnvScan::default() });
     }
 
     #[test]
@@ -179,5 +193,61 @@ mod tests {
         let s = scan_of(env);
         assert_eq!(s.loader_generic.unwrap().value, b"");
         assert_eq!(s.ld_library_path.unwrap().value, b"a=b");
+    }
+
+    /// The scan, written the obvious way: split at the first '=', compare whole names.
+    fn reference<'a>(env: &[&'a [u8]]) -> EnvScan<'a> {
+        let mut out = EnvScan { count: env.len(), ..EnvScan::default() };
+        for (index, entry) in env.iter().enumerate() {
+            let Some(eq) = entry.iter().position(|&b| b == b'=') else { continue };
+            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
+            let found = Some(Found { index, value });
+            let first = |slot: &mut Option<Found<'a>>| {
+                if slot.is_none() {
+                    *slot = found;
+                }
+            };
+            match name {
+                LOADER_GENERIC => first(&mut out.loader_generic),
+                LOADER_SYSTEM => first(&mut out.loader_system),
+                LIBRARY_PATH_GENERIC => first(&mut out.library_path_generic),
+                LIBRARY_PATH_SYSTEM => first(&mut out.library_path_system),
+                LOG => first(&mut out.log),
+                LD_LIBRARY_PATH => out.ld_library_path = found,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn the_scan_agrees_with_the_obvious_one(env in proptest::collection::vec(entry(), 0..12)) {
+            let env: Vec<&[u8]> = env.iter().map(|e| e.as_slice()).collect();
+            proptest::prop_assert_eq!(scan(env.iter().copied()), reference(&env));
+        }
+    }
+
+    fn entry() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let names = [LOADER_GENERIC, LOADER_SYSTEM, LIBRARY_PATH_GENERIC, LIBRARY_PATH_SYSTEM, LOG, LD_LIBRARY_PATH, b"NIX_LD_", b"LD_", b"M", b"O", b"J", b"NIX_PATH"];
+        let name = prop_oneof![
+            proptest::sample::select(names.to_vec()).prop_map(|n| n.to_vec()),
+            // A known name with one byte changed or cut short.
+            (proptest::sample::select(names.to_vec()), any::<usize>(), any::<u8>()).prop_map(|(n, at, b)| {
+                let mut n = n.to_vec();
+                let at = at % n.len();
+                if b % 2 == 0 { n.truncate(at) } else { n[at] = b.max(1) }
+                n
+            }),
+        ];
+        (name, proptest::option::of(proptest::collection::vec(prop_oneof![Just(b'='), Just(b'/'), Just(b'x')], 0..6))).prop_map(|(mut n, v)| {
+            if let Some(v) = v {
+                n.push(b'=');
+                n.extend(v);
+            }
+            n
+        })
     }
 }

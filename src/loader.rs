@@ -73,18 +73,42 @@ pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
     let mut head = Head::uninit();
     let (fd, plan) = inspect(path, &mut head)?;
     let span = plan.span as usize;
-    // SAFETY: a fresh anonymous reservation, not MAP_FIXED: it takes nothing from anyone.
+    let mut segments = plan.segments();
+    let first = segments.next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
+    // One call reserves the whole span and maps the first segment's file pages at its start (as
+    // glibc does): every mmap costs microseconds, and every process pays for these.
+    let reserve_with_file = first.filesz > 0 && !partial_page(&first);
+    // SAFETY: a fresh mapping, not MAP_FIXED: it takes nothing from anyone.
     let reservation = unsafe {
-        sys::mmap(0, span, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS, -1, 0)
+        if reserve_with_file {
+            sys::mmap(0, span, prot(first.flags), k::MAP_PRIVATE, fd.raw(), elf::page_down(first.offset))
+        } else {
+            sys::mmap(0, span, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS, -1, 0)
+        }
     }
     .map_err(|Errno(e)| Problem::Map(e))?;
+    trace(if reserve_with_file { b"reserved, with file, " } else { b"reserved " }, reservation, span, k::PROT_NONE);
     let bias = reservation.wrapping_sub(plan.first_page as usize);
-    for segment in plan.segments() {
-        if let Err(Errno(e)) = map_segment(&fd, bias, &segment) {
+    let mut mapped_end = plan.first_page;
+    let mut result = Ok(());
+    for (i, segment) in core::iter::once(first).chain(segments).enumerate() {
+        // The reservation maps file pages (or nothing) between segments; take them away.
+        let start = elf::page_down(segment.vaddr);
+        if reserve_with_file && start > mapped_end {
+            let (at, len) = (bias + mapped_end as usize, (start - mapped_end) as usize);
+            // SAFETY: a hole inside the reservation that no segment uses.
+            result = unsafe { sys::mmap(at, len, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS, -1, 0) }.map(|_| ());
+            trace(b"unmapped hole ", at, len, k::PROT_NONE);
+        }
+        if result.is_ok() {
+            result = map_segment(&fd, bias, &segment, i == 0 && reserve_with_file);
+        }
+        if let Err(Errno(e)) = result {
             // SAFETY: the reservation is ours and nothing in it has been used.
             unsafe { sys::munmap(reservation, span) };
             return Err(Problem::Map(e));
         }
+        mapped_end = elf::page_up(segment.vaddr + segment.memsz).unwrap_or(u64::MAX);
     }
     Ok(Mapped {
         base: bias,
@@ -94,49 +118,53 @@ pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
     })
 }
 
-/// Maps one segment at `bias`. Whole pages of file content are mapped from the file. A last page
-/// that is part file, part bss is an anonymous page with the file's bytes read into it: the rest of
-/// it must be zero, and reading is cheaper than mapping the file page and clearing its tail.
-fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment) -> Result<(), Errno> {
+/// Whether the segment's last file page is also part bss, so its tail must be zeroed.
+fn partial_page(s: &elf::Segment) -> bool {
+    s.filesz > 0 && s.memsz > s.filesz && !(s.vaddr + s.filesz).is_multiple_of(PAGE)
+}
+
+/// Maps one segment at `bias`: its file pages from the file, then anonymous pages for the rest of
+/// its bss. A last file page that is part bss has its tail zeroed in place, as the kernel does for a
+/// program: that costs a few hundred instructions, where mapping that page anonymously and reading
+/// the file's bytes into it costs two more system calls, which take longer.
+/// `file_mapped`: the reservation already mapped this segment's file pages.
+fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Result<(), Errno> {
     let prot = prot(s.flags);
     let start = elf::page_down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
     // validate() bounded vaddr + memsz, so these cannot overflow.
     let mem_end = elf::page_up(s.vaddr + s.memsz).unwrap_or(u64::MAX);
-    let partial_page = s.filesz > 0 && s.memsz > s.filesz && !file_end.is_multiple_of(PAGE);
-    let file_pages_end = if partial_page { elf::page_down(file_end) } else { elf::page_up(file_end).unwrap_or(u64::MAX) };
-    if s.filesz > 0 && file_pages_end > start {
-        let len = (file_pages_end - start) as usize;
-        // SAFETY: inside the reservation made by `load`.
-        unsafe {
-            sys::mmap(bias + start as usize, len, prot, k::MAP_PRIVATE | k::MAP_FIXED, fd.raw(), elf::page_down(s.offset))?;
-        }
-        trace(b"mapped file ", bias + start as usize, len, prot);
-    }
-    let anon_start = file_pages_end.max(start);
-    if mem_end > anon_start {
-        let len = (mem_end - anon_start) as usize;
-        let at = bias + anon_start as usize;
-        let flags = k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS;
-        let first_prot = if partial_page { prot | k::PROT_WRITE } else { prot };
-        // SAFETY: inside the reservation made by `load`.
-        unsafe { sys::mmap(at, len, first_prot, flags, -1, 0)? };
-        trace(b"mapped zero ", at, len, prot);
-        if partial_page {
-            let want = (file_end - anon_start) as usize;
-            // The page holds file bytes from its start, as a file mapping of it would.
-            let offset = elf::page_down(s.offset) + (anon_start - start);
-            // SAFETY: the page was just mapped writable and is ours alone; `want` < PAGE.
-            if unsafe { sys::pread(fd, at as *mut u8, want, offset)? } != want {
-                // The file shrank since it was checked.
-                return Err(Errno(linux_raw_sys::errno::EIO as i32));
+    let mut anon_start = start;
+    if s.filesz > 0 {
+        let file_page_end = elf::page_up(file_end).unwrap_or(u64::MAX);
+        let partial = partial_page(s);
+        let first_prot = if partial { prot | k::PROT_WRITE } else { prot };
+        let len = (file_page_end - start) as usize;
+        if !file_mapped {
+            // SAFETY: inside the reservation made by `load`.
+            unsafe {
+                sys::mmap(bias + start as usize, len, first_prot, k::MAP_PRIVATE | k::MAP_FIXED, fd.raw(), elf::page_down(s.offset))?;
             }
-            trace(b"read file ", at, want, prot);
+            trace(b"mapped file ", bias + start as usize, len, prot);
+        }
+        if partial {
+            // The rest of the last file page holds whatever follows in the file; bss must be zero.
+            let zero_len = (file_page_end - file_end) as usize;
+            // SAFETY: the page was just mapped writable, and is ours alone.
+            unsafe { core::ptr::write_bytes((bias + file_end as usize) as *mut u8, 0, zero_len) };
             if first_prot != prot {
                 // SAFETY: our own fresh mapping; nothing depends on its permissions yet.
-                unsafe { sys::mprotect(at, len, prot)? };
+                unsafe { sys::mprotect(bias + start as usize, len, prot)? };
             }
         }
+        anon_start = file_page_end;
+    }
+    if mem_end > anon_start {
+        let len = (mem_end - anon_start) as usize;
+        let flags = k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS;
+        // SAFETY: inside the reservation made by `load`.
+        unsafe { sys::mmap(bias + anon_start as usize, len, prot, flags, -1, 0)? };
+        trace(b"mapped zero ", bias + anon_start as usize, len, prot);
     }
     Ok(())
 }

@@ -22,7 +22,6 @@ mod status;
 mod sys;
 
 use linux_raw_sys::auxvec;
-use nix_ld::envscan;
 use nix_ld::log::Level;
 use nix_ld::plan;
 
@@ -36,8 +35,7 @@ use stack::{CStr, InitialStack};
 #[no_mangle]
 pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: per the function's contract, `sp` is the kernel's initial stack pointer.
-    let stack = unsafe { InitialStack::read(sp) };
-    let scan = envscan::scan(stack.env());
+    let (stack, scan) = unsafe { InitialStack::read(sp) };
     let secure = stack.aux(auxvec::AT_SECURE).unwrap_or(0) != 0;
     report::configure(&scan, secure);
     let choice = plan::choose(&scan, secure);

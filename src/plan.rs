@@ -162,7 +162,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn choice_of(env: &[&[u8]], secure: bool) -> (Vec<u8>, Source, Vec<u8>, Source) {
-        let s = scan(env);
+        let s = scan(env.iter().copied());
         let c = choose(&s, secure);
         (c.loader.to_vec(), c.loader_source, c.library_path.to_vec(), c.library_path_source)
     }
@@ -227,13 +227,13 @@ mod tests {
         let (l, ls, p, ps) = choice_of(env, true);
         assert_eq!((l.as_slice(), ls), (defaults::LOADER, Source::CompiledIn));
         assert_eq!((p.as_slice(), ps), (defaults::LIBRARY_PATH, Source::CompiledIn));
-        let s = scan(env);
+        let s = scan(env.iter().copied());
         let c = choose(&s, true);
         assert_eq!(env_edit(&s, search_path(&s, &c), true), None);
     }
 
     fn edit_of(env: &[&[u8]]) -> Option<(Slot, Vec<u8>)> {
-        let s = scan(env);
+        let s = scan(env.iter().copied());
         let c = choose(&s, false);
         env_edit(&s, search_path(&s, &c), false).map(|e| {
             let mut out = vec![0xAAu8; e.entry_len() + 1];
@@ -303,7 +303,7 @@ mod tests {
         #[test]
         fn the_edit_gives_ld_so_exactly_the_merged_path(env in proptest::collection::vec(var(), 0..12)) {
             let env: Vec<&[u8]> = env.iter().map(|v| v.as_slice()).collect();
-            let s = scan(&env);
+            let s = scan(env.iter().copied());
             let c = choose(&s, false);
             // What ld.so would read: the last LD_LIBRARY_PATH after the edit.
             let mut seen = env.iter().map(|v| v.to_vec()).collect::<Vec<_>>();

@@ -8,10 +8,11 @@
 //! a NUL-terminated string only up to its terminator.
 
 use linux_raw_sys::auxvec;
-use nix_ld::envscan::EnvString;
+use nix_ld::envscan::{self, EnvScan, EnvString};
 
 /// A NUL-terminated string from the kernel (argv, envp, or a path in auxv).
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub struct CStr(pub *const u8);
 
 impl CStr {
@@ -41,6 +42,28 @@ impl EnvString<'static> for CStr {
     }
 }
 
+/// The strings of a NULL-terminated pointer array (the kernel's `envp`).
+struct NullTerminated {
+    at: *const CStr,
+}
+
+impl Iterator for NullTerminated {
+    type Item = CStr;
+
+    fn next(&mut self) -> Option<CStr> {
+        // SAFETY: `at` points into the array, at or before its NULL (module contract); it only
+        // advances past non-NULL entries.
+        unsafe {
+            let entry = *self.at;
+            if entry.0.is_null() {
+                return None;
+            }
+            self.at = self.at.add(1);
+            Some(entry)
+        }
+    }
+}
+
 /// Auxv keys below this are indexed by [`InitialStack::read`]; every key the shim reads or edits is.
 const INDEXED_KEYS: usize = 32;
 
@@ -59,19 +82,18 @@ pub struct InitialStack {
 }
 
 impl InitialStack {
-    /// Measures the block at `sp`.
+    /// Measures the block at `sp`, scanning the environment on the way: one pass over `envp`
+    /// both finds the variables the shim reads and counts the entries.
     ///
     /// # Safety
     /// `sp` must be the stack pointer the kernel passed at process entry.
-    pub unsafe fn read(sp: *mut usize) -> InitialStack {
+    pub unsafe fn read(sp: *mut usize) -> (InitialStack, EnvScan<'static>) {
         // SAFETY: the kernel's layout, per the module contract.
         unsafe {
             let argc = *sp;
             let envp = sp.add(argc + 2);
-            let mut env_count = 0;
-            while *envp.add(env_count) != 0 {
-                env_count += 1;
-            }
+            let scan = envscan::scan(NullTerminated { at: envp as *const CStr });
+            let env_count = scan.count;
             let auxv = envp.add(env_count + 1);
             let mut aux_index = [0u16; INDEXED_KEYS];
             let mut pair = 0;
@@ -85,7 +107,7 @@ impl InitialStack {
                 }
                 pair += 1;
             }
-            InitialStack { sp, argc, env_count, aux_count: pair + 1, aux_index }
+            (InitialStack { sp, argc, env_count, aux_count: pair + 1, aux_index }, scan)
         }
     }
 

@@ -160,3 +160,16 @@ fn info_logging_names_every_missing_library_at_once() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("missing libraries of"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_loader_with_a_hole_between_segments_and_a_partial_bss_page_is_mapped_faithfully() {
+    // The shim reserves the loader's span with a mapping of its file and maps the other segments
+    // over it. A hole between segments must not keep those file pages readable, and bss sharing a
+    // page with file data must read as zero. The fixture checks both from inside.
+    let dir = scratch("gapped-loader");
+    let loader = freestanding(&dir, "gapped_loader.c", "gapped-ld.so");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert_eq!(stdout(&out), "GAPPED LOADER ok\n", "{}", stderr(&out));
+    assert!(out.status.success());
+}

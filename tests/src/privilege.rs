@@ -25,9 +25,7 @@ fn root_a_setuid_program_ignores_nix_ld() {
     require_root();
     let dir = scratch("setuid");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let fake = dir.join("fake-ld.so");
-    let status = Command::new("cc").args(["-static-pie", "-nostdlib", "-fno-stack-protector", "-O1", "-o"]).arg(&fake).arg(fixtures().join("fake_loader.c")).status().unwrap();
-    assert!(status.success());
+    let fake = freestanding(&dir, "fake_loader.c", "fake-ld.so");
 
     // The danger: a loader the caller chooses runs with the program's privileges.
     let exposed = compile(&dir, "euid.c", "exposed", &fake, &[]);

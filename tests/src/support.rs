@@ -170,3 +170,16 @@ pub fn require_root() {
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
+
+/// Builds a freestanding static-pie from `fixture` (a stand-in "loader" that needs no libc).
+pub fn freestanding(dir: &Path, fixture: &str, name: &str) -> PathBuf {
+    let out = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-static-pie", "-nostdlib", "-fno-stack-protector", "-O1", "-o"])
+        .arg(&out)
+        .arg(fixtures().join(fixture))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build {fixture}");
+    out
+}
