@@ -25,11 +25,12 @@ const DT_STRTAB: u64 = 5;
 const DT_RPATH: u64 = 15;
 const DT_RUNPATH: u64 = 29;
 
-/// glibc's own libraries always come with the loader, from its built-in search path.
+/// Name prefixes of glibc's own libraries, which always come with the loader, from its built-in
+/// search path; NUL-separated (see `plan::is_listed`).
+const GLIBC_LIBRARIES: &[u8] = b"libc.so.\0libm.so.\0libpthread.so.\0libdl.so.\0librt.so.\0libresolv.so.\0libutil.so.\0ld-linux-x86-64.so.\0";
+
 fn ships_with_glibc(name: &[u8]) -> bool {
-    [&b"libc.so."[..], b"libm.so.", b"libpthread.so.", b"libdl.so.", b"librt.so.", b"libresolv.so.", b"libutil.so.", b"ld-linux-x86-64.so."]
-        .iter()
-        .any(|p| name.starts_with(p))
+    GLIBC_LIBRARIES.split(|&b| b == 0).any(|prefix| !prefix.is_empty() && name.starts_with(prefix))
 }
 
 /// Whether `dir/name` exists; `dir` may contain `$ORIGIN`, which is `origin`.

@@ -130,6 +130,15 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
     Some(EnvEdit { slot, path, path_len: path.len() })
 }
 
+/// ld.so's options that take a value, each followed by a NUL. One string, not a table of slices: a
+/// table of pointers would need relocating at every start.
+const VALUE_OPTIONS: &[u8] = b"--inhibit-rpath\0--audit\0--preload\0--argv0\0--glibc-hwcaps-prepend\0--glibc-hwcaps-mask\0";
+
+/// Whether `word` is one of the NUL-terminated entries of `list`.
+pub fn is_listed(list: &[u8], word: &[u8]) -> bool {
+    list.split(|&b| b == 0).any(|entry| !entry.is_empty() && entry == word)
+}
+
 /// Whether ld.so, run as a command with `args` (after argv[0]), is already given `--library-path`
 /// among its leading options. The user's explicit choice then stands.
 pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
@@ -146,10 +155,7 @@ pub fn sets_library_path<'a>(args: impl Iterator<Item = &'a [u8]>) -> bool {
             return false;
         }
         // ld.so's options that take a value; the others take none.
-        skip_value = matches!(
-            arg,
-            b"--inhibit-rpath" | b"--audit" | b"--preload" | b"--argv0" | b"--glibc-hwcaps-prepend" | b"--glibc-hwcaps-mask"
-        );
+        skip_value = is_listed(VALUE_OPTIONS, arg);
     }
     false
 }
@@ -165,6 +171,15 @@ mod tests {
         let s = scan(env.iter().copied());
         let c = choose(&s, secure);
         (c.loader.to_vec(), c.loader_source, c.library_path.to_vec(), c.library_path_source)
+    }
+
+    #[test]
+    fn listed_words_match_whole_entries_only() {
+        assert!(is_listed(VALUE_OPTIONS, b"--audit"));
+        assert!(is_listed(VALUE_OPTIONS, b"--glibc-hwcaps-mask"));
+        assert!(!is_listed(VALUE_OPTIONS, b"--aud"));
+        assert!(!is_listed(VALUE_OPTIONS, b""));
+        assert!(!is_listed(VALUE_OPTIONS, b"--audit\0--preload"));
     }
 
     #[test]
