@@ -2,10 +2,12 @@
 //!
 //! # Safety
 //!
-//! Mapping uses `MAP_FIXED` only inside a reservation this module has just made with `mmap`, so it
-//! never replaces memory anything else uses. Segments are mapped with their own permissions; one
-//! that ends in a partial page of bss is mapped writable just long enough to zero that page, and
-//! never writable and executable at once.
+//! Mapping uses `MAP_FIXED` only inside a reservation this module has just made with `mmap` (the
+//! loader's whole span, mapped from its file with the first segment's permissions), so it never
+//! replaces memory anything else uses. Every later segment is mapped over the reservation with its
+//! own permissions, and a hole between segments is remapped inaccessible, so no page keeps the
+//! reservation's view of the file. A segment that ends in a partial page of bss is mapped writable
+//! just long enough to zero that page, and never writable and executable at once.
 
 use core::mem::MaybeUninit;
 
