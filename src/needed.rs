@@ -26,11 +26,11 @@ const DT_RPATH: u64 = 15;
 const DT_RUNPATH: u64 = 29;
 
 /// Name prefixes of glibc's own libraries, which always come with the loader, from its built-in
-/// search path; NUL-separated (see `plan::is_listed`).
+/// search path; NUL-separated (see `plan::entries`).
 const GLIBC_LIBRARIES: &[u8] = b"libc.so.\0libm.so.\0libpthread.so.\0libdl.so.\0librt.so.\0libresolv.so.\0libutil.so.\0ld-linux-x86-64.so.\0";
 
 fn ships_with_glibc(name: &[u8]) -> bool {
-    GLIBC_LIBRARIES.split(|&b| b == 0).any(|prefix| !prefix.is_empty() && name.starts_with(prefix))
+    nix_ld::plan::entries(GLIBC_LIBRARIES).any(|prefix| name.starts_with(prefix))
 }
 
 /// Whether `dir/name` exists; `dir` may contain `$ORIGIN`, which is `origin`.

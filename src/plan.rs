@@ -134,9 +134,14 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
 /// table of pointers would need relocating at every start.
 const VALUE_OPTIONS: &[u8] = b"--inhibit-rpath\0--audit\0--preload\0--argv0\0--glibc-hwcaps-prepend\0--glibc-hwcaps-mask\0";
 
+/// The entries of a NUL-separated list.
+pub fn entries(list: &[u8]) -> impl Iterator<Item = &[u8]> {
+    list.split(|&b| b == 0).filter(|entry| !entry.is_empty())
+}
+
 /// Whether `word` is one of the NUL-terminated entries of `list`.
 pub fn is_listed(list: &[u8], word: &[u8]) -> bool {
-    list.split(|&b| b == 0).any(|entry| !entry.is_empty() && entry == word)
+    entries(list).any(|entry| entry == word)
 }
 
 /// Whether ld.so, run as a command with `args` (after argv[0]), is already given `--library-path`
