@@ -1,4 +1,5 @@
-//! Link the shim as a freestanding static-pie and bake in the compiled-in defaults.
+//! Link the shim as a freestanding position-independent executable (see linker.ld) and bake in the
+//! compiled-in defaults.
 fn main() {
     for arg in [
         "-nostartfiles",
@@ -9,7 +10,6 @@ fn main() {
         "-Wl,-z,noexecstack",
         "-Wl,--gc-sections",
         "-Wl,--build-id=none",
-        "-Wl,--hash-style=gnu",
         "-Wl,-z,norelro",
         "-Wl,-e,_start",
     ] {

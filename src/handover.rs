@@ -7,19 +7,19 @@
 //! on the same process stack, with the strings it adds (writable, as the program may write into
 //! them) between the two. The block must be written where no live frame is, so the building runs on
 //! a stack below it ([`arch::run_on_stack`]) and takes its plan by value first. The kernel's block
-//! and strings above it are never written. Everything the trampoline needs is stored in
-//! [`TRAMPOLINE`] before the jump, while the process has one thread.
+//! and strings above it are never written. Everything the trampoline needs is stored in the new
+//! block, just past auxv's AT_NULL pair, where the trampoline finds it by walking envp and auxv:
+//! no reader of auxv looks past AT_NULL, and the shim keeps no writable data of its own.
 //!
 //! Layout, from high addresses to low:
 //!
 //! ```text
 //!   kernel strings, kernel block (argc argv envp auxv)     untouched
 //!   added strings ("LD_LIBRARY_PATH=..." or "--library-path" PATH)
+//!   trampoline state (after an environment edit)
 //!   new block: argc argv NULL envp NULL auxv               what ld.so gets; its pointers stay here
 //!   ld.so's frames, then the program's
 //! ```
-
-use core::cell::UnsafeCell;
 
 use linux_raw_sys::auxvec;
 use nix_ld::envscan;
@@ -29,18 +29,9 @@ use nix_ld::plan::{EnvEdit, Slot};
 
 use crate::arch::{self, tw, TRAMPOLINE_WORDS};
 use crate::loader::Mapped;
-use crate::report;
+use crate::mem;
+use crate::report::Log;
 use crate::stack::{CStr, InitialStack};
-
-/// State the entry trampoline reads (see `arch`), written once before the jump to ld.so.
-#[repr(C)]
-pub struct TrampolineState(UnsafeCell<[usize; TRAMPOLINE_WORDS]>);
-
-// SAFETY: written only by the single thread that exists before ld.so runs, read only afterwards.
-unsafe impl Sync for TrampolineState {}
-
-#[no_mangle]
-pub static TRAMPOLINE: TrampolineState = TrampolineState(UnsafeCell::new([0; TRAMPOLINE_WORDS]));
 
 /// How the process was started.
 #[derive(Clone, Copy)]
@@ -64,6 +55,7 @@ struct Plan {
     strings_len: usize,
     strings_at: usize,
     block_at: usize,
+    log: Log,
 }
 
 #[derive(Clone, Copy)]
@@ -91,9 +83,18 @@ impl Plan {
         }
     }
 
+    fn edit(&self) -> Option<EnvEdit<'static>> {
+        match self.mode {
+            Mode::Interpreter { edit } => edit,
+            Mode::Command { .. } => None,
+        }
+    }
+
+    /// Words of the new block, with the trampoline's state after an environment edit.
     fn block_words(&self) -> usize {
         let s = &self.stack;
-        1 + s.argc + self.extra_args() + 1 + s.env_count + self.appended_env() + 1 + 2 * s.aux_count
+        let state = if self.edit().is_some() { TRAMPOLINE_WORDS } else { 0 };
+        1 + s.argc + self.extra_args() + 1 + s.env_count + self.appended_env() + 1 + 2 * s.aux_count + state
     }
 
     fn strings_len(mode: &Mode) -> usize {
@@ -132,7 +133,7 @@ impl Plan {
                 // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
                 unsafe {
                     let at = auxv.add(2 * pair + 1);
-                    log_aux(key, *at, value);
+                    log_aux(self.log, key, *at, value);
                     *at = value;
                 }
             }
@@ -141,7 +142,7 @@ impl Plan {
 }
 
 /// Starts `loader` for the process whose kernel block is `stack`. Never returns.
-pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
+pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
     let mut plan = Plan {
         stack: *stack,
         loader: LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum },
@@ -149,6 +150,7 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
         strings_len: Plan::strings_len(&mode),
         strings_at: 0,
         block_at: 0,
+        log,
     };
     let strings_len = plan.strings_len;
     if strings_len == 0 {
@@ -164,8 +166,8 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode) -> ! {
     unsafe { arch::run_on_stack(plan.block_at, build_and_jump, &plan as *const Plan as usize) }
 }
 
-fn log_aux(key: u32, old: usize, new: usize) {
-    if let Some(mut m) = report::line(Level::Debug) {
+fn log_aux(log: Log, key: u32, old: usize, new: usize) {
+    if let Some(mut m) = log.line(Level::Debug) {
         let name: &[u8] = match key {
             auxvec::AT_BASE => b"AT_BASE",
             auxvec::AT_ENTRY => b"AT_ENTRY",
@@ -193,7 +195,7 @@ impl Words {
         // SAFETY: per the function's contract; the source (kernel block) and the new block are
         // disjoint.
         unsafe {
-            core::ptr::copy_nonoverlapping(from, here, count);
+            mem::copy_words(here, from, count);
             self.at = here.add(count);
         }
         here
@@ -232,22 +234,19 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         out.copy(first.as_ptr() as *const usize, first.len());
         if let Mode::Command { library_path: Some(search) } = plan.mode {
             let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
-            option.copy_from_slice(LIBRARY_PATH_OPTION);
+            nix_ld::copy::copy(option, LIBRARY_PATH_OPTION);
             let len = search.write(path);
             path[len] = 0;
             out.push(option.as_ptr() as usize);
             out.push(path.as_ptr() as usize);
-            log_path(b"ld.so runs with --library-path ", &path[..len]);
+            log_path(plan.log, b"ld.so runs with --library-path ", &path[..len]);
         }
         out.copy(rest.as_ptr() as *const usize, rest.len());
         out.push(0);
     }
     let mut slot: *mut usize = core::ptr::null_mut();
     let mut slot_original = 0;
-    let edit = match plan.mode {
-        Mode::Interpreter { edit } => edit,
-        Mode::Command { .. } => None,
-    };
+    let edit = plan.edit();
     if let Some(edit) = edit {
         edit.write_entry(string_bytes);
     }
@@ -260,16 +259,16 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
             slot_original = *slot;
             *slot = strings as usize;
         }
-        log_slot(b"envp entry ", index, env[index]);
+        log_slot(plan.log, b"envp entry ", index, env[index]);
     }
     if plan.appended_env() == 1 {
         // SAFETY: see above.
         slot = unsafe { out.push(strings as usize) };
         slot_original = 0;
-        log_slot(b"appended envp entry ", env.len(), CStr(c"".as_ptr() as *const u8));
+        log_slot(plan.log, b"appended envp entry ", env.len(), CStr(c"".as_ptr() as *const u8));
     }
     if let Some(edit) = edit {
-        log_path(b"ld.so sees ", &string_bytes[..edit.entry_len()]);
+        log_path(plan.log, b"ld.so sees ", &string_bytes[..edit.entry_len()]);
     }
     // SAFETY: see above.
     unsafe { out.push(0) };
@@ -289,15 +288,15 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         state[tw::APPENDED] = plan.appended_env();
         state[tw::HEAD_WORDS] = 1 + source.argc + 1 + source.env_count;
         state[tw::TAIL_WORDS] = 1 + 2 * source.aux_count;
-        // SAFETY: one thread, and the trampoline cannot run before the jump below.
-        unsafe { *TRAMPOLINE.0.get() = state };
+        // SAFETY: see above; the state's words are the last of the block.
+        unsafe { out.copy(state.as_ptr(), TRAMPOLINE_WORDS) };
     }
     // SAFETY: the block is complete and lies above everything ld.so will push.
     unsafe { arch::jump(plan.loader.entry, plan.block_at as *const usize) }
 }
 
-fn log_slot(what: &[u8], index: usize, var: CStr) {
-    if let Some(mut m) = report::line(Level::Debug) {
+fn log_slot(log: Log, what: &[u8], index: usize, var: CStr) {
+    if let Some(mut m) = log.line(Level::Debug) {
         let name = var.bytes();
         let name = name.split(|&b| b == b'=').next().unwrap_or(name);
         m.bytes(what).dec(index as u64);
@@ -309,8 +308,8 @@ fn log_slot(what: &[u8], index: usize, var: CStr) {
     }
 }
 
-fn log_path(what: &[u8], path: &[u8]) {
-    if let Some(mut m) = report::line(Level::Debug) {
+fn log_path(log: Log, what: &[u8], path: &[u8]) {
+    if let Some(mut m) = log.line(Level::Debug) {
         m.bytes(what).bytes(path);
         m.end();
     }

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod copy;
 pub mod elf;
 pub mod envscan;
 pub mod libpath;

@@ -143,7 +143,7 @@ impl<'a> SearchPath<'a> {
                 out[len] = b':';
                 len += 1;
             }
-            out[len..len + dir.len()].copy_from_slice(dir);
+            crate::copy::copy(&mut out[len..], dir);
             len += dir.len();
         }
         len

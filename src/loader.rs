@@ -17,7 +17,8 @@ use nix_ld::problem::Problem;
 
 use linux_raw_sys::general as k;
 
-use crate::report;
+use crate::mem;
+use crate::report::Log;
 use crate::sys::{self, Errno, Fd};
 
 /// The loader, mapped.
@@ -36,7 +37,7 @@ fn c_path<'b>(path: &[u8], buf: &'b mut sys::PathBuf) -> Result<&'b [u8], Proble
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
-    sys::c_string(path, b"", buf).ok_or(Problem::PathTooLong)
+    sys::c_string(&[path], buf).ok_or(Problem::PathTooLong)
 }
 
 /// The first bytes of the loader's file, where its headers are.
@@ -71,7 +72,7 @@ fn prot(flags: u32) -> u32 {
 }
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
-pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
+pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
     let mut head = Head::uninit();
     let (fd, plan) = inspect(path, &mut head)?;
     let span = plan.span as usize;
@@ -89,7 +90,7 @@ pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
         }
     }
     .map_err(|Errno(e)| Problem::Map(e))?;
-    trace(if reserve_with_file { b"reserved, with file, " } else { b"reserved " }, reservation, span, k::PROT_NONE);
+    trace(log, if reserve_with_file { b"reserved, with file, " } else { b"reserved " }, reservation, span, k::PROT_NONE);
     let bias = reservation.wrapping_sub(plan.first_page as usize);
     let mut mapped_end = plan.first_page;
     let mut result = Ok(());
@@ -100,10 +101,10 @@ pub fn load(path: &[u8]) -> Result<Mapped, Problem> {
             let (at, len) = (bias + mapped_end as usize, (start - mapped_end) as usize);
             // SAFETY: a hole inside the reservation that no segment uses.
             result = unsafe { sys::mmap(at, len, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS, -1, 0) }.map(|_| ());
-            trace(b"unmapped hole ", at, len, k::PROT_NONE);
+            trace(log, b"unmapped hole ", at, len, k::PROT_NONE);
         }
         if result.is_ok() {
-            result = map_segment(&fd, bias, &segment, i == 0 && reserve_with_file);
+            result = map_segment(log, &fd, bias, &segment, i == 0 && reserve_with_file);
         }
         if let Err(Errno(e)) = result {
             // SAFETY: the reservation is ours and nothing in it has been used.
@@ -130,7 +131,7 @@ fn partial_page(s: &elf::Segment) -> bool {
 /// program: that costs a few hundred instructions, where mapping that page anonymously and reading
 /// the file's bytes into it costs two more system calls, which take longer.
 /// `file_mapped`: the reservation already mapped this segment's file pages.
-fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Result<(), Errno> {
+fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Result<(), Errno> {
     let prot = prot(s.flags);
     let start = elf::page_down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
@@ -147,13 +148,13 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Res
             unsafe {
                 sys::mmap(bias + start as usize, len, first_prot, k::MAP_PRIVATE | k::MAP_FIXED, fd.raw(), elf::page_down(s.offset))?;
             }
-            trace(b"mapped file ", bias + start as usize, len, prot);
+            trace(log, b"mapped file ", bias + start as usize, len, prot);
         }
         if partial {
             // The rest of the last file page holds whatever follows in the file; bss must be zero.
             let zero_len = (file_page_end - file_end) as usize;
             // SAFETY: the page was just mapped writable, and is ours alone.
-            unsafe { core::ptr::write_bytes((bias + file_end as usize) as *mut u8, 0, zero_len) };
+            unsafe { mem::zero_bytes((bias + file_end as usize) as *mut u8, zero_len) };
             if first_prot != prot {
                 // SAFETY: our own fresh mapping; nothing depends on its permissions yet.
                 unsafe { sys::mprotect(bias + start as usize, len, prot)? };
@@ -166,7 +167,7 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Res
         let flags = k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS;
         // SAFETY: inside the reservation made by `load`.
         unsafe { sys::mmap(bias + anon_start as usize, len, prot, flags, -1, 0)? };
-        trace(b"mapped zero ", bias + anon_start as usize, len, prot);
+        trace(log, b"mapped zero ", bias + anon_start as usize, len, prot);
     }
     Ok(())
 }
@@ -174,15 +175,15 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Res
 /// Logs a mapping at trace level. The level test is inlined at each call, so logging that is off
 /// costs a comparison.
 #[inline(always)]
-fn trace(what: &[u8], addr: usize, len: usize, prot: u32) {
-    if report::enabled(Level::Trace) {
-        trace_mapping(what, addr, len, prot);
+fn trace(log: Log, what: &[u8], addr: usize, len: usize, prot: u32) {
+    if log.enabled(Level::Trace) {
+        trace_mapping(log, what, addr, len, prot);
     }
 }
 
 #[inline(never)]
-fn trace_mapping(what: &[u8], addr: usize, len: usize, prot: u32) {
-    if let Some(mut m) = report::line(Level::Trace) {
+fn trace_mapping(log: Log, what: &[u8], addr: usize, len: usize, prot: u32) {
+    if let Some(mut m) = log.line(Level::Trace) {
         m.bytes(what).hex(addr as u64).bytes(b"+").hex(len as u64).bytes(b" prot ").dec(prot as u64);
         m.end();
     }

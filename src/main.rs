@@ -37,7 +37,7 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: per the function's contract, `sp` is the kernel's initial stack pointer.
     let (stack, scan) = unsafe { InitialStack::read(sp) };
     let secure = stack.aux(auxvec::AT_SECURE).unwrap_or(0) != 0;
-    report::configure(&scan, secure);
+    let log = report::Log::configure(&scan, secure);
     let choice = plan::choose(&scan, secure);
     let argv = stack.argv();
     // The kernel passes the interpreter's load address in AT_BASE; run as a command, it passes 0.
@@ -54,18 +54,18 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
         };
         name.map(CStr::bytes).unwrap_or(b"the program")
     };
-    report::choice(&choice);
-    let loader = match loader::load(choice.loader) {
+    report::choice(log, &choice);
+    let loader = match loader::load(choice.loader, log) {
         Ok(loader) => loader,
         Err(problem) => report::cannot_run(program(), choice.loader, choice.loader_source, secure, problem),
     };
     let mut search = plan::search_path(&scan, &choice);
     if !secure {
         search.leave_out(sys::is_directory);
-        report::left_out(&search);
+        report::left_out(log, &search);
     }
-    if interpreter && !secure && report::enabled(Level::Info) {
-        needed::report_missing(&stack, program(), &search);
+    if interpreter && !secure && log.enabled(Level::Info) {
+        needed::report_missing(log, &stack, program(), &search);
     }
     let mode = if interpreter {
         Mode::Interpreter { edit: plan::env_edit(&scan, search, secure) }
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
         let wanted = search.needs_edit() && !plan::sets_library_path(args);
         Mode::Command { library_path: wanted.then_some(search) }
     };
-    handover::run(&stack, &loader, mode)
+    handover::run(&stack, &loader, mode, log)
 }
 
 #[panic_handler]

@@ -1,20 +1,29 @@
-//! `memcpy`, `memmove`, `memset`, `memcmp` and `bcmp`, which compiled Rust code calls and which no
-//! libc provides here.
+//! Copying and filling memory: `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp` and `strlen`,
+//! which compiled Rust code may call and which no libc provides here, and the direct forms the
+//! shim's own code calls.
 //!
 //! # Safety
 //!
-//! These are the C functions with their C contracts: callers (compiler-generated code) pass valid,
-//! suitably sized regions. Each body is a string instruction in inline assembly, so the compiler
-//! cannot recognise a copy loop and turn it back into a call to the function itself. The direction
-//! flag is clear on entry to any function, as the ABI requires; `memmove` sets it only around its
-//! backward copy.
+//! These are the C functions with their C contracts: callers pass valid, suitably sized regions.
+//! Each body is a string instruction in inline assembly, so the compiler cannot recognise a copy
+//! loop and turn it back into a call to the function itself. The direction flag is clear on entry
+//! to any function, as the ABI requires; `memmove` sets it only around its backward copy.
+//!
+//! The shim's code calls [`copy_bytes`], [`copy_words`] and [`zero_bytes`] rather than relying on
+//! compiler-emitted `memcpy` calls: those go through a GOT entry, which is writable data that
+//! needs a relocation, and the shim has none (see `linker.ld`; `cargo xtask build` checks it).
+//! LLVM knows the C names, so it could turn a direct call to `memcpy` into its own intrinsic and
+//! back into such a call; these names it does not know.
 
 use core::arch::asm;
 
-#[no_mangle]
-pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: C contract: `dest` and `src` are valid for `n` bytes and do not overlap. Words first,
-    // then the remaining bytes.
+/// Copies `n` bytes from `src` to `dest`.
+///
+/// # Safety
+/// `dest` and `src` are valid for `n` bytes and do not overlap.
+#[inline]
+pub unsafe fn copy_bytes(dest: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: per the function's contract. Words first, then the remaining bytes.
     unsafe {
         asm!(
             "rep movsq",
@@ -27,6 +36,51 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
             options(nostack, preserves_flags),
         );
     }
+}
+
+/// Copies `count` words from `src` to `dest`.
+///
+/// # Safety
+/// `dest` and `src` are valid for `count` words and do not overlap.
+#[inline]
+pub unsafe fn copy_words(dest: *mut usize, src: *const usize, count: usize) {
+    // SAFETY: per the function's contract.
+    unsafe {
+        asm!(
+            "rep movsq",
+            inout("rdi") dest => _,
+            inout("rsi") src => _,
+            inout("rcx") count => _,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Sets `n` bytes at `dest` to zero.
+///
+/// # Safety
+/// `dest` is valid for writes of `n` bytes.
+#[inline]
+pub unsafe fn zero_bytes(dest: *mut u8, n: usize) {
+    // SAFETY: per the function's contract. Words first, then the remaining bytes.
+    unsafe {
+        asm!(
+            "rep stosq",
+            "mov rcx, {rest}",
+            "rep stosb",
+            rest = in(reg) n % 8,
+            inout("rdi") dest => _,
+            inout("rcx") n / 8 => _,
+            in("rax") 0u64,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: C contract: `dest` and `src` are valid for `n` bytes and do not overlap.
+    unsafe { copy_bytes(dest, src, n) };
     dest
 }
 

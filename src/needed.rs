@@ -13,7 +13,6 @@
 use linux_raw_sys::auxvec;
 use nix_ld::libpath::{self, SearchPath};
 use nix_ld::log::Level;
-use nix_ld::problem::PATH_MAX;
 
 use crate::report;
 use crate::stack::{CStr, InitialStack};
@@ -35,28 +34,18 @@ fn ships_with_glibc(name: &[u8]) -> bool {
 
 /// Whether `dir/name` exists; `dir` may contain `$ORIGIN`, which is `origin`.
 fn exists_in(dir: &[u8], name: &[u8], origin: &[u8]) -> bool {
-    // Only runs at info level, so the cost of zeroing does not matter here.
-    let mut buf = [0u8; PATH_MAX];
-    let mut len = 0;
-    let mut push = |bytes: &[u8], len: &mut usize| -> bool {
-        if *len + bytes.len() >= PATH_MAX {
-            return false;
-        }
-        buf[*len..*len + bytes.len()].copy_from_slice(bytes);
-        *len += bytes.len();
-        true
+    let (origin, dir) = match dir.strip_prefix(b"$ORIGIN") {
+        Some(rest) => (origin, rest),
+        None => (&b""[..], dir),
     };
-    let ok = match dir.strip_prefix(b"$ORIGIN") {
-        Some(rest) => push(origin, &mut len) && push(rest, &mut len),
-        None => push(dir, &mut len),
-    } && push(b"/", &mut len)
-        && push(name, &mut len)
-        && push(b"\0", &mut len);
-    ok && sys::exists(&buf[..len])
+    match sys::c_string(&[origin, dir, b"/", name], &mut sys::PathBuf::uninit()) {
+        Some(path) => sys::exists(path),
+        None => false,
+    }
 }
 
 /// Logs the program's missing libraries, if any; called only when info level is on.
-pub fn report_missing(stack: &InitialStack, program: &[u8], path: &SearchPath<'_>) {
+pub fn report_missing(log: report::Log, stack: &InitialStack, program: &[u8], path: &SearchPath<'_>) {
     let (Some(phdr), Some(phnum)) = (stack.aux(auxvec::AT_PHDR), stack.aux(auxvec::AT_PHNUM)) else { return };
     // SAFETY: the kernel mapped `phnum` program headers at AT_PHDR (module contract).
     let headers = unsafe { core::slice::from_raw_parts(phdr as *const [u64; 7], phnum) };
@@ -110,7 +99,7 @@ pub fn report_missing(stack: &InitialStack, program: &[u8], path: &SearchPath<'_
     if missing_count == 0 {
         return;
     }
-    if let Some(mut m) = report::line(Level::Info) {
+    if let Some(mut m) = log.line(Level::Info) {
         m.bytes(b"missing libraries of ").bytes(program).bytes(b":");
         for name in &missing[..missing_count] {
             m.bytes(b" ").bytes(name);
@@ -120,7 +109,7 @@ pub fn report_missing(stack: &InitialStack, program: &[u8], path: &SearchPath<'_
         m.bytes(b", LD_LIBRARY_PATH and the program's RUNPATH)");
         m.end();
     }
-    if let Some(mut m) = report::line(Level::Info) {
+    if let Some(mut m) = log.line(Level::Info) {
         m.bytes(b"hint: add the packages that provide them to programs.nix-ld-rs.libraries, or their directories to NIX_LD_LIBRARY_PATH");
         m.end();
     }

@@ -27,13 +27,17 @@ pub struct Choice<'a> {
 impl Source {
     /// The name of the variable (or "compiled-in default") for messages.
     pub fn describe(self, loader: bool) -> &'static [u8] {
-        match (self, loader) {
-            (Source::SystemSpecific, true) => envscan::LOADER_SYSTEM,
-            (Source::Generic, true) => envscan::LOADER_GENERIC,
-            (Source::SystemSpecific, false) => envscan::LIBRARY_PATH_SYSTEM,
-            (Source::Generic, false) => envscan::LIBRARY_PATH_GENERIC,
-            (Source::CompiledIn, _) => b"the compiled-in default",
-        }
+        // Three of the names are prefixes of the longest, so they are lengths rather than slices: a
+        // `match` over five slices compiles to a table of pointers, which would need relocating.
+        const LONGEST: &[u8] = envscan::LIBRARY_PATH_SYSTEM;
+        let len = match (self, loader) {
+            (Source::SystemSpecific, true) => return envscan::LOADER_SYSTEM,
+            (Source::CompiledIn, _) => return b"the compiled-in default",
+            (Source::Generic, true) => envscan::LOADER_GENERIC.len(),
+            (Source::SystemSpecific, false) => LONGEST.len(),
+            (Source::Generic, false) => envscan::LIBRARY_PATH_GENERIC.len(),
+        };
+        &LONGEST[..len]
     }
 }
 
@@ -97,7 +101,7 @@ impl EnvEdit<'_> {
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_len() + 1` bytes.
     pub fn write_entry(&self, out: &mut [u8]) {
         let name = envscan::LD_LIBRARY_PATH.len();
-        out[..name].copy_from_slice(envscan::LD_LIBRARY_PATH);
+        crate::copy::copy(out, envscan::LD_LIBRARY_PATH);
         out[name] = b'=';
         let len = self.path.write(&mut out[name + 1..]);
         out[name + 1 + len] = 0;

@@ -1,8 +1,8 @@
 //! Diagnostics on stderr: the `NIX_LD_LOG` level and the fatal "cannot run" path.
 //!
 //! A message is only built when its level is enabled, so logging that is off costs one comparison.
-
-use core::sync::atomic::{AtomicU8, Ordering};
+//! The level travels as a value ([`Log`]), not in a static: the shim has no writable data, so
+//! the kernel maps one segment and no page is copied on write at each exec.
 
 use nix_ld::envscan::EnvScan;
 use nix_ld::libpath::SearchPath;
@@ -13,8 +13,6 @@ use nix_ld::text::{Message, Sink};
 
 use crate::arch;
 use crate::sys;
-
-static LEVEL: AtomicU8 = AtomicU8::new(log::DEFAULT as u8);
 
 /// A file descriptor to print to. One type for stdout and stderr keeps one copy of the
 /// message code in the binary.
@@ -33,44 +31,49 @@ impl Sink for Output {
     }
 }
 
-/// Sets the level from `NIX_LD_LOG`. A privileged program keeps the default: its environment
-/// belongs to whoever started it.
-pub fn configure(scan: &EnvScan<'_>, secure: bool) {
-    let Some(found) = scan.log.filter(|_| !secure) else { return };
-    if found.value.is_empty() {
-        return;
-    }
-    match log::parse(found.value) {
-        Ok(level) => LEVEL.store(level as u8, Ordering::Relaxed),
-        Err(()) => {
-            if let Some(mut m) = line(Level::Warn) {
-                m.bytes(b"unknown NIX_LD_LOG level '")
-                    .bytes(found.value)
-                    .bytes(b"' (use error, warn, info, debug or trace); using warn");
-                m.end();
+/// The configured verbosity: which diagnostics to print.
+#[derive(Clone, Copy)]
+pub struct Log(Level);
+
+impl Log {
+    /// The level from `NIX_LD_LOG`. A privileged program keeps the default: its environment
+    /// belongs to whoever started it.
+    pub fn configure(scan: &EnvScan<'_>, secure: bool) -> Log {
+        let default = Log(log::DEFAULT);
+        let Some(found) = scan.log.filter(|f| !secure && !f.value.is_empty()) else { return default };
+        match log::parse(found.value) {
+            Ok(level) => Log(level),
+            Err(()) => {
+                if let Some(mut m) = default.line(Level::Warn) {
+                    m.bytes(b"unknown NIX_LD_LOG level '")
+                        .bytes(found.value)
+                        .bytes(b"' (use error, warn, info, debug or trace); using warn");
+                    m.end();
+                }
+                default
             }
         }
     }
-}
 
-#[inline(always)]
-pub fn enabled(level: Level) -> bool {
-    level as u8 <= LEVEL.load(Ordering::Relaxed)
-}
-
-/// A new `nix-ld: ` line at `level`, or `None` when that level is off.
-pub fn line(level: Level) -> Option<Message<Output>> {
-    if !enabled(level) {
-        return None;
+    #[inline(always)]
+    pub fn enabled(self, level: Level) -> bool {
+        level <= self.0
     }
-    let mut m = Message::new(Stderr);
-    m.bytes(b"nix-ld: ");
-    Some(m)
+
+    /// A new `nix-ld: ` line at `level`, or `None` when that level is off.
+    pub fn line(self, level: Level) -> Option<Message<Output>> {
+        if !self.enabled(level) {
+            return None;
+        }
+        let mut m = Message::new(Stderr);
+        m.bytes(b"nix-ld: ");
+        Some(m)
+    }
 }
 
 /// Logs the choice of loader and library path at info level.
-pub fn choice(choice: &Choice<'_>) {
-    if let Some(mut m) = line(Level::Info) {
+pub fn choice(log: Log, choice: &Choice<'_>) {
+    if let Some(mut m) = log.line(Level::Info) {
         m.bytes(b"loader ").bytes(choice.loader).bytes(b" (from ").bytes(choice.loader_source.describe(true)).bytes(b")");
         m.end();
         let mut m = Message::new(Stderr);
@@ -86,12 +89,12 @@ pub fn choice(choice: &Choice<'_>) {
 }
 
 /// Logs, at info level, the Nix library directories left out because they do not exist.
-pub fn left_out(search: &SearchPath<'_>) {
-    if !enabled(Level::Info) {
+pub fn left_out(log: Log, search: &SearchPath<'_>) {
+    if !log.enabled(Level::Info) {
         return;
     }
     for dir in search.left_out() {
-        if let Some(mut m) = line(Level::Info) {
+        if let Some(mut m) = log.line(Level::Info) {
             m.bytes(b"library directory ").bytes(dir).bytes(b" does not exist; ld.so will not search it");
             m.end();
         }

@@ -12,6 +12,7 @@ use linux_raw_sys::general as k;
 use nix_ld::problem::PATH_MAX;
 
 use crate::arch::syscall6;
+use crate::mem;
 
 /// A failed system call: the kernel's errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,11 +60,14 @@ pub struct FileInfo {
 }
 
 pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
-    // SAFETY: `stat` is plain data; all-zero is a valid value.
-    let mut st: k::stat = unsafe { core::mem::zeroed() };
+    // Left uninitialised: zeroing it first costs more than the call's own user-space work.
+    let mut st = core::mem::MaybeUninit::<k::stat>::uninit();
     // SAFETY: `st` is a writable `struct stat`, the size fstat writes.
-    let ret = unsafe { syscall6(k::__NR_fstat as usize, fd.0 as usize, &mut st as *mut _ as usize, 0, 0, 0, 0) };
-    result(ret).map(|_| FileInfo { mode: st.st_mode as u32, size: st.st_size as u64 })
+    let ret = unsafe { syscall6(k::__NR_fstat as usize, fd.0 as usize, st.as_mut_ptr() as usize, 0, 0, 0, 0) };
+    result(ret)?;
+    // SAFETY: fstat succeeded, so the kernel filled in the whole struct.
+    let st = unsafe { st.assume_init_ref() };
+    Ok(FileInfo { mode: st.st_mode, size: st.st_size as u64 })
 }
 
 /// Reads from offset `at` into `buf` until it is full or the file ends, and returns the part read.
@@ -123,20 +127,23 @@ pub fn exists(path: &[u8]) -> bool {
 /// A buffer for a path as the kernel takes it.
 pub type PathBuf = core::mem::MaybeUninit<[u8; PATH_MAX]>;
 
-/// Copies `path` and then `suffix` into `buf`, with a NUL, as the kernel needs them; `None` if that
-/// does not fit in PATH_MAX. The rest of the buffer stays uninitialised: zeroing 4 KiB would cost
-/// more than everything else the shim does.
-pub fn c_string<'b>(path: &[u8], suffix: &[u8], buf: &'b mut PathBuf) -> Option<&'b [u8]> {
-    let len = path.len() + suffix.len();
-    if len >= PATH_MAX {
-        return None;
-    }
+/// Joins `parts` into `buf`, with a NUL, as the kernel takes a path; `None` if that does not fit in
+/// PATH_MAX. The rest of the buffer stays uninitialised: zeroing 4 KiB would cost more than
+/// everything else the shim does.
+pub fn c_string<'b>(parts: &[&[u8]], buf: &'b mut PathBuf) -> Option<&'b [u8]> {
     let start = buf.as_mut_ptr() as *mut u8;
-    // SAFETY: `len + 1 <= PATH_MAX` bytes of the buffer are written, then exactly those are viewed
-    // as initialised.
+    let mut len = 0;
+    for part in parts {
+        if part.len() >= PATH_MAX - len {
+            return None;
+        }
+        // SAFETY: `len + part.len() < PATH_MAX`, so the copy stays inside the buffer.
+        unsafe { mem::copy_bytes(start.add(len), part.as_ptr(), part.len()) };
+        len += part.len();
+    }
+    // SAFETY: `len < PATH_MAX`; bytes `..=len` have been written, and exactly those are viewed as
+    // initialised.
     unsafe {
-        core::ptr::copy_nonoverlapping(path.as_ptr(), start, path.len());
-        core::ptr::copy_nonoverlapping(suffix.as_ptr(), start.add(path.len()), suffix.len());
         start.add(len).write(0);
         Some(core::slice::from_raw_parts(start, len + 1))
     }
@@ -145,7 +152,7 @@ pub fn c_string<'b>(path: &[u8], suffix: &[u8], buf: &'b mut PathBuf) -> Option<
 /// Whether `dir` names a directory (or a symbolic link to one). The check asks for `dir/`, which
 /// only a directory satisfies; a path too long to ask about counts as absent, as it would for ld.so.
 pub fn is_directory(dir: &[u8]) -> bool {
-    match c_string(dir, b"/", &mut PathBuf::uninit()) {
+    match c_string(&[dir, b"/"], &mut PathBuf::uninit()) {
         Some(path) => exists(path),
         None => false,
     }

@@ -33,7 +33,7 @@ impl<S: Sink> Message<S> {
                 self.flush();
             }
             let n = bytes.len().min(self.buf.len() - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            crate::copy::copy(&mut self.buf[self.len..], &bytes[..n]);
             self.len += n;
             bytes = &bytes[n..];
         }

@@ -3,49 +3,32 @@
 //!
 //! # Safety
 //!
-//! This is the only file with assembly. `_start` runs before the shim is relocated, so it is
-//! written entirely in assembly: no Rust code runs until every R_X86_64_RELATIVE relocation has
-//! been applied, which is what makes reading pointers stored in data (string tables, panic
-//! locations) sound afterwards. The jumps never return and hand the stack to code that owns it
+//! This is the only file with assembly besides `mem`. The shim is position-independent and has
+//! nothing to relocate (no writable data, no stored pointers; `linker.ld` and `cargo xtask build`
+//! enforce it), so `_start` can call Rust code at once. The jumps never return and hand the stack to code that owns it
 //! from then on. The syscall helpers declare exactly what the instruction clobbers (`rcx`, `r11`).
 
 use core::arch::{asm, global_asm};
 
 // Entry from the kernel. The stack holds argc, argv, envp and auxv; `rsp` is 16-byte aligned.
-// Relocation walks the table the linker script brackets with `__rela_start` and `__rela_end`, adding
-// the load base (the runtime address of `__ehdr_start`) to each R_X86_64_RELATIVE entry.
-// Any other relocation type means the link went wrong: trap rather than run half-relocated.
+// A static-pie normally relocates itself here before any code reads a pointer stored in data. This
+// one has no data to relocate: `linker.ld` fails the link if any writable section (where
+// relocations would land) appears, and `cargo xtask build` checks that the file has no
+// relocations at all. So Rust code runs straight away.
 global_asm!(
     ".globl _start",
     ".type _start,@function",
     "_start:",
     "xor ebp, ebp",
-    "mov r12, rsp",
-    "lea r13, [rip + __ehdr_start]",
-    "lea rsi, [rip + __rela_start]",
-    "lea rdx, [rip + __rela_end]",
-    "2:",
-    "cmp rsi, rdx",
-    "jae 4f",
-    "cmp dword ptr [rsi + 8], 8", // R_X86_64_RELATIVE
-    "jne 3f",
-    "mov rax, [rsi + 16]",
-    "add rax, r13",
-    "mov rdi, [rsi]",
-    "mov [r13 + rdi], rax",
-    "add rsi, 24",
-    "jmp 2b",
-    "3:",
-    "ud2",
-    "4:",
-    "mov rdi, r12",
+    "mov rdi, rsp",
     "call {start}",
     "ud2",
     ".size _start, . - _start",
     start = sym crate::start,
 );
 
-/// Words of trampoline state, in the order the assembly below reads them.
+/// Words of trampoline state, in the order the assembly below reads them. They follow auxv's
+/// AT_NULL pair in the block ld.so gets (see `handover`).
 pub const TRAMPOLINE_WORDS: usize = 7;
 /// Index of each word in [`TRAMPOLINE_WORDS`].
 pub mod tw {
@@ -62,17 +45,26 @@ pub mod tw {
 // ld.so jumps here after running every library constructor, with `rsp` at the argument block it was
 // given and `rdx` holding its finaliser, which must reach the program untouched.
 //
-// It puts back the program's own AT_ENTRY, then the `envp` entry that carried LD_LIBRARY_PATH for
+// It finds its state just past auxv (walking argv by count, then envp and auxv to their ends),
+// puts back the program's own AT_ENTRY, then the `envp` entry that carried LD_LIBRARY_PATH for
 // ld.so: the original pointer for a borrowed slot, or NULL for an appended one. Libc's `environ` and
 // ld.so's argv and auxv pointers all point into this block, so the program now sees exactly the
 // environment it was started with. An appended slot also left one extra word between envp's NULL
 // and auxv, where runtimes that walk the stack (Go) expect nothing, so in that case the block is
 // copied once more, without that word, just below, and the program starts on the copy.
 global_asm!(
-    ".globl nix_ld_trampoline",
     ".type nix_ld_trampoline,@function",
     "nix_ld_trampoline:",
-    "lea r8, [rip + {state}]",
+    "mov rax, [rsp]",
+    "lea r8, [rsp + 8 * rax + 16]",
+    "2:",
+    "add r8, 8",
+    "cmp qword ptr [r8 - 8], 0",
+    "jne 2b",
+    "3:",
+    "add r8, 16",
+    "cmp qword ptr [r8 - 16], 0",
+    "jne 3b",
     "mov rax, [r8 + 8]",
     "mov rcx, [r8]",
     "mov [rax], rcx",
@@ -80,7 +72,7 @@ global_asm!(
     "mov rcx, [r8 + 24]",
     "mov [rax], rcx",
     "cmp qword ptr [r8 + 32], 0",
-    "je 2f",
+    "je 4f",
     "mov r9, [r8 + 40]",
     "mov r10, [r8 + 48]",
     "lea rax, [r9 + r10]",
@@ -95,19 +87,18 @@ global_asm!(
     "add rsi, 8",
     "mov rcx, r10",
     "rep movsq",
-    "2:",
+    "4:",
     "jmp qword ptr [r8]",
     ".size nix_ld_trampoline, . - nix_ld_trampoline",
-    state = sym crate::handover::TRAMPOLINE,
 );
 
-extern "C" {
-    fn nix_ld_trampoline();
-}
-
-/// Address of the entry trampoline.
+/// Address of the entry trampoline, computed from `rip`: taking a function's address in Rust
+/// would store it in data, to be relocated at run time.
 pub fn trampoline_address() -> usize {
-    nix_ld_trampoline as *const () as usize
+    let address: usize;
+    // SAFETY: `lea` only computes an address; it reads and writes nothing.
+    unsafe { asm!("lea {}, [rip + nix_ld_trampoline]", out(reg) address, options(pure, nomem, nostack, preserves_flags)) };
+    address
 }
 
 /// Starts the loader at `entry` on the argument block at `sp`, as the kernel would have.

@@ -38,7 +38,7 @@ pub fn run() -> Result<PathBuf> {
     let path = shim(None, "nix-ld")?;
     let facts = elfcheck::verify(&std::fs::read(&path).map_err(|e| e.to_string())?)?;
     eprintln!(
-        "verified: ELF64 x86-64 static-pie, no PT_INTERP, no DT_NEEDED, no TEXTREL, no W+X segment; {} bytes mapped, {} bytes on disk",
+        "verified: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations; {} bytes mapped, {} bytes on disk",
         facts.mapped, facts.file_size
     );
     Ok(path)
