@@ -10,6 +10,8 @@ use crate::text::{Message, Sink};
 pub const PAGE: u64 = 4096;
 /// More program headers than any loader has (glibc's ld.so has about a dozen).
 pub const MAX_PHNUM: usize = 64;
+// LoadPlan keeps one bit per program header.
+const _: () = assert!(MAX_PHNUM <= 64);
 /// How many bytes of the file the shim reads before validating; the program headers must be there.
 pub const HEAD_LEN: usize = 4096;
 /// Largest address span accepted for a loader (glibc's ld.so spans about 240 KiB).
@@ -75,8 +77,8 @@ pub struct LoadPlan<'h> {
     pub entry: u64,
     /// The program header table, as validated.
     table: &'h [u8],
-    /// How many segments [`LoadPlan::segments`] yields.
-    pub count: usize,
+    /// Bit `i` is set when program header `i` is a segment to map.
+    loads: u64,
     /// Page-aligned start of the lowest segment.
     pub first_page: u64,
     /// Bytes from `first_page` to the page-aligned end of the highest segment.
@@ -84,28 +86,66 @@ pub struct LoadPlan<'h> {
     /// Where the program headers are in memory (relative to the load bias), if they are mapped.
     pub phdr_vaddr: Option<u64>,
     pub phnum: u16,
+    pub file_size: u64,
 }
 
 impl<'h> LoadPlan<'h> {
     /// The segments to map, lowest first; every one passed [`validate`]'s checks.
-    pub fn segments(&self) -> impl Iterator<Item = Segment> + 'h {
-        self.table.as_chunks::<PHDR_LEN>().0.iter().filter_map(load_segment)
+    pub fn segments(&self) -> Segments<'h> {
+        Segments { table: self.table, loads: self.loads }
+    }
+
+    /// How many segments [`LoadPlan::segments`] yields.
+    pub fn count(&self) -> usize {
+        self.loads.count_ones() as usize
+    }
+
+    /// Bytes of file data that a mapping of `segment` shows in its last file page after the
+    /// segment's own data, where its bss begins: they must be zeroed. A mapping reads as zero past
+    /// the end of the file, so the count stops there (for glibc's ld.so, the file's section headers
+    /// follow its data, and the file ends well before the page does).
+    pub fn stale_tail(&self, segment: &Segment) -> u64 {
+        if segment.filesz == 0 || segment.memsz == segment.filesz {
+            return 0;
+        }
+        let file_end = segment.vaddr + segment.filesz;
+        let page_rest = page_up(file_end).unwrap_or(file_end) - file_end;
+        // validate() checked offset + filesz <= file_size.
+        page_rest.min(self.file_size - (segment.offset + segment.filesz))
     }
 }
 
-/// The segment a program header describes, if it is a PT_LOAD that occupies memory.
-fn load_segment(ph: &[u8; PHDR_LEN]) -> Option<Segment> {
-    let memsz = u64_at(ph, 40);
-    if u32_at(ph, 0) != PT_LOAD || memsz == 0 {
-        return None;
+/// The iterator [`LoadPlan::segments`] returns.
+pub struct Segments<'h> {
+    table: &'h [u8],
+    loads: u64,
+}
+
+impl Iterator for Segments<'_> {
+    type Item = Segment;
+
+    #[inline]
+    fn next(&mut self) -> Option<Segment> {
+        if self.loads == 0 {
+            return None;
+        }
+        let index = self.loads.trailing_zeros() as usize;
+        self.loads &= self.loads - 1;
+        let at = index * PHDR_LEN;
+        self.table.get(at..at + PHDR_LEN).map(segment_of)
     }
-    Some(Segment {
+}
+
+/// The segment a PT_LOAD program header describes.
+#[inline(always)]
+fn segment_of(ph: &[u8]) -> Segment {
+    Segment {
         flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
         offset: u64_at(ph, 8),
         vaddr: u64_at(ph, 16),
         filesz: u64_at(ph, 32),
-        memsz,
-    })
+        memsz: u64_at(ph, 40),
+    }
 }
 
 pub fn page_down(v: u64) -> u64 {
@@ -197,17 +237,24 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     let table = &head[phoff as usize..table_end as usize];
 
     let mut phdr_vaddr = None;
-    let mut count = 0;
+    let mut loads = 0u64;
     let mut first_page = 0;
     let mut previous_end = 0u64;
     let mut executable = false;
-    for (index, ph) in table.as_chunks::<PHDR_LEN>().0.iter().enumerate() {
+    for (index, ph) in table.chunks_exact(PHDR_LEN).enumerate() {
         match u32_at(ph, 0) {
+            PT_LOAD => {}
             PT_INTERP => return Err(ElfError::HasInterpreter),
-            PT_PHDR => phdr_vaddr = Some(u64_at(ph, 16)),
-            _ => {}
+            PT_PHDR => {
+                phdr_vaddr = Some(u64_at(ph, 16));
+                continue;
+            }
+            _ => continue,
         }
-        let Some(segment) = load_segment(ph) else { continue };
+        let segment = segment_of(ph);
+        if segment.memsz == 0 {
+            continue;
+        }
         if segment.filesz > segment.memsz {
             return Err(ElfError::SegmentFileSizeExceedsMemory { index });
         }
@@ -226,22 +273,20 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         if segment.flags & PF_W != 0 && segment.flags & PF_X != 0 {
             return Err(ElfError::SegmentWritableAndExecutable { index });
         }
-        // Segments must come in ascending order and must not share a page: each is mapped over
-        // whole pages, so a shared page would end up with only one of the two permissions.
-        if count == 0 {
+        if loads == 0 {
             first_page = page_down(segment.vaddr);
         } else if page_down(segment.vaddr) < previous_end {
             return Err(ElfError::SegmentsOverlap { index });
         }
         previous_end = end;
-        count += 1;
+        // index < MAX_PHNUM = 64.
+        loads |= 1 << index;
         executable |= segment.flags & PF_X != 0 && entry >= segment.vaddr && entry - segment.vaddr < segment.filesz;
-        // The program headers are visible in memory when a segment maps their file bytes.
         if phdr_vaddr.is_none() && phoff >= segment.offset && table_end - segment.offset <= segment.filesz {
             phdr_vaddr = Some(segment.vaddr + (phoff - segment.offset));
         }
     }
-    if count == 0 {
+    if loads == 0 {
         return Err(ElfError::NoLoadableSegment);
     }
     let span = previous_end - first_page;
@@ -251,10 +296,9 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if !executable {
         return Err(ElfError::EntryNotExecutable);
     }
-    Ok(LoadPlan { entry, table, count, first_page, span, phdr_vaddr, phnum })
+    Ok(LoadPlan { entry, table, loads, first_page, span, phdr_vaddr, phnum, file_size })
 }
 
-/// A name for an ELF e_machine value, for "it is AArch64".
 pub fn machine_name(machine: u16) -> &'static [u8] {
     match machine {
         2 => b"SPARC",
@@ -398,12 +442,32 @@ pub mod tests {
     fn a_well_formed_loader_is_planned() {
         let image = sample();
         let plan = check(&image).unwrap();
-        assert_eq!(plan.count, 3);
+        assert_eq!(plan.count(), 3);
         assert_eq!(plan.first_page, 0);
         assert_eq!(plan.span, 0x5000);
         assert_eq!(plan.entry, 0x1010);
         assert_eq!(plan.phdr_vaddr, Some(64));
         assert_eq!(plan.segments().nth(2).unwrap(), Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
+    }
+
+    #[test]
+    fn the_stale_tail_is_the_file_data_after_a_segment_in_its_last_page() {
+        // The sample's data segment: 0x100 bytes of file data at 0x3000, bss up to 0x5000.
+        let image = sample();
+        let plan = check(&image).unwrap();
+        let data = plan.segments().nth(2).unwrap();
+        // The file (0x3000 bytes) ends 0xf00 bytes after the segment's data: all of that shows.
+        assert_eq!(plan.stale_tail(&data), 0x1000 - 0x100);
+        // A file that ends 0x40 bytes after the data shows only those; the rest reads as zero.
+        let short = &image[..0x2140];
+        let plan = validate(short, short.len() as u64).unwrap();
+        assert_eq!(plan.stale_tail(&data), 0x40);
+        // Data that ends the file, a segment without bss and one without file data show nothing.
+        let exact = &image[..0x2100];
+        assert_eq!(validate(exact, exact.len() as u64).unwrap().stale_tail(&data), 0);
+        let code = plan.segments().nth(1).unwrap();
+        assert_eq!(plan.stale_tail(&code), 0);
+        assert_eq!(plan.stale_tail(&Segment { filesz: 0, ..data }), 0);
     }
 
     #[test]
@@ -487,7 +551,7 @@ pub mod tests {
 
     fn assert_plan_is_sound(plan: &LoadPlan, file_size: u64) {
         let mut previous_end = 0;
-        assert_eq!(plan.segments().count(), plan.count);
+        assert_eq!(plan.segments().count(), plan.count());
         for (i, s) in plan.segments().enumerate() {
             assert!(s.filesz <= s.memsz);
             assert!(s.offset + s.filesz <= file_size);
@@ -498,6 +562,9 @@ pub mod tests {
             }
             previous_end = page_up(s.vaddr + s.memsz).unwrap();
             assert!(previous_end - plan.first_page <= plan.span);
+            // Zeroing the stale tail stays inside the segment's memory and the page.
+            let tail = plan.stale_tail(&s);
+            assert!((s.vaddr + s.filesz) % PAGE + tail <= PAGE);
         }
         assert!(plan.span <= MAX_SPAN);
     }

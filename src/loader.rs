@@ -11,7 +11,7 @@
 
 use core::mem::MaybeUninit;
 
-use nix_ld::elf::{self, LoadPlan, PF_R, PF_W, PF_X, PAGE};
+use nix_ld::elf::{self, LoadPlan, PF_R, PF_W, PF_X};
 use nix_ld::log::Level;
 use nix_ld::problem::Problem;
 
@@ -80,7 +80,7 @@ pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
     let first = segments.next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
     // One call reserves the whole span and maps the first segment's file pages at its start (as
     // glibc does): every mmap costs microseconds, and every process pays for these.
-    let reserve_with_file = first.filesz > 0 && !partial_page(&first);
+    let reserve_with_file = first.filesz > 0 && plan.stale_tail(&first) == 0;
     // SAFETY: a fresh mapping, not MAP_FIXED: it takes nothing from anyone.
     let reservation = unsafe {
         if reserve_with_file {
@@ -104,7 +104,7 @@ pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
             trace(log, b"unmapped hole ", at, len, k::PROT_NONE);
         }
         if result.is_ok() {
-            result = map_segment(log, &fd, bias, &segment, i == 0 && reserve_with_file);
+            result = map_segment(log, &fd, bias, &segment, plan.stale_tail(&segment), i == 0 && reserve_with_file);
         }
         if let Err(Errno(e)) = result {
             // SAFETY: the reservation is ours and nothing in it has been used.
@@ -121,17 +121,13 @@ pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
     })
 }
 
-/// Whether the segment's last file page is also part bss, so its tail must be zeroed.
-fn partial_page(s: &elf::Segment) -> bool {
-    s.filesz > 0 && s.memsz > s.filesz && !(s.vaddr + s.filesz).is_multiple_of(PAGE)
-}
-
 /// Maps one segment at `bias`: its file pages from the file, then anonymous pages for the rest of
-/// its bss. A last file page that is part bss has its tail zeroed in place, as the kernel does for a
-/// program: that costs a few hundred instructions, where mapping that page anonymously and reading
-/// the file's bytes into it costs two more system calls, which take longer.
-/// `file_mapped`: the reservation already mapped this segment's file pages.
-fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bool) -> Result<(), Errno> {
+/// its bss. `stale_tail` bytes of file data that follow the segment's data in its last file page
+/// are zeroed in place, as the kernel does for a program: that costs a few hundred instructions,
+/// where mapping that page anonymously and reading the file's bytes into it costs two more system
+/// calls, which take longer. `file_mapped`: the reservation already mapped this segment's file
+/// pages.
+fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_mapped: bool) -> Result<(), Errno> {
     let prot = prot(s.flags);
     let start = elf::page_down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
@@ -140,8 +136,7 @@ fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bo
     let mut anon_start = start;
     if s.filesz > 0 {
         let file_page_end = elf::page_up(file_end).unwrap_or(u64::MAX);
-        let partial = partial_page(s);
-        let first_prot = if partial { prot | k::PROT_WRITE } else { prot };
+        let first_prot = if stale_tail > 0 { prot | k::PROT_WRITE } else { prot };
         let len = (file_page_end - start) as usize;
         if !file_mapped {
             // SAFETY: inside the reservation made by `load`.
@@ -150,11 +145,10 @@ fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, file_mapped: bo
             }
             trace(log, b"mapped file ", bias + start as usize, len, prot);
         }
-        if partial {
-            // The rest of the last file page holds whatever follows in the file; bss must be zero.
-            let zero_len = (file_page_end - file_end) as usize;
-            // SAFETY: the page was just mapped writable, and is ours alone.
-            unsafe { mem::zero_bytes((bias + file_end as usize) as *mut u8, zero_len) };
+        if stale_tail > 0 {
+            // SAFETY: the page was just mapped writable, and is ours alone; `stale_tail` ends
+            // within it.
+            unsafe { mem::zero_bytes((bias + file_end as usize) as *mut u8, stale_tail as usize) };
             if first_prot != prot {
                 // SAFETY: our own fresh mapping; nothing depends on its permissions yet.
                 unsafe { sys::mprotect(bias + start as usize, len, prot)? };
