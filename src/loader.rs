@@ -31,21 +31,18 @@ pub struct Mapped {
     pub phnum: u16,
 }
 
-/// `path` as open(2) takes it. `path` holds no NUL: it comes from the environment or from the
-/// defaults, checked at build time.
-fn c_path<'b>(path: &[u8], buf: &'b mut sys::PathBuf) -> Result<&'b [u8], Problem> {
+/// The first bytes of the loader's file, where its headers are: [`SHORT_HEAD`] bytes at first, as
+/// glibc's loader has its program headers in its first 700 bytes, and only when they lie further
+/// the [`elf::HEAD_LEN`] bytes that `validate` accepts. Each 4 KiB of stack touched is a page fault.
+pub type Head<const N: usize> = MaybeUninit<[u8; N]>;
+const SHORT_HEAD: usize = 1024;
+
+/// Opens `path` and checks that it is a loader the shim can map. The plan points into `head`.
+pub fn inspect<'h, const N: usize>(path: &[u8], head: &'h mut Head<N>) -> Result<(Fd, LoadPlan<'h>), Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
-    sys::c_string(&[path], buf).ok_or(Problem::PathTooLong)
-}
-
-/// The first bytes of the loader's file, where its headers are.
-pub type Head = MaybeUninit<[u8; elf::HEAD_LEN]>;
-
-/// Opens `path` and checks that it is a loader the shim can map. The plan points into `head`.
-pub fn inspect<'h>(path: &[u8], head: &'h mut Head) -> Result<(Fd, LoadPlan<'h>), Problem> {
-    let fd = sys::open_read(c_path(path, &mut sys::PathBuf::uninit())?).map_err(|Errno(e)| Problem::Open(e))?;
+    let fd = sys::with_c_string(&[path], sys::open_read).ok_or(Problem::PathTooLong)?.map_err(|Errno(e)| Problem::Open(e))?;
     let info = sys::fstat(&fd).map_err(|Errno(e)| Problem::Read(e))?;
     match info.mode & k::S_IFMT {
         k::S_IFREG => {}
@@ -73,8 +70,23 @@ fn prot(flags: u32) -> u32 {
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
 pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
-    let mut head = Head::uninit();
+    match inspect(path, &mut Head::<SHORT_HEAD>::uninit()) {
+        Ok((fd, plan)) => map(&fd, &plan, log),
+        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => load_with_long_head(path, log),
+        Err(problem) => Err(problem),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn load_with_long_head(path: &[u8], log: Log) -> Result<Mapped, Problem> {
+    let mut head = Head::<{ elf::HEAD_LEN }>::uninit();
     let (fd, plan) = inspect(path, &mut head)?;
+    map(&fd, &plan, log)
+}
+
+/// Maps the loader `plan` describes from `fd`.
+fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log) -> Result<Mapped, Problem> {
     let span = plan.span as usize;
     let mut segments = plan.segments();
     let first = segments.next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
@@ -104,7 +116,7 @@ pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
             trace(log, b"unmapped hole ", at, len, k::PROT_NONE);
         }
         if result.is_ok() {
-            result = map_segment(log, &fd, bias, &segment, plan.stale_tail(&segment), i == 0 && reserve_with_file);
+            result = map_segment(log, fd, bias, &segment, plan.stale_tail(&segment), i == 0 && reserve_with_file);
         }
         if let Err(Errno(e)) = result {
             // SAFETY: the reservation is ours and nothing in it has been used.

@@ -38,10 +38,7 @@ fn exists_in(dir: &[u8], name: &[u8], origin: &[u8]) -> bool {
         Some(rest) => (origin, rest),
         None => (&b""[..], dir),
     };
-    match sys::c_string(&[origin, dir, b"/", name], &mut sys::PathBuf::uninit()) {
-        Some(path) => sys::exists(path),
-        None => false,
-    }
+    sys::with_c_string(&[origin, dir, b"/", name], sys::exists).unwrap_or(false)
 }
 
 /// Logs the program's missing libraries, if any; called only when info level is on.

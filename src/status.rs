@@ -26,7 +26,7 @@ pub fn print(choice: &Choice<'_>) -> ! {
     }
     m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
     m.end();
-    match loader::inspect(choice.loader, &mut loader::Head::uninit()) {
+    match loader::inspect(choice.loader, &mut loader::Head::<{ nix_ld::elf::HEAD_LEN }>::uninit()) {
         Ok(_) => {
             m.bytes(b"The loader is a valid x86-64 ELF loader.");
             m.end();

@@ -14,6 +14,8 @@ use nix_ld::problem::PATH_MAX;
 use crate::arch::syscall6;
 use crate::mem;
 
+use core::mem::MaybeUninit;
+
 /// A failed system call: the kernel's errno.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);
@@ -124,38 +126,55 @@ pub fn exists(path: &[u8]) -> bool {
     ret == 0
 }
 
-/// A buffer for a path as the kernel takes it.
-pub type PathBuf = core::mem::MaybeUninit<[u8; PATH_MAX]>;
+/// Paths shorter than this are joined in a buffer of this size; longer ones in one of PATH_MAX.
+/// Each 4 KiB of stack the shim touches below the kernel's argument block is a page fault that
+/// ld.so might not have taken (about 4 us on the CI machine), and real paths are short.
+const SHORT_PATH: usize = 256;
 
-/// Joins `parts` into `buf`, with a NUL, as the kernel takes a path; `None` if that does not fit in
-/// PATH_MAX. The rest of the buffer stays uninitialised: zeroing 4 KiB would cost more than
-/// everything else the shim does.
-pub fn c_string<'b>(parts: &[&[u8]], buf: &'b mut PathBuf) -> Option<&'b [u8]> {
-    let start = buf.as_mut_ptr() as *mut u8;
-    let mut len = 0;
-    for part in parts {
-        if part.len() >= PATH_MAX - len {
-            return None;
-        }
-        // SAFETY: `len + part.len() < PATH_MAX`, so the copy stays inside the buffer.
-        unsafe { mem::copy_bytes(start.add(len), part.as_ptr(), part.len()) };
-        len += part.len();
+/// Calls `f` with `parts` joined and NUL-terminated, as the kernel takes a path; `None` (without
+/// calling `f`) if that does not fit in PATH_MAX.
+#[inline(always)]
+pub fn with_c_string<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    let len = parts.iter().fold(0usize, |sum, part| sum.saturating_add(part.len()));
+    if len < SHORT_PATH {
+        Some(f(join::<SHORT_PATH>(parts, len, &mut MaybeUninit::uninit())))
+    } else if len < PATH_MAX {
+        with_long_c_string(parts, len, f)
+    } else {
+        None
     }
-    // SAFETY: `len < PATH_MAX`; bytes `..=len` have been written, and exactly those are viewed as
+}
+
+#[cold]
+#[inline(never)]
+fn with_long_c_string<R>(parts: &[&[u8]], len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    Some(f(join::<PATH_MAX>(parts, len, &mut MaybeUninit::uninit())))
+}
+
+/// Joins `parts`, `len` bytes in all (`len < N`), and a NUL into `buf`. The rest of the buffer
+/// stays uninitialised: zeroing it would cost more than the system call it is for.
+#[inline(always)]
+fn join<'b, const N: usize>(parts: &[&[u8]], len: usize, buf: &'b mut MaybeUninit<[u8; N]>) -> &'b [u8] {
+    assert!(len < N);
+    let start = buf.as_mut_ptr() as *mut u8;
+    let mut at = 0;
+    for part in parts {
+        // SAFETY: the parts add up to `len < N` bytes, so every copy stays inside the buffer.
+        unsafe { mem::copy_bytes(start.add(at), part.as_ptr(), part.len()) };
+        at += part.len();
+    }
+    // SAFETY: `at == len < N`; bytes `..=len` have been written, and exactly those are viewed as
     // initialised.
     unsafe {
-        start.add(len).write(0);
-        Some(core::slice::from_raw_parts(start, len + 1))
+        start.add(at).write(0);
+        core::slice::from_raw_parts(start, at + 1)
     }
 }
 
 /// Whether `dir` names a directory (or a symbolic link to one). The check asks for `dir/`, which
 /// only a directory satisfies; a path too long to ask about counts as absent, as it would for ld.so.
 pub fn is_directory(dir: &[u8]) -> bool {
-    match c_string(&[dir, b"/"], &mut PathBuf::uninit()) {
-        Some(path) => exists(path),
-        None => false,
-    }
+    with_c_string(&[dir, b"/"], exists).unwrap_or(false)
 }
 
 /// `mmap(2)`.

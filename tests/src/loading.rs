@@ -173,3 +173,58 @@ fn a_loader_with_a_hole_between_segments_and_a_partial_bss_page_is_mapped_faithf
     assert_eq!(stdout(&out), "GAPPED LOADER ok\n", "{}", stderr(&out));
     assert!(out.status.success());
 }
+
+/// A minimal loader, assembled byte by byte: one read-and-execute segment whose code writes
+/// `LATE HEADERS LOADER ok` and exits 0, with its program header table `phoff` bytes into the
+/// file (which is 4 KiB long: a table that would end past that is cut short).
+fn loader_with_program_headers_at(dir: &std::path::Path, phoff: usize) -> std::path::PathBuf {
+    const ENTRY: usize = 0x100;
+    const SIZE: usize = 0x1000;
+    let message = b"LATE HEADERS LOADER ok\n";
+    let mut f = vec![0u8; SIZE + 56];
+    let mut put = |at: usize, bytes: &[u8]| f[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &3u16.to_le_bytes()); // ET_DYN
+    put(18, &62u16.to_le_bytes()); // x86-64
+    put(20, &1u32.to_le_bytes());
+    put(24, &(ENTRY as u64).to_le_bytes());
+    put(32, &(phoff as u64).to_le_bytes());
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &1u16.to_le_bytes());
+    // PT_LOAD, R+X, the whole file at address 0.
+    put(phoff, &1u32.to_le_bytes());
+    put(phoff + 4, &5u32.to_le_bytes());
+    put(phoff + 32, &(SIZE as u64).to_le_bytes());
+    put(phoff + 40, &(SIZE as u64).to_le_bytes());
+    put(phoff + 48, &0x1000u64.to_le_bytes());
+    // write(1, message, len); exit_group(0). The message follows the code (33 bytes), and the
+    // lea's displacement counts from the end of the lea (17 bytes in).
+    let mut code = vec![0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0, 0x48, 0x8d, 0x35, 16, 0, 0, 0, 0xba];
+    code.extend((message.len() as u32).to_le_bytes());
+    code.extend([0x0f, 0x05, 0xb8, 231, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05]);
+    assert_eq!(code.len(), 33);
+    code.extend(message);
+    put(ENTRY, &code);
+    f.truncate(SIZE);
+    let path = dir.join(format!("late-headers-{phoff}-ld.so"));
+    std::fs::write(&path, &f).unwrap();
+    path
+}
+
+#[test]
+fn a_loader_with_its_program_headers_past_the_first_kib_is_still_read() {
+    // The shim first reads 1 KiB of the loader (glibc's program headers end within 700 bytes) and
+    // reads 4 KiB only when the table lies further, as in this hand-made loader.
+    let dir = scratch("late-headers");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    for phoff in [64, 1000, 2048, 4096 - 56] {
+        let loader = loader_with_program_headers_at(&dir, phoff);
+        let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+        assert_eq!(stdout(&out), "LATE HEADERS LOADER ok\n", "program headers at {phoff}: {}", stderr(&out));
+        assert!(out.status.success());
+    }
+    let loader = loader_with_program_headers_at(&dir, 4096 - 55);
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert!(stderr(&out).contains("is truncated (its program headers lie outside the file)"), "{}", stderr(&out));
+}
