@@ -104,6 +104,7 @@ impl<'h> LoadPlan<'h> {
     /// segment's own data, where its bss begins: they must be zeroed. A mapping reads as zero past
     /// the end of the file, so the count stops there (for glibc's ld.so, the file's section headers
     /// follow its data, and the file ends well before the page does).
+    #[inline(always)]
     pub fn stale_tail(&self, segment: &Segment) -> u64 {
         if segment.filesz == 0 || segment.memsz == segment.filesz {
             return 0;
@@ -124,7 +125,7 @@ pub struct Segments<'h> {
 impl Iterator for Segments<'_> {
     type Item = Segment;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Segment> {
         if self.loads == 0 {
             return None;
@@ -299,83 +300,85 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     Ok(LoadPlan { entry, table, loads, first_page, span, phdr_vaddr, phnum, file_size })
 }
 
-pub fn machine_name(machine: u16) -> &'static [u8] {
-    match machine {
-        2 => b"SPARC",
-        3 => b"i386",
-        8 => b"MIPS",
-        20 => b"PowerPC",
-        21 => b"PowerPC64",
-        22 => b"S/390",
-        40 => b"ARM",
-        43 => b"SPARC64",
-        62 => b"x86-64",
-        183 => b"AArch64",
-        243 => b"RISC-V",
-        258 => b"LoongArch",
-        _ => b"an unknown machine",
-    }
-}
+/// Machine numbers (`e_machine`) a loader might be built for, and their names in that order.
+const MACHINES: [u16; 12] = [2, 3, 8, 20, 21, 22, 40, 43, 62, 183, 243, 258];
+const MACHINE_NAMES: &[u8] = b"SPARC\0i386\0MIPS\0PowerPC\0PowerPC64\0S/390\0ARM\0SPARC64\0x86-64\0AArch64\0RISC-V\0LoongArch\0an unknown machine";
+
+/// What each [`ElfError`] says about the loader, NUL-separated, in the order of
+/// [`ElfError::cause_index`]; `#` stands for the number the error carries.
+const CAUSES: &[u8] = b"is empty\0\
+is not an ELF file\0\
+is truncated (shorter than an ELF header)\0\
+is a big-endian ELF file\0\
+has an unknown ELF version\0\
+is a fixed-address executable (ET_EXEC), not a position-independent loader\0\
+is a relocatable object file, not a loader\0\
+is a core dump, not a loader\0\
+has an unknown ELF type #\0\
+has a malformed program header table (wrong entry size)\0\
+has no program headers\0\
+has an absurd number of program headers (#)\0\
+is truncated (its program headers lie outside the file)\0\
+has its program headers beyond its first 4 KiB, unlike any loader\0\
+is a program, not a loader (it has its own interpreter); point NIX_LD at ld.so itself\0\
+has no loadable segment\0\
+is truncated (program header # points past the end of the file)\0\
+has a malformed segment (program header #: file size larger than memory size)\0\
+has a segment out of range (program header #)\0\
+has a misaligned segment (program header #)\0\
+has overlapping or unordered segments (program header #)\0\
+has a segment that is both writable and executable (program header #)\0\
+spans more than 1 GiB of address space\0\
+has its entry point outside its executable code";
 
 impl ElfError {
-    /// Writes the cause as it follows "loader PATH " in an error line.
-    pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
+    /// The entry of [`CAUSES`] for this error, and the number it carries. Not for
+    /// `WrongArchitecture`, which names the machine.
+    fn cause_index(&self) -> (usize, u64) {
         match *self {
-            ElfError::Empty => m.bytes(b"is empty"),
-            ElfError::NotElf => m.bytes(b"is not an ELF file"),
-            ElfError::Truncated => m.bytes(b"is truncated (shorter than an ELF header)"),
-            ElfError::WrongArchitecture { class, machine } => {
-                m.bytes(b"is not an x86-64 ELF file (it is ");
-                match class {
-                    1 => m.bytes(b"32-bit "),
-                    2 => m,
-                    _ => m.bytes(b"of unknown class, "),
-                };
-                m.bytes(machine_name(machine)).bytes(b")")
-            }
-            ElfError::BigEndian => m.bytes(b"is a big-endian ELF file"),
-            ElfError::UnknownVersion => m.bytes(b"has an unknown ELF version"),
-            ElfError::NotPositionIndependent { e_type } => match e_type {
-                2 => m.bytes(b"is a fixed-address executable (ET_EXEC), not a position-independent loader"),
-                1 => m.bytes(b"is a relocatable object file, not a loader"),
-                4 => m.bytes(b"is a core dump, not a loader"),
-                _ => m.bytes(b"has an unknown ELF type ").dec(e_type as u64),
-            },
-            ElfError::BadProgramHeaderSize => m.bytes(b"has a malformed program header table (wrong entry size)"),
-            ElfError::NoProgramHeaders => m.bytes(b"has no program headers"),
-            ElfError::TooManyProgramHeaders { count } => {
-                m.bytes(b"has an absurd number of program headers (").dec(count as u64).bytes(b")")
-            }
-            ElfError::ProgramHeadersOutsideFile => m.bytes(b"is truncated (its program headers lie outside the file)"),
-            ElfError::ProgramHeadersTooFar => m.bytes(b"has its program headers beyond its first 4 KiB, unlike any loader"),
-            ElfError::HasInterpreter => {
-                m.bytes(b"is a program, not a loader (it has its own interpreter); point NIX_LD at ld.so itself")
-            }
-            ElfError::NoLoadableSegment => m.bytes(b"has no loadable segment"),
-            ElfError::SegmentOutsideFile { index } => {
-                m.bytes(b"is truncated (program header ").dec(index as u64).bytes(b" points past the end of the file)")
-            }
-            ElfError::SegmentFileSizeExceedsMemory { index } => m
-                .bytes(b"has a malformed segment (program header ")
-                .dec(index as u64)
-                .bytes(b": file size larger than memory size)"),
-            ElfError::SegmentOutOfRange { index } => {
-                m.bytes(b"has a segment out of range (program header ").dec(index as u64).bytes(b")")
-            }
-            ElfError::SegmentMisaligned { index } => {
-                m.bytes(b"has a misaligned segment (program header ").dec(index as u64).bytes(b")")
-            }
-            ElfError::SegmentsOverlap { index } => m
-                .bytes(b"has overlapping or unordered segments (program header ")
-                .dec(index as u64)
-                .bytes(b")"),
-            ElfError::SegmentWritableAndExecutable { index } => m
-                .bytes(b"has a segment that is both writable and executable (program header ")
-                .dec(index as u64)
-                .bytes(b")"),
-            ElfError::SpanTooLarge => m.bytes(b"spans more than 1 GiB of address space"),
-            ElfError::EntryNotExecutable => m.bytes(b"has its entry point outside its executable code"),
-        };
+            ElfError::Empty => (0, 0),
+            ElfError::NotElf => (1, 0),
+            ElfError::Truncated => (2, 0),
+            ElfError::BigEndian => (3, 0),
+            ElfError::UnknownVersion => (4, 0),
+            ElfError::NotPositionIndependent { e_type: 2 } => (5, 0),
+            ElfError::NotPositionIndependent { e_type: 1 } => (6, 0),
+            ElfError::NotPositionIndependent { e_type: 4 } => (7, 0),
+            ElfError::NotPositionIndependent { e_type } => (8, e_type as u64),
+            ElfError::BadProgramHeaderSize => (9, 0),
+            ElfError::NoProgramHeaders => (10, 0),
+            ElfError::TooManyProgramHeaders { count } => (11, count as u64),
+            ElfError::ProgramHeadersOutsideFile => (12, 0),
+            ElfError::ProgramHeadersTooFar => (13, 0),
+            ElfError::HasInterpreter => (14, 0),
+            ElfError::NoLoadableSegment => (15, 0),
+            ElfError::SegmentOutsideFile { index } => (16, index as u64),
+            ElfError::SegmentFileSizeExceedsMemory { index } => (17, index as u64),
+            ElfError::SegmentOutOfRange { index } => (18, index as u64),
+            ElfError::SegmentMisaligned { index } => (19, index as u64),
+            ElfError::SegmentsOverlap { index } => (20, index as u64),
+            ElfError::SegmentWritableAndExecutable { index } => (21, index as u64),
+            ElfError::SpanTooLarge => (22, 0),
+            ElfError::EntryNotExecutable => (23, 0),
+            ElfError::WrongArchitecture { .. } => (usize::MAX, 0),
+        }
+    }
+
+    /// Writes what is wrong with the loader, after "loader PATH ".
+    pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
+        if let ElfError::WrongArchitecture { class, machine } = *self {
+            m.bytes(b"is not an x86-64 ELF file (it is ");
+            match class {
+                1 => m.bytes(b"32-bit "),
+                2 => m,
+                _ => m.bytes(b"of unknown class, "),
+            };
+            let known = MACHINES.iter().position(|&k| k == machine).unwrap_or(MACHINES.len());
+            m.entry(MACHINE_NAMES, known, 0).bytes(b")");
+            return;
+        }
+        let (index, number) = self.cause_index();
+        m.entry(CAUSES, index, number);
     }
 }
 
@@ -448,6 +451,48 @@ pub mod tests {
         assert_eq!(plan.entry, 0x1010);
         assert_eq!(plan.phdr_vaddr, Some(64));
         assert_eq!(plan.segments().nth(2).unwrap(), Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
+    }
+
+    #[test]
+    fn every_error_has_its_own_complete_message() {
+        let all = [
+            ElfError::Empty,
+            ElfError::NotElf,
+            ElfError::Truncated,
+            ElfError::WrongArchitecture { class: 1, machine: 3 },
+            ElfError::BigEndian,
+            ElfError::UnknownVersion,
+            ElfError::NotPositionIndependent { e_type: 2 },
+            ElfError::NotPositionIndependent { e_type: 1 },
+            ElfError::NotPositionIndependent { e_type: 4 },
+            ElfError::NotPositionIndependent { e_type: 77 },
+            ElfError::BadProgramHeaderSize,
+            ElfError::NoProgramHeaders,
+            ElfError::TooManyProgramHeaders { count: 999 },
+            ElfError::ProgramHeadersOutsideFile,
+            ElfError::ProgramHeadersTooFar,
+            ElfError::HasInterpreter,
+            ElfError::NoLoadableSegment,
+            ElfError::SegmentOutsideFile { index: 61 },
+            ElfError::SegmentFileSizeExceedsMemory { index: 62 },
+            ElfError::SegmentOutOfRange { index: 63 },
+            ElfError::SegmentMisaligned { index: 64 },
+            ElfError::SegmentsOverlap { index: 65 },
+            ElfError::SegmentWritableAndExecutable { index: 66 },
+            ElfError::SpanTooLarge,
+            ElfError::EntryNotExecutable,
+        ];
+        let messages: Vec<String> = all.iter().map(|&e| cause(e)).collect();
+        for (e, m) in all.iter().zip(&messages) {
+            assert!(m.starts_with("is ") || m.starts_with("has ") || m.starts_with("spans "), "{e:?}: {m}");
+            assert!(!m.contains('#') && !m.contains('\0'), "{e:?}: {m}");
+            assert_eq!(messages.iter().filter(|other| *other == m).count(), 1, "{e:?}: {m}");
+        }
+        assert_eq!(cause(ElfError::NotPositionIndependent { e_type: 77 }), "has an unknown ELF type 77");
+        assert_eq!(cause(ElfError::TooManyProgramHeaders { count: 999 }), "has an absurd number of program headers (999)");
+        assert_eq!(cause(ElfError::SegmentFileSizeExceedsMemory { index: 62 }), "has a malformed segment (program header 62: file size larger than memory size)");
+        assert_eq!(cause(ElfError::WrongArchitecture { class: 7, machine: 9999 }), "is not an x86-64 ELF file (it is of unknown class, an unknown machine)");
+        assert_eq!(cause(ElfError::EntryNotExecutable), "has its entry point outside its executable code");
     }
 
     #[test]

@@ -105,60 +105,70 @@ impl Plan {
         }
     }
 
-    /// The auxv entries that change, with their new values.
-    fn aux_edits(&self, trampoline: bool) -> [(u32, Option<usize>); 3] {
-        let l = &self.loader;
-        match self.mode {
-            Mode::Interpreter { .. } => [
-                (auxvec::AT_BASE, Some(l.base)),
-                (auxvec::AT_ENTRY, trampoline.then(arch::trampoline_address)),
-                (auxvec::AT_NULL, None),
-            ],
-            // Run as a command, ld.so must find itself described as the program.
-            Mode::Command { .. } => [
-                (auxvec::AT_ENTRY, Some(l.entry)),
-                (auxvec::AT_PHDR, l.phdr),
-                (auxvec::AT_PHNUM, Some(l.phnum as usize)),
-            ],
-        }
-    }
-
-    /// Applies [`Plan::aux_edits`] to a copy of the kernel's auxv at `auxv` (or to the kernel's own).
+    /// Edits a copy of the kernel's auxv at `auxv` (or the kernel's own).
     ///
     /// # Safety
     /// `auxv` must hold `stack.aux_count` writable pairs laid out as the kernel's.
     unsafe fn edit_auxv(&self, auxv: *mut usize, trampoline: bool) {
-        for (key, value) in self.aux_edits(trampoline) {
-            if let (Some(value), Some(pair)) = (value, self.stack.aux_pair(key)) {
-                // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
-                unsafe {
-                    let at = auxv.add(2 * pair + 1);
-                    log_aux(self.log, key, *at, value);
-                    *at = value;
+        // SAFETY: per the function's contract.
+        unsafe { edit_auxv(&self.stack, &self.loader, &self.mode, self.log, auxv, trampoline) }
+    }
+}
+
+/// Sets AT_BASE to the loader's base (and AT_ENTRY to the trampoline, with `trampoline`), or, run
+/// as a command, describes ld.so as the program (AT_ENTRY, AT_PHDR, AT_PHNUM), in the auxv at
+/// `auxv`.
+///
+/// # Safety
+/// `auxv` must hold `stack.aux_count` writable pairs laid out as the kernel's.
+unsafe fn edit_auxv(stack: &InitialStack, loader: &LoaderAt, mode: &Mode, log: Log, auxv: *mut usize, trampoline: bool) {
+    // SAFETY (each call): per the function's contract.
+    unsafe {
+        match mode {
+            Mode::Interpreter { .. } => {
+                set_aux(stack, auxv, auxvec::AT_BASE, loader.base, log);
+                if trampoline {
+                    set_aux(stack, auxv, auxvec::AT_ENTRY, arch::trampoline_address(), log);
                 }
             }
+            Mode::Command { .. } => {
+                set_aux(stack, auxv, auxvec::AT_ENTRY, loader.entry, log);
+                if let Some(phdr) = loader.phdr {
+                    set_aux(stack, auxv, auxvec::AT_PHDR, phdr, log);
+                }
+                set_aux(stack, auxv, auxvec::AT_PHNUM, loader.phnum as usize, log);
+            }
+        }
+    }
+}
+
+/// Sets auxv entry `key`, if the kernel passed one, to `value`.
+///
+/// # Safety
+/// As for [`edit_auxv`].
+#[inline(never)]
+unsafe fn set_aux(stack: &InitialStack, auxv: *mut usize, key: u32, value: usize, log: Log) {
+    if let Some(pair) = stack.aux_pair(key) {
+        // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
+        unsafe {
+            let at = auxv.add(2 * pair + 1);
+            log_aux(log, key, *at, value);
+            *at = value;
         }
     }
 }
 
 /// Starts `loader` for the process whose kernel block is `stack`. Never returns.
 pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
-    let mut plan = Plan {
-        stack: *stack,
-        loader: LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum },
-        mode,
-        strings_len: Plan::strings_len(&mode),
-        strings_at: 0,
-        block_at: 0,
-        log,
-    };
-    let strings_len = plan.strings_len;
+    let loader = LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum };
+    let strings_len = Plan::strings_len(&mode);
     if strings_len == 0 {
         // SAFETY: the kernel's own auxv; ld.so is its only reader from here on.
-        unsafe { plan.edit_auxv(stack.auxv_ptr(), false) };
+        unsafe { edit_auxv(stack, &loader, &mode, log, stack.auxv_ptr(), false) };
         // SAFETY: the kernel's block, unchanged but for auxv values; the loader is mapped.
-        unsafe { arch::jump(plan.loader.entry, stack.sp) }
+        unsafe { arch::jump(loader.entry, stack.sp) }
     }
+    let mut plan = Plan { stack: *stack, loader, mode, strings_len, strings_at: 0, block_at: 0, log };
     plan.strings_at = (stack.sp as usize - strings_len) & !15;
     plan.block_at = (plan.strings_at - plan.block_words() * 8) & !15;
     // SAFETY: below the block there is only dead stack (this function's callers' frames, which

@@ -33,49 +33,50 @@ const ENOTDIR: i32 = 20;
 const ELOOP: i32 = 40;
 const ENAMETOOLONG: i32 = 36;
 
-fn errno<S: Sink>(m: &mut Message<S>, what: &[u8], code: i32) {
-    m.bytes(what).bytes(b" (errno ").dec(code as u64).bytes(b")");
-}
+/// What each [`Problem`] says about the loader, NUL-separated, in the order of
+/// [`Problem::cause_index`]; `#` stands for the errno value.
+const CAUSES: &[u8] = b"is not configured (NIX_LD is unset and this build has no default)\0\
+has a path longer than PATH_MAX (4096 bytes)\0\
+does not exist\0\
+is not readable (permission denied)\0\
+does not exist (a component of its path is not a directory)\0\
+cannot be opened (too many levels of symbolic links)\0\
+has a path or path component that is too long\0\
+cannot be opened (errno #)\0\
+is a directory\0\
+is not a regular file\0\
+cannot be read (errno #)\0\
+cannot be mapped into memory (errno #)";
 
 impl Problem {
-    /// Writes what follows "loader PATH " (or replaces it, for `NotConfigured`).
-    pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
+    /// The entry of [`CAUSES`] for this problem, and the errno it carries.
+    fn cause_index(&self) -> (usize, i32) {
         match *self {
-            Problem::NotConfigured => {
-                m.bytes(b"is not configured (NIX_LD is unset and this build has no default)");
-            }
-            Problem::PathTooLong => {
-                m.bytes(b"has a path longer than PATH_MAX (4096 bytes)");
-            }
-            Problem::Open(ENOENT) => {
-                m.bytes(b"does not exist");
-            }
-            Problem::Open(EACCES) => {
-                m.bytes(b"is not readable (permission denied)");
-            }
-            Problem::Open(ENOTDIR) => {
-                m.bytes(b"does not exist (a component of its path is not a directory)");
-            }
-            Problem::Open(ELOOP) => {
-                m.bytes(b"cannot be opened (too many levels of symbolic links)");
-            }
-            Problem::Open(ENAMETOOLONG) => {
-                m.bytes(b"has a path or path component that is too long");
-            }
-            Problem::Open(code) => errno(m, b"cannot be opened", code),
-            Problem::Directory => {
-                m.bytes(b"is a directory");
-            }
-            Problem::NotRegularFile => {
-                m.bytes(b"is not a regular file");
-            }
-            Problem::Read(code) => errno(m, b"cannot be read", code),
-            Problem::Elf(e) => e.write_cause(m),
-            Problem::Map(code) => errno(m, b"cannot be mapped into memory", code),
+            Problem::NotConfigured => (0, 0),
+            Problem::PathTooLong => (1, 0),
+            Problem::Open(ENOENT) => (2, 0),
+            Problem::Open(EACCES) => (3, 0),
+            Problem::Open(ENOTDIR) => (4, 0),
+            Problem::Open(ELOOP) => (5, 0),
+            Problem::Open(ENAMETOOLONG) => (6, 0),
+            Problem::Open(code) => (7, code),
+            Problem::Directory => (8, 0),
+            Problem::NotRegularFile => (9, 0),
+            Problem::Read(code) => (10, code),
+            Problem::Map(code) => (11, code),
+            Problem::Elf(_) => (usize::MAX, 0),
         }
     }
 
-    /// Writes a hint for the user, if one helps; returns whether it wrote anything.
+    /// Writes what is wrong with the loader, after "loader PATH ".
+    pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
+        if let Problem::Elf(e) = self {
+            return e.write_cause(m);
+        }
+        let (index, code) = self.cause_index();
+        m.entry(CAUSES, index, code as u64);
+    }
+
     pub fn write_hint<S: Sink>(&self, m: &mut Message<S>, source: Source, secure: bool) -> bool {
         if secure {
             m.bytes(b"this program is setuid, setgid or has file capabilities, so the NIX_LD variables are ignored and only the compiled-in loader is used");
@@ -118,6 +119,14 @@ mod tests {
         assert_eq!(cause(Problem::Directory), "is a directory");
         assert_eq!(cause(Problem::Open(99)), "cannot be opened (errno 99)");
         assert_eq!(cause(Problem::Elf(ElfError::NotElf)), "is not an ELF file");
+        assert_eq!(cause(Problem::Open(20)), "does not exist (a component of its path is not a directory)");
+        assert_eq!(cause(Problem::Open(40)), "cannot be opened (too many levels of symbolic links)");
+        assert_eq!(cause(Problem::Open(36)), "has a path or path component that is too long");
+        assert_eq!(cause(Problem::NotRegularFile), "is not a regular file");
+        assert_eq!(cause(Problem::Read(5)), "cannot be read (errno 5)");
+        assert_eq!(cause(Problem::Map(12)), "cannot be mapped into memory (errno 12)");
+        assert!(cause(Problem::NotConfigured).starts_with("is not configured (NIX_LD is unset"));
+        assert_eq!(cause(Problem::PathTooLong), "has a path longer than PATH_MAX (4096 bytes)");
     }
 
     #[test]

@@ -60,15 +60,22 @@ impl Log {
         level <= self.0
     }
 
-    /// A new `nix-ld: ` line at `level`, or `None` when that level is off.
+    /// A new `nix-ld: ` line at `level`, or `None` when that level is off. The level test is
+    /// inlined at each call, so a message that is off costs a comparison.
+    #[inline(always)]
     pub fn line(self, level: Level) -> Option<Message<Output>> {
         if !self.enabled(level) {
             return None;
         }
-        let mut m = Message::new(Stderr);
-        m.bytes(b"nix-ld: ");
-        Some(m)
+        Some(new_line())
     }
+}
+
+#[inline(never)]
+fn new_line() -> Message<Output> {
+    let mut m = Message::new(Stderr);
+    m.bytes(b"nix-ld: ");
+    m
 }
 
 /// Logs the choice of loader and library path at info level.

@@ -73,6 +73,16 @@ impl<S: Sink> Message<S> {
         self.bytes(&digits[at..])
     }
 
+    /// Writes entry `index` of `table`, a list of NUL-separated messages, with its `#` (if any)
+    /// replaced by `number`. One table and one call take far less code than a call per message.
+    pub fn entry(&mut self, table: &[u8], index: usize, number: u64) -> &mut Self {
+        let text = table.split(|&b| b == 0).nth(index).unwrap_or(b"");
+        match text.iter().position(|&b| b == b'#') {
+            Some(at) => self.bytes(&text[..at]).dec(number).bytes(&text[at + 1..]),
+            None => self.bytes(text),
+        }
+    }
+
     fn flush(&mut self) {
         if self.len > 0 {
             self.sink.write_all(&self.buf[..self.len]);
@@ -96,6 +106,20 @@ mod tests {
         fn write_all(&mut self, bytes: &[u8]) {
             self.extend_from_slice(bytes);
         }
+    }
+
+    #[test]
+    fn table_entries_have_their_number_filled_in() {
+        let table = b"first\0second #!\0#\0";
+        let written = |index, number| {
+            let mut out = Vec::new();
+            Message::new(&mut out).entry(table, index, number).end();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(written(0, 7), "first\n");
+        assert_eq!(written(1, 42), "second 42!\n");
+        assert_eq!(written(2, 0), "0\n");
+        assert_eq!(written(9, 1), "\n");
     }
 
     #[test]
