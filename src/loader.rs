@@ -34,14 +34,14 @@ pub struct Mapped {
     pub phnum: u16,
 }
 
-/// The first bytes of the loader's file, where its headers are: [`SHORT_HEAD`] bytes at first, as
-/// glibc's loader has its program headers in its first 700 bytes, and only when they lie further
-/// the [`elf::HEAD_LEN`] bytes that `validate` accepts. Each 4 KiB of stack touched is a page fault.
-pub type Head<const N: usize> = MaybeUninit<[u8; N]>;
+/// How much of the loader's file is read for its headers at first: glibc's loader has its program
+/// headers in its first 700 bytes. Only when they lie further are the [`elf::HEAD_LEN`] bytes that
+/// `validate` accepts read. Each 4 KiB of stack touched is a page fault.
 const SHORT_HEAD: usize = 1024;
 
-/// Opens `path` and checks that it is a loader the shim can map. The plan points into `head`.
-pub fn inspect<'h, const N: usize>(path: &[u8], head: &'h mut Head<N>) -> Result<(Fd, LoadPlan<'h>), Problem> {
+/// Opens `path` and checks that it is a loader the shim can map, reading its headers into `head`
+/// (up to its length). The plan points into `head`.
+pub fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, LoadPlan<'h>), Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
@@ -67,7 +67,7 @@ fn prot(flags: u32) -> u32 {
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
 pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
-    match inspect(path, &mut Head::<SHORT_HEAD>::uninit()) {
+    match inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) {
         Ok((fd, plan)) => map(&fd, &plan, log),
         Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => load_with_long_head(path, log),
         Err(problem) => Err(problem),
@@ -77,7 +77,7 @@ pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
 #[cold]
 #[inline(never)]
 fn load_with_long_head(path: &[u8], log: Log) -> Result<Mapped, Problem> {
-    let mut head = Head::<{ elf::HEAD_LEN }>::uninit();
+    let mut head = [MaybeUninit::uninit(); elf::HEAD_LEN];
     let (fd, plan) = inspect(path, &mut head)?;
     map(&fd, &plan, log)
 }

@@ -18,22 +18,11 @@ pub const DEFAULT: Level = Level::Warn;
 /// and keeps the default.
 #[allow(clippy::result_unit_err)]
 pub fn parse(value: &[u8]) -> Result<Level, ()> {
+    const NAMES: &[u8] = b"error\0warn\0info\0debug\0trace";
+    const LEVELS: [Level; 5] = [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace];
     let value = crate::plan::trim_newline(value);
-    // An if-chain rather than a table: a table of slices would cost a relocation per entry.
-    let is = |name: &[u8]| value.eq_ignore_ascii_case(name);
-    if is(b"error") {
-        Ok(Level::Error)
-    } else if is(b"warn") {
-        Ok(Level::Warn)
-    } else if is(b"info") {
-        Ok(Level::Info)
-    } else if is(b"debug") {
-        Ok(Level::Debug)
-    } else if is(b"trace") {
-        Ok(Level::Trace)
-    } else {
-        Err(())
-    }
+    let index = NAMES.split(|&b| b == 0).position(|name| value.eq_ignore_ascii_case(name)).ok_or(())?;
+    LEVELS.get(index).copied().ok_or(())
 }
 
 #[cfg(test)]

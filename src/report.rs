@@ -80,17 +80,22 @@ fn new_line() -> Message<Output> {
 
 /// Logs the choice of loader and library path at info level.
 pub fn choice(log: Log, choice: &Choice<'_>) {
-    if let Some(mut m) = log.line(Level::Info) {
-        m.bytes(b"loader ").bytes(choice.loader).bytes(b" (from ").bytes(choice.loader_source.describe(true)).bytes(b")");
-        m.end();
-        let mut m = Message::new(Stderr);
-        m.bytes(b"nix-ld: library path ");
-        if choice.library_path.is_empty() {
-            m.bytes(b"(none)");
-        } else {
-            m.bytes(choice.library_path);
-        }
-        m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
+    if log.enabled(Level::Info) {
+        settings(Stderr, b"nix-ld: loader ", b"nix-ld: library path ", choice);
+    }
+}
+
+/// Writes the loader and the library path, each on a line after its label, with where it came
+/// from: for `NIX_LD_LOG=info` and for the status screen.
+pub fn settings(out: Output, loader_label: &[u8], path_label: &[u8], choice: &Choice<'_>) {
+    let lines = [
+        (loader_label, choice.loader, choice.loader_source.describe(true)),
+        (path_label, choice.library_path, choice.library_path_source.describe(false)),
+    ];
+    let mut m = Message::new(out);
+    for (label, value, source) in lines {
+        m.bytes(label).bytes(if value.is_empty() { b"(none)" } else { value });
+        m.bytes(b" (from ").bytes(source).bytes(b")");
         m.end();
     }
 }

@@ -5,7 +5,7 @@ use nix_ld::text::Message;
 
 use crate::arch;
 use crate::loader;
-use crate::report::{Stderr, Stdout};
+use crate::report::{self, Stderr, Stdout};
 
 /// Prints the status screen and exits 0, or 127 when the loader is unusable.
 pub fn print(choice: &Choice<'_>) -> ! {
@@ -15,18 +15,8 @@ pub fn print(choice: &Choice<'_>) -> ! {
     m.end();
     m.bytes(b"Install it as /lib64/ld-linux-x86-64.so.2; run as a command it behaves like ld.so (try --help).");
     m.end();
-    m.bytes(b"loader:       ").bytes(choice.loader);
-    m.bytes(b" (from ").bytes(choice.loader_source.describe(true)).bytes(b")");
-    m.end();
-    m.bytes(b"library path: ");
-    if choice.library_path.is_empty() {
-        m.bytes(b"(none)");
-    } else {
-        m.bytes(choice.library_path);
-    }
-    m.bytes(b" (from ").bytes(choice.library_path_source.describe(false)).bytes(b")");
-    m.end();
-    match loader::inspect(choice.loader, &mut loader::Head::<{ nix_ld::elf::HEAD_LEN }>::uninit()) {
+    report::settings(Stdout, b"loader:       ", b"library path: ", choice);
+    match loader::inspect(choice.loader, &mut [core::mem::MaybeUninit::uninit(); nix_ld::elf::HEAD_LEN]) {
         Ok(_) => {
             m.bytes(b"The loader is a valid x86-64 ELF loader.");
             m.end();

@@ -74,11 +74,11 @@ pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
 
 /// Reads from offset `at` into `buf` until it is full or the file ends, and returns the part read.
 /// The rest of `buf` stays uninitialised: nothing needs it zeroed.
-pub fn pread_into<'b, const N: usize>(fd: &Fd, buf: &'b mut core::mem::MaybeUninit<[u8; N]>, at: u64) -> Result<&'b [u8], Errno> {
+pub fn pread_into<'b>(fd: &Fd, buf: &'b mut [MaybeUninit<u8>], at: u64) -> Result<&'b [u8], Errno> {
     let start = buf.as_mut_ptr() as *mut u8;
-    // SAFETY: the buffer is writable for its N bytes; the first `done` are then initialised.
+    // SAFETY: the buffer is writable for its length; the first `done` bytes are then initialised.
     unsafe {
-        let done = pread(fd, start, N, at)?;
+        let done = pread(fd, start, buf.len(), at)?;
         Ok(core::slice::from_raw_parts(start, done))
     }
 }

@@ -80,3 +80,48 @@ pub fn verify(bytes: &[u8]) -> Result<ShimFacts> {
     }
     Ok(facts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF header and the given program headers (type, flags, memsz); no sections.
+    fn elf(headers: &[(u32, u32, u64)]) -> Vec<u8> {
+        let mut b = vec![0u8; 64 + 56 * headers.len()];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[16..18].copy_from_slice(&3u16.to_le_bytes());
+        b[18..20].copy_from_slice(&62u16.to_le_bytes());
+        b[32..40].copy_from_slice(&64u64.to_le_bytes());
+        b[56..58].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        for (i, &(ty, flags, memsz)) in headers.iter().enumerate() {
+            let p = 64 + 56 * i;
+            b[p..p + 4].copy_from_slice(&ty.to_le_bytes());
+            b[p + 4..p + 8].copy_from_slice(&flags.to_le_bytes());
+            b[p + 40..p + 48].copy_from_slice(&memsz.to_le_bytes());
+        }
+        b
+    }
+
+    const STACK: (u32, u32, u64) = (0x6474e551, 6, 0);
+
+    #[test]
+    fn one_read_only_executable_segment_passes() {
+        let facts = verify(&elf(&[(1, 5, 12_345), STACK])).unwrap();
+        assert_eq!(facts.mapped, 12_345);
+    }
+
+    #[test]
+    fn writable_data_dynamic_sections_and_extra_segments_are_refused() {
+        let refused = |headers: &[(u32, u32, u64)], why: &str| {
+            let err = verify(&elf(headers)).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        };
+        refused(&[(1, 5, 4096), (1, 6, 8), STACK], "writable");
+        refused(&[(1, 5, 4096), (2, 6, 0), STACK], "PT_DYNAMIC");
+        refused(&[(1, 5, 4096), (3, 4, 0), STACK], "PT_INTERP");
+        refused(&[(1, 5, 4096), (1, 4, 4096), STACK], "2 PT_LOAD");
+        refused(&[(1, 5, 4096)], "PT_GNU_STACK");
+        refused(&[(1, 5, 4096), (0x6474e551, 7, 0)], "executable stack");
+    }
+}
