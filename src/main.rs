@@ -4,9 +4,9 @@
 //! loader and the library path (`nix_ld::plan`), maps the loader (`loader`), and hands the process
 //! over (`handover`), so that ld.so sees the Nix library directories and the program does not.
 //!
-//! Start-up has two stages. `arch`'s `_start` relocates the shim in assembly; no Rust code runs
-//! before that is done. From [`start`] on, everything is ordinary Rust with errors as values, and a
-//! failure ends as one line on stderr and exit status 127, never as a panic or a signal.
+//! `arch`'s `_start` calls [`start`] at once: the shim has no writable data and so nothing to
+//! relocate (see `linker.ld`). From there on, everything is ordinary Rust with errors as values,
+//! and a failure ends as one line on stderr and exit status 127, never as a panic or a signal.
 #![no_std]
 #![no_main]
 
@@ -28,7 +28,7 @@ use nix_ld::plan;
 use handover::Mode;
 use stack::{CStr, InitialStack};
 
-/// Called by `_start` once the shim is relocated, with the kernel's stack pointer.
+/// Called by `_start` with the kernel's stack pointer.
 ///
 /// # Safety
 /// `sp` must be the stack pointer the kernel passed to `_start`; only `_start` calls this.

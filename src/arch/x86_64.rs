@@ -1,12 +1,12 @@
-//! x86-64 machine code: process entry and self-relocation, the final jumps, the entry trampoline,
-//! and the raw `syscall` instruction.
+//! x86-64 machine code: process entry, the final jumps, the entry trampoline, and the raw `syscall`
+//! instruction.
 //!
 //! # Safety
 //!
 //! This is the only file with assembly besides `mem`. The shim is position-independent and has
 //! nothing to relocate (no writable data, no stored pointers; `linker.ld` and `cargo xtask build`
-//! enforce it), so `_start` can call Rust code at once. The jumps never return and hand the stack to code that owns it
-//! from then on. The syscall helpers declare exactly what the instruction clobbers (`rcx`, `r11`).
+//! enforce it), so `_start` can call Rust code at once. The jumps never return and hand the stack
+//! to code that owns it from then on. The syscall helpers declare exactly what the instruction clobbers (`rcx`, `r11`).
 
 use core::arch::{asm, global_asm};
 

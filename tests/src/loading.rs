@@ -163,9 +163,10 @@ fn info_logging_names_every_missing_library_at_once() {
 
 #[test]
 fn a_loader_with_a_hole_between_segments_and_a_partial_bss_page_is_mapped_faithfully() {
-    // The shim reserves the loader's span with a mapping of its file and maps the other segments
-    // over it. A hole between segments must not keep those file pages readable, and bss sharing a
-    // page with file data must read as zero. The fixture checks both from inside.
+    // The shim reserves the loader's span with a mapping of its file, unmaps all but the first
+    // segment's pages and maps the other segments into the space. A hole between segments must not
+    // keep those file pages readable, and bss sharing a page with file data must read as zero. The
+    // fixture checks both from inside.
     let dir = scratch("gapped-loader");
     let loader = freestanding(&dir, "gapped_loader.c", "gapped-ld.so");
     let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
