@@ -9,7 +9,7 @@
 //! loop and turn it back into a call to the function itself. The direction flag is clear on entry
 //! to any function, as the ABI requires; `memmove` sets it only around its backward copy.
 //!
-//! The shim's code calls [`copy_bytes`], [`copy_words`] and [`zero_bytes`] rather than relying on
+//! The shim's code calls [`copy_bytes`], [`copy_words`] and [`fill_bytes`] rather than relying on
 //! compiler-emitted `memcpy` calls: those go through a GOT entry, which is writable data that
 //! needs a relocation, and the shim has none (see `linker.ld`; `cargo xtask build` checks it).
 //! LLVM knows the C names, so it could turn a direct call to `memcpy` into its own intrinsic and
@@ -56,12 +56,12 @@ pub unsafe fn copy_words(dest: *mut usize, src: *const usize, count: usize) {
     }
 }
 
-/// Sets `n` bytes at `dest` to zero.
+/// Sets `n` bytes at `dest` to `byte`.
 ///
 /// # Safety
 /// `dest` is valid for writes of `n` bytes.
 #[inline]
-pub unsafe fn zero_bytes(dest: *mut u8, n: usize) {
+pub unsafe fn fill_bytes(dest: *mut u8, byte: u8, n: usize) {
     // SAFETY: per the function's contract. Words first, then the remaining bytes.
     unsafe {
         asm!(
@@ -71,7 +71,7 @@ pub unsafe fn zero_bytes(dest: *mut u8, n: usize) {
             rest = in(reg) n % 8,
             inout("rdi") dest => _,
             inout("rcx") n / 8 => _,
-            in("rax") 0u64,
+            in("rax") byte as u64 * 0x0101_0101_0101_0101,
             options(nostack, preserves_flags),
         );
     }
@@ -108,20 +108,8 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 
 #[no_mangle]
 pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
-    let byte = c as u8 as u64;
-    // SAFETY: C contract: `dest` is valid for `n` bytes. Words first, then the remaining bytes.
-    unsafe {
-        asm!(
-            "rep stosq",
-            "mov rcx, {rest}",
-            "rep stosb",
-            rest = in(reg) n % 8,
-            inout("rdi") dest => _,
-            inout("rcx") n / 8 => _,
-            in("rax") byte * 0x0101_0101_0101_0101,
-            options(nostack, preserves_flags),
-        );
-    }
+    // SAFETY: C contract: `dest` is valid for `n` bytes.
+    unsafe { fill_bytes(dest, c as u8, n) };
     dest
 }
 
