@@ -76,15 +76,15 @@ pub struct Segment {
 pub struct LoadPlan<'h> {
     pub entry: u64,
     /// The program header table, as validated.
-    table: &'h [u8],
+    table: &'h [[u8; PHDR_LEN]],
     /// Bit `i` is set when program header `i` is a segment to map.
     loads: u64,
     /// Page-aligned start of the lowest segment.
     pub first_page: u64,
     /// Bytes from `first_page` to the page-aligned end of the highest segment.
     pub span: u64,
-    /// Where the program headers are in memory (relative to the load bias), if they are mapped.
-    pub phdr_vaddr: Option<u64>,
+    /// File offset of the program header table.
+    phoff: u64,
     pub phnum: u16,
     pub file_size: u64,
 }
@@ -93,6 +93,19 @@ impl<'h> LoadPlan<'h> {
     /// The segments to map, lowest first; every one passed [`validate`]'s checks.
     pub fn segments(&self) -> Segments<'h> {
         Segments { table: self.table, loads: self.loads }
+    }
+
+    /// Where the program headers are in memory (relative to the load bias), if they are mapped:
+    /// what AT_PHDR says when ld.so runs as the program itself. PT_PHDR says so; without one, the
+    /// segment whose file bytes hold the table does. Worked out only when asked: only a shim run
+    /// as a command needs it.
+    pub fn phdr_vaddr(&self) -> Option<u64> {
+        if let Some(ph) = self.table.iter().find(|ph| u32_at(&ph[..], 0) == PT_PHDR) {
+            return Some(u64_at(&ph[..], 16));
+        }
+        let table_end = self.phoff + (self.table.len() * PHDR_LEN) as u64;
+        let holder = self.segments().find(|s| self.phoff >= s.offset && table_end - s.offset <= s.filesz)?;
+        Some(holder.vaddr + (self.phoff - holder.offset))
     }
 
     /// How many segments [`LoadPlan::segments`] yields.
@@ -118,7 +131,7 @@ impl<'h> LoadPlan<'h> {
 
 /// The iterator [`LoadPlan::segments`] returns.
 pub struct Segments<'h> {
-    table: &'h [u8],
+    table: &'h [[u8; PHDR_LEN]],
     loads: u64,
 }
 
@@ -132,14 +145,13 @@ impl Iterator for Segments<'_> {
         }
         let index = self.loads.trailing_zeros() as usize;
         self.loads &= self.loads - 1;
-        let at = index * PHDR_LEN;
-        self.table.get(at..at + PHDR_LEN).map(segment_of)
+        self.table.get(index).map(segment_of)
     }
 }
 
 /// The segment a PT_LOAD program header describes.
 #[inline(always)]
-fn segment_of(ph: &[u8]) -> Segment {
+fn segment_of(ph: &[u8; PHDR_LEN]) -> Segment {
     Segment {
         flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
         offset: u64_at(ph, 8),
@@ -235,21 +247,17 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         return Err(ElfError::ProgramHeadersTooFar);
     }
     let entry = u64_at(head, 24);
-    let table = &head[phoff as usize..table_end as usize];
+    // Whole entries only: `table_end - phoff` is a multiple of PHDR_LEN.
+    let (table, _) = head[phoff as usize..table_end as usize].as_chunks::<PHDR_LEN>();
 
-    let mut phdr_vaddr = None;
     let mut loads = 0u64;
     let mut first_page = 0;
     let mut previous_end = 0u64;
     let mut executable = false;
-    for (index, ph) in table.chunks_exact(PHDR_LEN).enumerate() {
+    for (index, ph) in table.iter().enumerate() {
         match u32_at(ph, 0) {
             PT_LOAD => {}
             PT_INTERP => return Err(ElfError::HasInterpreter),
-            PT_PHDR => {
-                phdr_vaddr = Some(u64_at(ph, 16));
-                continue;
-            }
             _ => continue,
         }
         let segment = segment_of(ph);
@@ -283,9 +291,6 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         // index < MAX_PHNUM = 64.
         loads |= 1 << index;
         executable |= segment.flags & PF_X != 0 && entry >= segment.vaddr && entry - segment.vaddr < segment.filesz;
-        if phdr_vaddr.is_none() && phoff >= segment.offset && table_end - segment.offset <= segment.filesz {
-            phdr_vaddr = Some(segment.vaddr + (phoff - segment.offset));
-        }
     }
     if loads == 0 {
         return Err(ElfError::NoLoadableSegment);
@@ -297,7 +302,7 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if !executable {
         return Err(ElfError::EntryNotExecutable);
     }
-    Ok(LoadPlan { entry, table, loads, first_page, span, phdr_vaddr, phnum, file_size })
+    Ok(LoadPlan { entry, table, loads, first_page, span, phoff, phnum, file_size })
 }
 
 /// Machine numbers (`e_machine`) a loader might be built for, and their names in that order.
@@ -449,7 +454,7 @@ pub mod tests {
         assert_eq!(plan.first_page, 0);
         assert_eq!(plan.span, 0x5000);
         assert_eq!(plan.entry, 0x1010);
-        assert_eq!(plan.phdr_vaddr, Some(64));
+        assert_eq!(plan.phdr_vaddr(), Some(64));
         assert_eq!(plan.segments().nth(2).unwrap(), Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
     }
 

@@ -6,16 +6,21 @@
 
 /// One `NAME=value` entry of the environment, read lazily.
 pub trait EnvString<'a>: Copy {
-    /// Byte `index` of the entry, or 0 past its end. Callers ask for `index` only after bytes
-    /// `0..index` were seen to be non-zero, so a C-string implementation never reads past its NUL.
-    fn byte_at(self, index: usize) -> u8;
+    /// The 8 bytes at `index`, little-endian: the entry's bytes, then its NUL terminator, then
+    /// bytes of no meaning. Callers ask for `index` only after bytes `0..index` were seen to be
+    /// non-zero, so the word starts at or before the terminator.
+    fn word_at(self, index: usize) -> u64;
     /// The entry from byte `start` to its end (`start` is within the entry).
     fn tail(self, start: usize) -> &'a [u8];
 }
 
 impl<'a> EnvString<'a> for &'a [u8] {
-    fn byte_at(self, index: usize) -> u8 {
-        self.get(index).copied().unwrap_or(0)
+    fn word_at(self, index: usize) -> u64 {
+        let mut word = [0; 8];
+        for (w, b) in word.iter_mut().zip(self.get(index..).unwrap_or(&[])) {
+            *w = *b;
+        }
+        u64::from_le_bytes(word)
     }
     fn tail(self, start: usize) -> &'a [u8] {
         self.get(start..).unwrap_or(&[])
@@ -52,26 +57,46 @@ pub const LIBRARY_PATH_GENERIC: &[u8] = b"NIX_LD_LIBRARY_PATH";
 pub const LOG: &[u8] = b"NIX_LD_LOG";
 pub const LD_LIBRARY_PATH: &[u8] = b"LD_LIBRARY_PATH";
 
-/// Whether `entry` starts with `prefix`, given that its first `checked` bytes already matched.
-fn has_prefix<'a, S: EnvString<'a>>(entry: S, prefix: &[u8], checked: usize) -> bool {
-    let mut i = checked;
-    while i < prefix.len() {
-        if entry.byte_at(i) != prefix[i] {
-            return false;
-        }
+/// The first 8 bytes of `text` (zero-padded) as the word [`EnvString::word_at`] reads.
+const fn word(text: &[u8]) -> u64 {
+    let mut word = 0;
+    let mut i = 0;
+    while i < text.len() && i < 8 {
+        word |= (text[i] as u64) << (8 * i);
         i += 1;
     }
-    true
+    word
 }
 
-/// If `entry` is `name=…`, the length of `name=`; the first `checked` bytes already matched.
-fn name_len<'a, S: EnvString<'a>>(entry: S, name: &[u8], checked: usize) -> Option<usize> {
-    if has_prefix(entry, name, checked) && entry.byte_at(name.len()) == b'=' {
-        Some(name.len() + 1)
-    } else {
-        None
-    }
+/// The 8 bytes of `name` at `at`, or `None` past its end.
+fn name_word(name: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(name.get(at..at + 8)?.try_into().ok()?))
 }
+
+/// Whether `entry` is `name=…`, given that its first 8 bytes matched `name`'s (which has at least
+/// 8 and no NUL). Names are compared a word at a time, the last word overlapping the one before:
+/// every foreign process pays for this scan. Each word is read only after the bytes before it were
+/// seen to be `name`'s, so non-zero, as [`EnvString::word_at`] requires.
+#[inline(never)]
+fn is_named<'a, S: EnvString<'a>>(entry: S, name: &[u8]) -> bool {
+    let mut at = 8;
+    while at < name.len() {
+        let at_word = at.min(name.len() - 8);
+        if name_word(name, at_word) != Some(entry.word_at(at_word)) {
+            return false;
+        }
+        at += 8;
+    }
+    entry.word_at(name.len()) as u8 == b'='
+}
+
+// Which names an entry can have is decided by its first word; these are the first words.
+const NIX_LD_EQUALS: u64 = word(b"NIX_LD=");
+const NIX_LD_X: u64 = word(LOADER_SYSTEM);
+const NIX_LD_L: u64 = word(LOG);
+const LD_LIBRA: u64 = word(LD_LIBRARY_PATH);
+const _: () = assert!(word(LIBRARY_PATH_GENERIC) == NIX_LD_L && word(LIBRARY_PATH_SYSTEM) == NIX_LD_L);
+const _: () = assert!(LOG.len() >= 8 && LD_LIBRARY_PATH.len() >= 8 && LOADER_SYSTEM.len() >= 8);
 
 fn keep_first<'a>(slot: &mut Option<Found<'a>>, found: Found<'a>) {
     if slot.is_none() {
@@ -86,39 +111,32 @@ pub fn scan<'a, S: EnvString<'a>>(env: impl IntoIterator<Item = S>) -> EnvScan<'
     let mut index = 0;
     for entry in env {
         index += 1;
-        let first = entry.byte_at(0);
+        let head = entry.word_at(0);
         // 'L' (0x4C) and 'N' (0x4E) differ only in bit 1: one test rejects nearly every entry.
-        if first & !0x02 != b'L' {
+        if head as u8 & !0x02 != b'L' {
             continue;
         }
         let index = index - 1;
-        match first {
-            b'N' => {
-                let found = |len: usize| Found { index, value: entry.tail(len) };
-                if let Some(len) = name_len(entry, LOADER_GENERIC, 1) {
-                    keep_first(&mut out.loader_generic, found(len));
-                    continue;
-                }
-                // Every other name of ours starts with "NIX_LD_"; most `N…` variables stop here.
-                if !has_prefix(entry, b"NIX_LD_", 1) {
-                    continue;
-                }
-                if let Some(len) = name_len(entry, LOADER_SYSTEM, 7) {
-                    keep_first(&mut out.loader_system, found(len));
-                } else if let Some(len) = name_len(entry, LIBRARY_PATH_GENERIC, 7) {
-                    keep_first(&mut out.library_path_generic, found(len));
-                } else if let Some(len) = name_len(entry, LIBRARY_PATH_SYSTEM, 7) {
-                    keep_first(&mut out.library_path_system, found(len));
-                } else if let Some(len) = name_len(entry, LOG, 7) {
-                    keep_first(&mut out.log, found(len));
-                }
+        let found = |name: &[u8]| Found { index, value: entry.tail(name.len() + 1) };
+        let named = |name: &[u8]| is_named(entry, name);
+        if head & 0x00ff_ffff_ffff_ffff == NIX_LD_EQUALS {
+            keep_first(&mut out.loader_generic, found(LOADER_GENERIC));
+        } else if head == LD_LIBRA {
+            if named(LD_LIBRARY_PATH) {
+                out.ld_library_path = Some(found(LD_LIBRARY_PATH));
             }
-            b'L' => {
-                if let Some(len) = name_len(entry, LD_LIBRARY_PATH, 1) {
-                    out.ld_library_path = Some(Found { index, value: entry.tail(len) });
-                }
+        } else if head == NIX_LD_X {
+            if named(LOADER_SYSTEM) {
+                keep_first(&mut out.loader_system, found(LOADER_SYSTEM));
             }
-            _ => {}
+        } else if head == NIX_LD_L {
+            if named(LIBRARY_PATH_GENERIC) {
+                keep_first(&mut out.library_path_generic, found(LIBRARY_PATH_GENERIC));
+            } else if named(LIBRARY_PATH_SYSTEM) {
+                keep_first(&mut out.library_path_system, found(LIBRARY_PATH_SYSTEM));
+            } else if named(LOG) {
+                keep_first(&mut out.log, found(LOG));
+            }
         }
     }
     out.count = index;
@@ -226,6 +244,41 @@ mod tests {
         fn the_scan_agrees_with_the_obvious_one(env in proptest::collection::vec(entry(), 0..12)) {
             let env: Vec<&[u8]> = env.iter().map(|e| e.as_slice()).collect();
             proptest::prop_assert_eq!(scan(env.iter().copied()), reference(&env));
+        }
+    }
+
+    /// An entry as the kernel's block holds it: its bytes, a NUL, then bytes of another string.
+    #[derive(Clone, Copy)]
+    struct Terminated<'a> {
+        entry: &'a [u8],
+        after: u8,
+    }
+
+    impl<'a> EnvString<'a> for Terminated<'a> {
+        fn word_at(self, index: usize) -> u64 {
+            assert!(index <= self.entry.len(), "read at {index}, past the NUL of a {}-byte entry", self.entry.len());
+            let mut word = [self.after; 8];
+            for (i, w) in word.iter_mut().enumerate() {
+                match (index + i).cmp(&self.entry.len()) {
+                    std::cmp::Ordering::Less => *w = self.entry[index + i],
+                    std::cmp::Ordering::Equal => *w = 0,
+                    std::cmp::Ordering::Greater => {}
+                }
+            }
+            u64::from_le_bytes(word)
+        }
+        fn tail(self, start: usize) -> &'a [u8] {
+            &self.entry[start..]
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn bytes_after_the_terminator_change_nothing(env in proptest::collection::vec(entry(), 0..12), after: u8) {
+            let entries: Vec<&[u8]> = env.iter().map(|e| e.as_slice()).collect();
+            let terminated = entries.iter().map(|&entry| Terminated { entry, after });
+            proptest::prop_assert_eq!(scan(terminated), reference(&entries));
         }
     }
 

@@ -22,7 +22,6 @@
 //! ```
 
 use linux_raw_sys::auxvec;
-use nix_ld::envscan;
 use nix_ld::libpath::SearchPath;
 use nix_ld::log::Level;
 use nix_ld::plan::{EnvEdit, Slot};
@@ -31,7 +30,7 @@ use crate::arch::{self, tw, TRAMPOLINE_WORDS};
 use crate::loader::Mapped;
 use crate::mem;
 use crate::report::Log;
-use crate::stack::{CStr, InitialStack};
+use crate::stack::InitialStack;
 
 /// How the process was started.
 #[derive(Clone, Copy)]
@@ -51,7 +50,8 @@ struct Plan {
     stack: InitialStack,
     loader: LoaderAt,
     mode: Mode,
-    /// Bytes of strings added between the new block and the kernel's.
+    /// Bytes reserved for the strings added between the new block and the kernel's (room enough
+    /// for them; the merged path is not measured first).
     strings_len: usize,
     strings_at: usize,
     block_at: usize,
@@ -99,8 +99,8 @@ impl Plan {
 
     fn strings_len(mode: &Mode) -> usize {
         match mode {
-            Mode::Interpreter { edit: Some(edit) } => edit.entry_len() + 1,
-            Mode::Command { library_path: Some(path) } => LIBRARY_PATH_OPTION.len() + path.len() + 1,
+            Mode::Interpreter { edit: Some(edit) } => edit.entry_room() + 1,
+            Mode::Command { library_path: Some(path) } => LIBRARY_PATH_OPTION.len() + path.room() + 1,
             _ => 0,
         }
     }
@@ -111,7 +111,7 @@ impl Plan {
     /// `auxv` must hold `stack.aux_count` writable pairs laid out as the kernel's.
     unsafe fn edit_auxv(&self, auxv: *mut usize, trampoline: bool) {
         // SAFETY: per the function's contract.
-        unsafe { edit_auxv(&self.stack, &self.loader, &self.mode, self.log, auxv, trampoline) }
+        unsafe { edit_auxv(&self.stack, &self.loader, &self.mode, auxv, trampoline) }
     }
 }
 
@@ -121,22 +121,22 @@ impl Plan {
 ///
 /// # Safety
 /// `auxv` must hold `stack.aux_count` writable pairs laid out as the kernel's.
-unsafe fn edit_auxv(stack: &InitialStack, loader: &LoaderAt, mode: &Mode, log: Log, auxv: *mut usize, trampoline: bool) {
+unsafe fn edit_auxv(stack: &InitialStack, loader: &LoaderAt, mode: &Mode, auxv: *mut usize, trampoline: bool) {
     // SAFETY (each call): per the function's contract.
     unsafe {
         match mode {
             Mode::Interpreter { .. } => {
-                set_aux(stack, auxv, auxvec::AT_BASE, loader.base, log);
+                set_aux(stack, auxv, auxvec::AT_BASE, loader.base);
                 if trampoline {
-                    set_aux(stack, auxv, auxvec::AT_ENTRY, arch::trampoline_address(), log);
+                    set_aux(stack, auxv, auxvec::AT_ENTRY, arch::trampoline_address());
                 }
             }
             Mode::Command { .. } => {
-                set_aux(stack, auxv, auxvec::AT_ENTRY, loader.entry, log);
+                set_aux(stack, auxv, auxvec::AT_ENTRY, loader.entry);
                 if let Some(phdr) = loader.phdr {
-                    set_aux(stack, auxv, auxvec::AT_PHDR, phdr, log);
+                    set_aux(stack, auxv, auxvec::AT_PHDR, phdr);
                 }
-                set_aux(stack, auxv, auxvec::AT_PHNUM, loader.phnum as usize, log);
+                set_aux(stack, auxv, auxvec::AT_PHNUM, loader.phnum as usize);
             }
         }
     }
@@ -147,14 +147,10 @@ unsafe fn edit_auxv(stack: &InitialStack, loader: &LoaderAt, mode: &Mode, log: L
 /// # Safety
 /// As for [`edit_auxv`].
 #[inline(never)]
-unsafe fn set_aux(stack: &InitialStack, auxv: *mut usize, key: u32, value: usize, log: Log) {
+unsafe fn set_aux(stack: &InitialStack, auxv: *mut usize, key: u32, value: usize) {
     if let Some(pair) = stack.aux_pair(key) {
         // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
-        unsafe {
-            let at = auxv.add(2 * pair + 1);
-            log_aux(log, key, *at, value);
-            *at = value;
-        }
+        unsafe { auxv.add(2 * pair + 1).write(value) };
     }
 }
 
@@ -164,7 +160,7 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
     let strings_len = Plan::strings_len(&mode);
     if strings_len == 0 {
         // SAFETY: the kernel's own auxv; ld.so is its only reader from here on.
-        unsafe { edit_auxv(stack, &loader, &mode, log, stack.auxv_ptr(), false) };
+        unsafe { edit_auxv(stack, &loader, &mode, stack.auxv_ptr(), false) };
         // SAFETY: the kernel's block, unchanged but for auxv values; the loader is mapped.
         unsafe { arch::jump(loader.entry, stack.sp) }
     }
@@ -174,20 +170,6 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
     // SAFETY: below the block there is only dead stack (this function's callers' frames, which
     // `build_and_jump` no longer needs once it has copied the plan).
     unsafe { arch::run_on_stack(plan.block_at, build_and_jump, &plan as *const Plan as usize) }
-}
-
-fn log_aux(log: Log, key: u32, old: usize, new: usize) {
-    if let Some(mut m) = log.line(Level::Debug) {
-        let name: &[u8] = match key {
-            auxvec::AT_BASE => b"AT_BASE",
-            auxvec::AT_ENTRY => b"AT_ENTRY",
-            auxvec::AT_PHDR => b"AT_PHDR",
-            auxvec::AT_PHNUM => b"AT_PHNUM",
-            _ => b"auxv entry",
-        };
-        m.bytes(b"auxv ").bytes(name).bytes(b" ").hex(old as u64).bytes(b" -> ").hex(new as u64);
-        m.end();
-    }
 }
 
 /// Sequential writer of words into the new block.
@@ -257,9 +239,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let mut slot: *mut usize = core::ptr::null_mut();
     let mut slot_original = 0;
     let edit = plan.edit();
-    if let Some(edit) = edit {
-        edit.write_entry(string_bytes);
-    }
+    let entry_len = edit.map_or(0, |edit| edit.write_entry(string_bytes));
     // SAFETY: see above.
     let env_copy = unsafe { out.copy(env.as_ptr() as *const usize, env.len()) };
     if let Some(EnvEdit { slot: Slot::Replace { index }, .. }) = edit {
@@ -269,16 +249,14 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
             slot_original = *slot;
             *slot = strings as usize;
         }
-        log_slot(plan.log, b"envp entry ", index, env[index]);
     }
     if plan.appended_env() == 1 {
         // SAFETY: see above.
         slot = unsafe { out.push(strings as usize) };
         slot_original = 0;
-        log_slot(plan.log, b"appended envp entry ", env.len(), CStr(c"".as_ptr() as *const u8));
     }
-    if let Some(edit) = edit {
-        log_path(plan.log, b"ld.so sees ", &string_bytes[..edit.entry_len()]);
+    if edit.is_some() {
+        log_path(plan.log, b"ld.so sees ", &string_bytes[..entry_len]);
     }
     // SAFETY: see above.
     unsafe { out.push(0) };
@@ -303,19 +281,6 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     }
     // SAFETY: the block is complete and lies above everything ld.so will push.
     unsafe { arch::jump(plan.loader.entry, plan.block_at as *const usize) }
-}
-
-fn log_slot(log: Log, what: &[u8], index: usize, var: CStr) {
-    if let Some(mut m) = log.line(Level::Debug) {
-        let name = var.bytes();
-        let name = name.split(|&b| b == b'=').next().unwrap_or(name);
-        m.bytes(what).dec(index as u64);
-        if !name.is_empty() {
-            m.bytes(b" (").bytes(name).bytes(b")");
-        }
-        m.bytes(b" carries ").bytes(envscan::LD_LIBRARY_PATH).bytes(b" for ld.so; the program gets it back at its entry");
-        m.end();
-    }
 }
 
 fn log_path(log: Log, what: &[u8], path: &[u8]) {

@@ -40,19 +40,31 @@ impl<'a> Iterator for Components<'a> {
 /// The index of the first `:` in `bytes`, or its length. Eight bytes are tested at a time: a long
 /// `LD_LIBRARY_PATH` is measured and copied at every exec.
 fn colon_or_end(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     let (words, tail) = bytes.as_chunks::<8>();
     for (i, word) in words.iter().enumerate() {
-        // Bytes equal to ':' become zero; the lowest high bit set below marks the first of them.
-        let x = u64::from_le_bytes(*word) ^ (ONES * b':' as u64);
-        let zero_bytes = x.wrapping_sub(ONES) & !x & HIGH_BITS;
-        if zero_bytes != 0 {
-            return i * 8 + zero_bytes.trailing_zeros() as usize / 8;
+        if let Some(at) = first_colon(word) {
+            return i * 8 + at;
         }
     }
-    let tail_start = words.len() * 8;
-    tail_start + tail.iter().position(|&b| b == b':').unwrap_or(tail.len())
+    if tail.is_empty() {
+        return bytes.len();
+    }
+    // The last 8 bytes, overlapping words already tested (which hold no colon), cover the tail.
+    match bytes.last_chunk::<8>() {
+        Some(last) => first_colon(last).map_or(bytes.len(), |at| bytes.len() - 8 + at),
+        None => tail.iter().position(|&b| b == b':').unwrap_or(tail.len()),
+    }
+}
+
+/// The index of the first `:` in `word`.
+#[inline(always)]
+fn first_colon(word: &[u8; 8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // Bytes equal to ':' become zero; the lowest high bit set below marks the first of them.
+    let x = u64::from_le_bytes(*word) ^ (ONES * b':' as u64);
+    let zero_bytes = x.wrapping_sub(ONES) & !x & HIGH_BITS;
+    (zero_bytes != 0).then(|| zero_bytes.trailing_zeros() as usize / 8)
 }
 
 /// Whether ld.so reads `path` as it is: no empty component, or no component at all (ld.so ignores
@@ -124,6 +136,12 @@ impl<'a> SearchPath<'a> {
         components(self.user.unwrap_or(&[])).chain(self.nix_dirs())
     }
 
+    /// Room enough for [`SearchPath::write`]'s output: both inputs and a colon. The block builder
+    /// reserves this much rather than measure the merged path first.
+    pub fn room(&self) -> usize {
+        self.user.map_or(0, <[u8]>::len) + 1 + self.nix.len()
+    }
+
     /// The length of [`SearchPath::write`]'s output.
     pub fn len(&self) -> usize {
         let (count, bytes) = self.dirs().fold((0usize, 0usize), |(n, len), c| (n + 1, len + c.len()));
@@ -135,7 +153,8 @@ impl<'a> SearchPath<'a> {
         self.dirs().next().is_none()
     }
 
-    /// Writes the merged path into `out` (which must hold [`SearchPath::len`] bytes) and returns its length.
+    /// Writes the merged path into `out` (which must hold [`SearchPath::len`] bytes, as
+    /// [`SearchPath::room`] does) and returns its length.
     pub fn write(&self, out: &mut [u8]) -> usize {
         let mut len = 0;
         for dir in self.dirs() {
@@ -169,6 +188,7 @@ mod tests {
         let mut out = vec![0u8; path.len()];
         let len = path.write(&mut out);
         assert_eq!(len, out.len());
+        assert!(path.room() >= len, "room {} for {len} bytes", path.room());
         out
     }
 

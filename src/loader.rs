@@ -29,7 +29,8 @@ pub struct Mapped {
     /// Load bias: what AT_BASE tells the loader.
     pub base: usize,
     pub entry: usize,
-    /// Address of its program headers, for AT_PHDR when it runs as the program itself.
+    /// Address of its program headers, for AT_PHDR when it runs as the program itself (found only
+    /// then).
     pub phdr: Option<usize>,
     pub phnum: u16,
 }
@@ -66,24 +67,26 @@ fn prot(flags: u32) -> u32 {
 }
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
-pub fn load(path: &[u8], log: Log) -> Result<Mapped, Problem> {
+/// `as_program`: ld.so will run as the program itself, so it needs to know where its program
+/// headers are ([`Mapped::phdr`]).
+pub fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
     match inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) {
-        Ok((fd, plan)) => map(&fd, &plan, log),
-        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => load_with_long_head(path, log),
+        Ok((fd, plan)) => map(&fd, &plan, log, as_program),
+        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => load_with_long_head(path, log, as_program),
         Err(problem) => Err(problem),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn load_with_long_head(path: &[u8], log: Log) -> Result<Mapped, Problem> {
+fn load_with_long_head(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
     let mut head = [MaybeUninit::uninit(); elf::HEAD_LEN];
     let (fd, plan) = inspect(path, &mut head)?;
-    map(&fd, &plan, log)
+    map(&fd, &plan, log, as_program)
 }
 
 /// Maps the loader `plan` describes from `fd`.
-fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log) -> Result<Mapped, Problem> {
+fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mapped, Problem> {
     let span = plan.span as usize;
     let first = plan.segments().next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
     // One call reserves the whole span and maps the first segment's file pages at its start (as
@@ -98,11 +101,6 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log) -> Result<Mapped, Problem> {
         }
     }
     .map_err(|Errno(e)| Problem::Map(e))?;
-    if reserve_with_file {
-        trace(log, b"reserved, with file, ", reservation, span, prot(first.flags));
-    } else {
-        trace(log, b"reserved ", reservation, span, k::PROT_NONE);
-    }
     let bias = reservation.wrapping_sub(plan.first_page as usize);
     // Keep what the reservation maps as it should stay: the first segment's file pages, or nothing.
     let kept = if reserve_with_file { (elf::page_up(first.vaddr + first.filesz).unwrap_or(u64::MAX) - plan.first_page) as usize } else { 0 };
@@ -110,23 +108,28 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log) -> Result<Mapped, Problem> {
         // SAFETY: the end of our own fresh reservation, not yet used. Should this fail, the later
         // MAP_FIXED calls replace reservation pages, which are ours too.
         unsafe { sys::munmap(reservation + kept, span - kept) };
-        trace(log, b"released ", reservation + kept, span - kept, k::PROT_NONE);
     }
     let mut file_mapped = reserve_with_file;
     for segment in plan.segments() {
-        if let Err(Errno(e)) = map_segment(log, fd, bias, &segment, plan.stale_tail(&segment), file_mapped) {
+        if let Err(Errno(e)) = map_segment(fd, bias, &segment, plan.stale_tail(&segment), file_mapped) {
             // SAFETY: the span is ours, and nothing in it has been used.
             unsafe { sys::munmap(reservation, span) };
             return Err(Problem::Map(e));
         }
         file_mapped = false;
     }
-    Ok(Mapped {
+    let mapped = Mapped {
         base: bias,
         entry: bias.wrapping_add(plan.entry as usize),
-        phdr: plan.phdr_vaddr.map(|v| bias.wrapping_add(v as usize)),
+        phdr: if as_program { plan.phdr_vaddr().map(|v| bias.wrapping_add(v as usize)) } else { None },
         phnum: plan.phnum,
-    })
+    };
+    // Each system call is better seen with strace; this line says what the loader will be told.
+    if let Some(mut m) = log.line(Level::Trace) {
+        m.bytes(b"ld.so mapped at ").hex(mapped.base as u64).bytes(b", entry ").hex(mapped.entry as u64);
+        m.end();
+    }
+    Ok(mapped)
 }
 
 /// Maps one segment at `bias`: its file pages from the file, then anonymous pages for the rest of
@@ -135,7 +138,7 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log) -> Result<Mapped, Problem> {
 /// where mapping that page anonymously and reading the file's bytes into it costs two more system
 /// calls, which take longer. `file_mapped`: the reservation already mapped this segment's file
 /// pages.
-fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_mapped: bool) -> Result<(), Errno> {
+fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_mapped: bool) -> Result<(), Errno> {
     let prot = prot(s.flags);
     let start = elf::page_down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
@@ -151,7 +154,6 @@ fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64
             unsafe {
                 sys::mmap(bias + start as usize, len, first_prot, k::MAP_PRIVATE | k::MAP_FIXED, fd.raw(), elf::page_down(s.offset))?;
             }
-            trace(log, b"mapped file ", bias + start as usize, len, prot);
         }
         if stale_tail > 0 {
             // SAFETY: the page was just mapped writable, and is ours alone; `stale_tail` ends
@@ -169,24 +171,6 @@ fn map_segment(log: Log, fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64
         let flags = k::MAP_PRIVATE | k::MAP_FIXED | k::MAP_ANONYMOUS;
         // SAFETY: inside the span `map` owns and emptied.
         unsafe { sys::mmap(bias + anon_start as usize, len, prot, flags, -1, 0)? };
-        trace(log, b"mapped zero ", bias + anon_start as usize, len, prot);
     }
     Ok(())
-}
-
-/// Logs a mapping at trace level. The level test is inlined at each call, so logging that is off
-/// costs a comparison.
-#[inline(always)]
-fn trace(log: Log, what: &[u8], addr: usize, len: usize, prot: u32) {
-    if log.enabled(Level::Trace) {
-        trace_mapping(log, what, addr, len, prot);
-    }
-}
-
-#[inline(never)]
-fn trace_mapping(log: Log, what: &[u8], addr: usize, len: usize, prot: u32) {
-    if let Some(mut m) = log.line(Level::Trace) {
-        m.bytes(what).hex(addr as u64).bytes(b"+").hex(len as u64).bytes(b" prot ").dec(prot as u64);
-        m.end();
-    }
 }

@@ -15,14 +15,12 @@ mod arch;
 mod handover;
 mod loader;
 mod mem;
-mod needed;
 mod report;
 mod stack;
 mod status;
 mod sys;
 
 use linux_raw_sys::auxvec;
-use nix_ld::log::Level;
 use nix_ld::plan;
 
 use handover::Mode;
@@ -55,7 +53,7 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
         name.map(CStr::bytes).unwrap_or(b"the program")
     };
     report::choice(log, &choice);
-    let loader = match loader::load(choice.loader, log) {
+    let loader = match loader::load(choice.loader, log, !interpreter) {
         Ok(loader) => loader,
         Err(problem) => report::cannot_run(program(), choice.loader, choice.loader_source, secure, problem),
     };
@@ -63,9 +61,6 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     if !secure {
         search.leave_out(sys::is_directory);
         report::left_out(log, &search);
-    }
-    if interpreter && !secure && log.enabled(Level::Info) {
-        needed::report_missing(log, &stack, program(), &search);
     }
     let mode = if interpreter {
         Mode::Interpreter { edit: plan::env_edit(&scan, search, secure) }

@@ -114,6 +114,7 @@ pub unsafe extern "C" fn memset(dest: *mut u8, c: i32, n: usize) -> *mut u8 {
 }
 
 #[no_mangle]
+#[inline(never)]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let result: i32;
     // SAFETY: C contract: both regions are valid for `n` bytes. `repe cmpsb` stops after the first

@@ -88,23 +88,25 @@ pub struct EnvEdit<'a> {
     pub slot: Slot,
     /// What the new `LD_LIBRARY_PATH` holds.
     pub path: SearchPath<'a>,
-    /// `path.len()`, measured once.
-    path_len: usize,
+    /// `path.room()`, measured once.
+    path_room: usize,
 }
 
 impl EnvEdit<'_> {
-    /// Length of the `LD_LIBRARY_PATH=…` string without its NUL.
-    pub fn entry_len(&self) -> usize {
-        envscan::LD_LIBRARY_PATH.len() + 1 + self.path_len
+    /// Room enough for the `LD_LIBRARY_PATH=…` string, without its NUL.
+    pub fn entry_room(&self) -> usize {
+        envscan::LD_LIBRARY_PATH.len() + 1 + self.path_room
     }
 
-    /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_len() + 1` bytes.
-    pub fn write_entry(&self, out: &mut [u8]) {
+    /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_room() + 1` bytes, and
+    /// returns the string's length without the NUL.
+    pub fn write_entry(&self, out: &mut [u8]) -> usize {
         let name = envscan::LD_LIBRARY_PATH.len();
         crate::copy::copy(out, envscan::LD_LIBRARY_PATH);
         out[name] = b'=';
-        let len = self.path.write(&mut out[name + 1..]);
-        out[name + 1 + len] = 0;
+        let len = name + 1 + self.path.write(&mut out[name + 1..]);
+        out[len] = 0;
+        len
     }
 }
 
@@ -131,7 +133,7 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
         Some(found) => Slot::Replace { index: found.index },
         None => Slot::Append,
     };
-    Some(EnvEdit { slot, path, path_len: path.len() })
+    Some(EnvEdit { slot, path, path_room: path.room() })
 }
 
 /// ld.so's options that take a value, each followed by a NUL. One string, not a table of slices: a
@@ -260,9 +262,10 @@ mod tests {
         let s = scan(env.iter().copied());
         let c = choose(&s, false);
         env_edit(&s, search_path(&s, &c), false).map(|e| {
-            let mut out = vec![0xAAu8; e.entry_len() + 1];
-            e.write_entry(&mut out);
-            assert_eq!(out.pop(), Some(0));
+            let mut out = vec![0xAAu8; e.entry_room() + 1];
+            let len = e.write_entry(&mut out);
+            assert_eq!(out[len], 0);
+            out.truncate(len);
             (e.slot, out)
         })
     }

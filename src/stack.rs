@@ -4,8 +4,14 @@
 //!
 //! [`InitialStack::read`] trusts the kernel's layout at the process entry: argc, then argc argv
 //! pointers and a NULL, then envp pointers up to a NULL, then auxv pairs up to AT_NULL, every string
-//! NUL-terminated. All later accesses stay within the counts measured here. [`CStr`] reads bytes of
-//! a NUL-terminated string only up to its terminator.
+//! NUL-terminated. All later accesses stay within the counts measured here.
+//!
+//! [`CStr`] reads a string 8 bytes at a time, so its last read may go up to 7 bytes past the NUL.
+//! That stays inside the block: the kernel copies the strings to the top of the new stack below an
+//! 8-byte zero end marker (`bprm->p = vm_end - sizeof(void *)` in fs/exec.c), so at least 8 bytes of
+//! the mapped, initialised block follow every terminator. Those bytes are only read, never trusted:
+//! the first zero byte ends the string. Only strings of the kernel's block (argv, envp, AT_EXECFN)
+//! are read this way.
 
 use linux_raw_sys::auxvec;
 use nix_ld::envscan::{self, EnvScan, EnvString};
@@ -18,23 +24,30 @@ pub struct CStr(pub *const u8);
 impl CStr {
     /// The bytes before the NUL.
     pub fn bytes(self) -> &'static [u8] {
-        // SAFETY: per the module contract the string is NUL-terminated and lives as long as the
-        // process; the loop stops at the terminator.
-        unsafe {
-            let mut len = 0;
-            while *self.0.add(len) != 0 {
-                len += 1;
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+        let mut len = 0;
+        loop {
+            let word = self.word_at(len);
+            // The lowest high bit set here marks the first zero byte.
+            let zero_bytes = word.wrapping_sub(ONES) & !word & HIGH_BITS;
+            if zero_bytes != 0 {
+                len += zero_bytes.trailing_zeros() as usize / 8;
+                break;
             }
-            core::slice::from_raw_parts(self.0, len)
+            len += 8;
         }
+        // SAFETY: bytes `..len` precede the NUL; the string lives as long as the process (module
+        // contract).
+        unsafe { core::slice::from_raw_parts(self.0, len) }
     }
 }
 
 impl EnvString<'static> for CStr {
-    fn byte_at(self, index: usize) -> u8 {
-        // SAFETY: the trait's contract: bytes 0..index were non-zero, so `index` is at most the
-        // position of the terminator.
-        unsafe { *self.0.add(index) }
+    fn word_at(self, index: usize) -> u64 {
+        // SAFETY: bytes `..index` are non-zero (the trait's contract), so the word starts at or
+        // before the NUL, and at least 8 bytes of the block follow every NUL (module contract).
+        u64::from_le(unsafe { (self.0.add(index) as *const u64).read_unaligned() })
     }
     fn tail(self, start: usize) -> &'static [u8] {
         // SAFETY: `start` is within the string (trait contract), so the rest is NUL-terminated too.

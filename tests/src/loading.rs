@@ -128,7 +128,10 @@ fn info_logging_says_what_was_chosen_and_why() {
 }
 
 #[test]
-fn info_logging_names_every_missing_library_at_once() {
+fn ld_so_trace_mode_lists_every_missing_library_through_the_shim() {
+    // The shim does not look for libraries itself: ld.so's trace mode (what `ldd` uses) lists every
+    // missing one, transitively and by ld.so's own search rules, as long as the shim hands it the
+    // library path and leaves the mode alone.
     let dir = scratch("missing-libraries");
     let lib = greet_library(&dir);
     let other = dir.join("other");
@@ -143,22 +146,26 @@ fn info_logging_names_every_missing_library_at_once() {
     let (l, o) = (format!("-L{}", lib.display()), format!("-L{}", other.display()));
     let prog = compile(&dir, "needs_greet.c", "needs_two", &shim(), &["-Wl,--no-as-needed", &l, &o, "-lgreet", "-lother"]);
     let loader = system_loader();
-    // ld.so alone names only the first missing library.
+    // Run normally, ld.so names only the first missing library.
     let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/nonexistent")]);
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("libgreet.so: cannot open"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("libother"), "{}", stderr(&out));
-    // With NIX_LD_LOG=info the shim lists both, before ld.so gives up.
-    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/nonexistent"), ("NIX_LD_LOG", "info")];
-    let out = run_with(&prog, &[], &env);
-    let want = format!("nix-ld: missing libraries of {}: libgreet.so libother.so (searched the library path /nonexistent,", prog.display());
-    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
-    // Found through the library path, neither is reported.
-    let path = format!("{}:{}", lib.display(), other.display());
-    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", path.as_str()), ("NIX_LD_LOG", "info")];
-    let out = run_with(&prog, &[], &env);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("missing libraries of"), "{}", stderr(&out));
+    // In trace mode it lists both, and does not start the program.
+    let trace = |nix: &str| {
+        let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix), ("LD_TRACE_LOADED_OBJECTS", "1")];
+        let out = run_with(&prog, &[], &env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stdout(&out).contains("greetings"), "the program ran:\n{}", stdout(&out));
+        stdout(&out)
+    };
+    let listed = trace("/nonexistent");
+    assert!(listed.contains("libgreet.so => not found") && listed.contains("libother.so => not found"), "{listed}");
+    // Each is found in the directory NIX_LD_LIBRARY_PATH names.
+    let listed = trace(&format!("{}:{}", lib.display(), other.display()));
+    assert!(listed.contains(&format!("libgreet.so => {}", lib.join("libgreet.so").display())), "{listed}");
+    assert!(listed.contains(&format!("libother.so => {}", other.join("libother.so").display())), "{listed}");
+    assert!(!listed.contains("not found"), "{listed}");
 }
 
 #[test]
