@@ -158,7 +158,7 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_map
         if stale_tail > 0 {
             // SAFETY: the page was just mapped writable, and is ours alone; `stale_tail` ends
             // within it.
-            unsafe { mem::fill_bytes((bias + file_end as usize) as *mut u8, 0, stale_tail as usize) };
+            unsafe { mem::zero_bytes((bias + file_end as usize) as *mut u8, stale_tail as usize) };
             if first_prot != prot {
                 // SAFETY: our own fresh mapping; nothing depends on its permissions yet.
                 unsafe { sys::mprotect(bias + start as usize, len, prot)? };

@@ -128,6 +128,27 @@ fn info_logging_says_what_was_chosen_and_why() {
 }
 
 #[test]
+fn trace_logging_says_where_ld_so_was_mapped_and_where_it_starts() {
+    let dir = scratch("log-trace");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    let loader = system_loader();
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LOG", "trace")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err.lines().find_map(|l| l.strip_prefix("nix-ld: ld.so mapped at 0x")).unwrap_or_else(|| panic!("no mapping line:\n{err}"));
+    let (base, entry) = line.split_once(", entry 0x").unwrap_or_else(|| panic!("{line}"));
+    let (base, entry) = (u64::from_str_radix(base, 16).unwrap(), u64::from_str_radix(entry, 16).unwrap());
+    assert_eq!(base % 4096, 0, "{line}");
+    // The entry is ld.so's e_entry, moved by the load bias.
+    let header = std::fs::read(&loader).unwrap();
+    let e_entry = u64::from_le_bytes(header[24..32].try_into().unwrap());
+    assert_eq!(entry - base, e_entry, "{line}");
+    // At debug level the line is not printed.
+    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LOG", "debug")]);
+    assert!(!stderr(&out).contains("mapped at"), "{}", stderr(&out));
+}
+
+#[test]
 fn ld_so_trace_mode_lists_every_missing_library_through_the_shim() {
     // The shim does not look for libraries itself: ld.so's trace mode (what `ldd` uses) lists every
     // missing one, transitively and by ld.so's own search rules, as long as the shim hands it the
