@@ -123,7 +123,7 @@ impl<'h> LoadPlan<'h> {
             return 0;
         }
         let file_end = segment.vaddr + segment.filesz;
-        let page_rest = page_up(file_end).unwrap_or(file_end) - file_end;
+        let page_rest = segment_page_up(file_end) - file_end;
         // validate() checked offset + filesz <= file_size.
         page_rest.min(self.file_size - (segment.offset + segment.filesz))
     }
@@ -168,6 +168,13 @@ pub fn page_down(v: u64) -> u64 {
 /// `None` on overflow.
 pub fn page_up(v: u64) -> Option<u64> {
     Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
+}
+
+/// [`page_up`] for an address inside a validated segment: [`validate`] bounded every segment's end
+/// below [`MAX_SPAN`] × 4, so this cannot overflow.
+#[inline(always)]
+pub fn segment_page_up(v: u64) -> u64 {
+    v.wrapping_add(PAGE - 1) & !(PAGE - 1)
 }
 
 /// The `N` bytes at `at`, or zeros where `b` ends first (callers check lengths beforehand).

@@ -107,6 +107,12 @@ impl<'a> SearchPath<'a> {
     /// Leaves out the Nix directories for which `keep` is false (only the first
     /// [`MAX_CHECKED`] are asked about).
     pub fn leave_out(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        // One directory (NixOS's default) needs no splitting.
+        if !self.nix.is_empty() && colon_or_end(self.nix) == self.nix.len() {
+            let kept = keep(self.nix);
+            (self.left_out, self.none_kept) = (!kept as u64, !kept);
+            return;
+        }
         let mut dirs = components(self.nix);
         let mut kept = false;
         for (i, dir) in dirs.by_ref().take(MAX_CHECKED).enumerate() {
@@ -278,6 +284,8 @@ mod tests {
             let got: Vec<&[u8]> = out.split(|&b| b == b':').filter(|c| !c.is_empty()).collect();
             prop_assert_eq!(got, expected);
             prop_assert_eq!(search.is_empty(), out.is_empty());
+            let nix_dropped: Vec<&[u8]> = nix.split(|&b| b == b':').filter(|c| !c.is_empty()).enumerate().filter(|(i, _)| keep & (1 << i) == 0).map(|(_, c)| c).collect();
+            prop_assert_eq!(search.left_out().collect::<Vec<_>>(), nix_dropped);
         }
 
         #[test]

@@ -58,12 +58,30 @@ pub fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, 
     Ok((fd, plan))
 }
 
-/// The mmap protection for ELF segment flags: PF_R, PF_W and PF_X are PROT_EXEC, PROT_WRITE and
-/// PROT_READ's bits in reverse order.
+/// The mmap protection for ELF segment flags (`Segment::flags` holds only PF_R, PF_W and PF_X), by
+/// table: a load, where reversing the three bits takes seven instructions at every use.
 #[inline(always)]
 fn prot(flags: u32) -> u32 {
-    const _: () = assert!(PF_X == k::PROT_READ && PF_W == k::PROT_WRITE && PF_R == k::PROT_EXEC);
-    ((flags & PF_R) >> 2) | (flags & PF_W) | ((flags & PF_X) << 2)
+    const PROT_OF_FLAGS: [u8; 8] = {
+        let mut table = [0u8; 8];
+        let mut flags = 0;
+        while flags < 8 {
+            let mut prot = 0;
+            if flags & PF_R != 0 {
+                prot |= k::PROT_READ;
+            }
+            if flags & PF_W != 0 {
+                prot |= k::PROT_WRITE;
+            }
+            if flags & PF_X != 0 {
+                prot |= k::PROT_EXEC;
+            }
+            table[flags as usize] = prot as u8;
+            flags += 1;
+        }
+        table
+    };
+    PROT_OF_FLAGS[(flags & 7) as usize] as u32
 }
 
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
@@ -103,7 +121,7 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     .map_err(|Errno(e)| Problem::Map(e))?;
     let bias = reservation.wrapping_sub(plan.first_page as usize);
     // Keep what the reservation maps as it should stay: the first segment's file pages, or nothing.
-    let kept = if reserve_with_file { (elf::page_up(first.vaddr + first.filesz).unwrap_or(u64::MAX) - plan.first_page) as usize } else { 0 };
+    let kept = if reserve_with_file { (elf::segment_page_up(first.vaddr + first.filesz) - plan.first_page) as usize } else { 0 };
     if kept < span {
         // SAFETY: the end of our own fresh reservation, not yet used. Should this fail, the later
         // MAP_FIXED calls replace reservation pages, which are ours too.
@@ -143,10 +161,10 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_map
     let start = elf::page_down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
     // validate() bounded vaddr + memsz, so these cannot overflow.
-    let mem_end = elf::page_up(s.vaddr + s.memsz).unwrap_or(u64::MAX);
+    let mem_end = elf::segment_page_up(s.vaddr + s.memsz);
     let mut anon_start = start;
     if s.filesz > 0 {
-        let file_page_end = elf::page_up(file_end).unwrap_or(u64::MAX);
+        let file_page_end = elf::segment_page_up(file_end);
         let first_prot = if stale_tail > 0 { prot | k::PROT_WRITE } else { prot };
         let len = (file_page_end - start) as usize;
         if !file_mapped {
