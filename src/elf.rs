@@ -170,8 +170,12 @@ pub fn page_up(v: u64) -> Option<u64> {
     Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
 }
 
+/// Where a segment may end at the highest: [`MAX_SPAN`] × 4, page-aligned and below 2^32.
+const SEGMENT_END_LIMIT: u64 = MAX_SPAN * 4;
+const _: () = assert!(SEGMENT_END_LIMIT.is_multiple_of(PAGE) && SEGMENT_END_LIMIT <= 1 << 32);
+
 /// [`page_up`] for an address inside a validated segment: [`validate`] bounded every segment's end
-/// below [`MAX_SPAN`] × 4, so this cannot overflow.
+/// by [`SEGMENT_END_LIMIT`], so this cannot overflow.
 #[inline(always)]
 pub fn segment_page_up(v: u64) -> u64 {
     v.wrapping_add(PAGE - 1) & !(PAGE - 1)
@@ -258,7 +262,6 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     let (table, _) = head[phoff as usize..table_end as usize].as_chunks::<PHDR_LEN>();
 
     let mut loads = 0u64;
-    let mut first_page = 0;
     let mut previous_end = 0u64;
     let mut executable = false;
     for (index, ph) in table.iter().enumerate() {
@@ -274,34 +277,37 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         if segment.filesz > segment.memsz {
             return Err(ElfError::SegmentFileSizeExceedsMemory { index });
         }
-        match segment.offset.checked_add(segment.filesz) {
-            Some(end) if end <= file_size => {}
-            _ => return Err(ElfError::SegmentOutsideFile { index }),
+        if segment.offset.checked_add(segment.filesz).is_none_or(|end| end > file_size) {
+            return Err(ElfError::SegmentOutsideFile { index });
         }
-        let end = match segment.vaddr.checked_add(segment.memsz).and_then(page_up) {
-            Some(end) if end <= MAX_SPAN * 4 => end,
-            _ => return Err(ElfError::SegmentOutOfRange { index }),
-        };
+        // With both below 2^32, their sum cannot overflow; SEGMENT_END_LIMIT is page-aligned, so
+        // the page-aligned end is within it too.
+        if (segment.vaddr | segment.memsz) >> 32 != 0 || segment.vaddr + segment.memsz > SEGMENT_END_LIMIT {
+            return Err(ElfError::SegmentOutOfRange { index });
+        }
+        let end = segment_page_up(segment.vaddr + segment.memsz);
+        // 0 and 1 mean no alignment; any other value must be a power of two.
         let align = u64_at(ph, 48);
-        if segment.vaddr % PAGE != segment.offset % PAGE || (align > 1 && !align.is_power_of_two()) {
+        if !(segment.vaddr ^ segment.offset).is_multiple_of(PAGE) || align & align.wrapping_sub(1) != 0 {
             return Err(ElfError::SegmentMisaligned { index });
         }
-        if segment.flags & PF_W != 0 && segment.flags & PF_X != 0 {
+        if segment.flags & (PF_W | PF_X) == PF_W | PF_X {
             return Err(ElfError::SegmentWritableAndExecutable { index });
         }
-        if loads == 0 {
-            first_page = page_down(segment.vaddr);
-        } else if page_down(segment.vaddr) < previous_end {
+        // The first segment passes: nothing ends above 0.
+        if page_down(segment.vaddr) < previous_end {
             return Err(ElfError::SegmentsOverlap { index });
         }
         previous_end = end;
         // index < MAX_PHNUM = 64.
         loads |= 1 << index;
-        executable |= segment.flags & PF_X != 0 && entry >= segment.vaddr && entry - segment.vaddr < segment.filesz;
+        // An entry below the segment wraps around to far above its size.
+        executable |= segment.flags & PF_X != 0 && entry.wrapping_sub(segment.vaddr) < segment.filesz;
     }
-    if loads == 0 {
+    let Some(first) = (Segments { table, loads }).next() else {
         return Err(ElfError::NoLoadableSegment);
-    }
+    };
+    let first_page = page_down(first.vaddr);
     let span = previous_end - first_page;
     if span > MAX_SPAN {
         return Err(ElfError::SpanTooLarge);

@@ -148,9 +148,9 @@ unsafe fn edit_auxv(stack: &InitialStack, loader: &LoaderAt, mode: &Mode, auxv: 
 /// As for [`edit_auxv`].
 #[inline(never)]
 unsafe fn set_aux(stack: &InitialStack, auxv: *mut usize, key: u32, value: usize) {
-    if let Some(pair) = stack.aux_pair(key) {
-        // SAFETY: `pair` indexes an auxv pair (measured by `InitialStack::read`).
-        unsafe { auxv.add(2 * pair + 1).write(value) };
+    if let Some(word) = stack.aux_value_word(key) {
+        // SAFETY: `word` indexes a word of auxv (measured by `InitialStack::read`).
+        unsafe { auxv.add(word).write(value) };
     }
 }
 
@@ -266,11 +266,11 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     unsafe { plan.edit_auxv(auxv_copy, edit.is_some()) };
     if edit.is_some() {
         // The kernel always passes AT_ENTRY; without it there is no program to return to.
-        let Some(pair) = source.aux_pair(auxvec::AT_ENTRY) else { arch::trap() };
+        let Some(word) = source.aux_value_word(auxvec::AT_ENTRY) else { arch::trap() };
         let mut state = [0; TRAMPOLINE_WORDS];
-        state[tw::REAL_ENTRY] = source.auxv()[pair][1];
-        // SAFETY: `pair` indexes a pair of the copy.
-        state[tw::AUXV_ENTRY_VALUE] = unsafe { auxv_copy.add(2 * pair + 1) } as usize;
+        state[tw::REAL_ENTRY] = source.auxv()[word];
+        // SAFETY: `word` indexes a word of the copy.
+        state[tw::AUXV_ENTRY_VALUE] = unsafe { auxv_copy.add(word) } as usize;
         state[tw::SLOT] = slot as usize;
         state[tw::SLOT_ORIGINAL] = slot_original;
         state[tw::APPENDED] = plan.appended_env();

@@ -17,16 +17,42 @@ pub mod text;
 
 /// The defaults compiled into this build (see `build.rs`: `DEFAULT_NIX_LD`, `DEFAULT_NIX_LD_LIBRARY_PATH`).
 pub mod defaults {
-    /// The real loader used when neither `NIX_LD_x86_64_linux` nor `NIX_LD` is set.
-    pub const LOADER: &[u8] = env_or(option_env!("DEFAULT_NIX_LD"), "/run/current-system/sw/share/nix-ld/lib/ld.so").as_bytes();
-    /// The library directories used when neither library variable is set.
-    pub const LIBRARY_PATH: &[u8] =
-        env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), "/run/current-system/sw/share/nix-ld/lib").as_bytes();
+    const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), "/run/current-system/sw/share/nix-ld/lib/ld.so");
+    const LIBRARY_PATH_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), "/run/current-system/sw/share/nix-ld/lib");
+
+    /// The defaults are stored followed by a NUL, so the shim can hand them to the kernel in place.
+    const LOADER_NUL: [u8; LOADER_TEXT.len() + 1] = with_nul(LOADER_TEXT.as_bytes());
+    const LIBRARY_PATH_NUL: [u8; LIBRARY_PATH_TEXT.len() + 1] = with_nul(LIBRARY_PATH_TEXT.as_bytes());
+
+    /// The real loader used when neither `NIX_LD_x86_64_linux` nor `NIX_LD` is set. The byte after
+    /// it is a NUL.
+    pub const LOADER: &[u8] = without_last(&LOADER_NUL);
+    /// The library directories used when neither library variable is set. The byte after them is a
+    /// NUL.
+    pub const LIBRARY_PATH: &[u8] = without_last(&LIBRARY_PATH_NUL);
 
     const fn env_or(value: Option<&'static str>, fallback: &'static str) -> &'static str {
         match value {
             Some(v) => v,
             None => fallback,
+        }
+    }
+
+    const fn with_nul<const N: usize>(text: &[u8]) -> [u8; N] {
+        let mut out = [0; N];
+        let mut i = 0;
+        while i < text.len() {
+            out[i] = text[i];
+            i += 1;
+        }
+        out
+    }
+
+    /// All of `bytes` but the last: a view of the path inside the allocation that holds its NUL.
+    const fn without_last(bytes: &'static [u8]) -> &'static [u8] {
+        match bytes.split_last() {
+            Some((_, rest)) => rest,
+            None => bytes,
         }
     }
 
@@ -44,4 +70,18 @@ pub mod defaults {
     // Paths from the environment cannot hold a NUL; with these, no path the shim opens can, so
     // nothing needs to look for one at run time.
     const _: () = assert!(!has_nul(LOADER) && !has_nul(LIBRARY_PATH), "a default path contains a NUL byte");
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn defaults_are_followed_by_a_nul_in_their_own_storage() {
+            for (path, stored) in [(LOADER, &LOADER_NUL[..]), (LIBRARY_PATH, &LIBRARY_PATH_NUL[..])] {
+                assert_eq!(stored.last(), Some(&0));
+                assert_eq!(&stored[..stored.len() - 1], path);
+                assert!(!path.is_empty());
+            }
+        }
+    }
 }

@@ -177,7 +177,7 @@ impl<'a> SearchPath<'a> {
     /// Whether ld.so would see a different search path than the user's own `LD_LIBRARY_PATH`, that
     /// is, whether the environment needs an edit at all.
     pub fn needs_edit(&self) -> bool {
-        if self.nix_dirs().next().is_some() {
+        if !self.none_kept && self.nix_dirs().next().is_some() {
             return true;
         }
         // Nothing to add; the user's path still needs cleaning if it has an empty component.

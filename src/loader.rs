@@ -16,7 +16,7 @@ use core::mem::MaybeUninit;
 
 use nix_ld::elf::{self, LoadPlan, PF_R, PF_W, PF_X};
 use nix_ld::log::Level;
-use nix_ld::problem::Problem;
+use nix_ld::problem::{Problem, PATH_MAX};
 
 use linux_raw_sys::general as k;
 
@@ -42,11 +42,19 @@ const SHORT_HEAD: usize = 1024;
 
 /// Opens `path` and checks that it is a loader the shim can map, reading its headers into `head`
 /// (up to its length). The plan points into `head`.
-pub fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, LoadPlan<'h>), Problem> {
+///
+/// # Safety
+/// The byte after `path` must be readable (see `sys::with_c_path`).
+pub unsafe fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, LoadPlan<'h>), Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
-    let fd = sys::with_c_string(&[path], sys::open_read).ok_or(Problem::PathTooLong)?.map_err(|Errno(e)| Problem::Open(e))?;
+    // The kernel would refuse it too, but less clearly (ENAMETOOLONG also means a long component).
+    if path.len() >= PATH_MAX {
+        return Err(Problem::PathTooLong);
+    }
+    // SAFETY: per the function's contract.
+    let fd = unsafe { sys::with_c_path(path, sys::open_read) }.ok_or(Problem::PathTooLong)?.map_err(|Errno(e)| Problem::Open(e))?;
     let info = sys::fstat(&fd).map_err(|Errno(e)| Problem::Read(e))?;
     match info.mode & k::S_IFMT {
         k::S_IFREG => {}
@@ -87,19 +95,26 @@ fn prot(flags: u32) -> u32 {
 /// Opens, checks and maps the loader at `path`. The file is closed again before this returns.
 /// `as_program`: ld.so will run as the program itself, so it needs to know where its program
 /// headers are ([`Mapped::phdr`]).
-pub fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
-    match inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) {
+///
+/// # Safety
+/// The byte after `path` must be readable (see `sys::with_c_path`).
+pub unsafe fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
+    // SAFETY (both calls): per the function's contract.
+    match unsafe { inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) } {
         Ok((fd, plan)) => map(&fd, &plan, log, as_program),
-        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => load_with_long_head(path, log, as_program),
+        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => unsafe { load_with_long_head(path, log, as_program) },
         Err(problem) => Err(problem),
     }
 }
 
+/// # Safety
+/// As for [`load`].
 #[cold]
 #[inline(never)]
-fn load_with_long_head(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
+unsafe fn load_with_long_head(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
     let mut head = [MaybeUninit::uninit(); elf::HEAD_LEN];
-    let (fd, plan) = inspect(path, &mut head)?;
+    // SAFETY: per the function's contract.
+    let (fd, plan) = unsafe { inspect(path, &mut head) }?;
     map(&fd, &plan, log, as_program)
 }
 

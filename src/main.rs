@@ -34,42 +34,49 @@ use stack::{CStr, InitialStack};
 pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     // SAFETY: per the function's contract, `sp` is the kernel's initial stack pointer.
     let (stack, scan) = unsafe { InitialStack::read(sp) };
-    let secure = stack.aux(auxvec::AT_SECURE).unwrap_or(0) != 0;
+    let secure = stack.secure;
     let log = report::Log::configure(&scan, secure);
     let choice = plan::choose(&scan, secure);
-    let argv = stack.argv();
-    // The kernel passes the interpreter's load address in AT_BASE; run as a command, it passes 0.
-    let interpreter = stack.aux(auxvec::AT_BASE).unwrap_or(0) != 0;
+    let interpreter = stack.interpreter;
     if !interpreter && stack.argc <= 1 {
-        status::print(&choice);
+        // SAFETY: `choice` comes from plan::choose over the kernel's block.
+        unsafe { status::print(&choice) };
     }
-    // Only messages name the program, so its name is measured only for them.
-    let program = || {
-        let name = if interpreter {
-            stack.aux(auxvec::AT_EXECFN).map(|p| CStr(p as *const u8)).or(argv.first().copied())
-        } else {
-            argv.get(1).copied()
-        };
-        name.map(CStr::bytes).unwrap_or(b"the program")
-    };
     report::choice(log, &choice);
-    let loader = match loader::load(choice.loader, log, !interpreter) {
+    // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
+    // default, so the byte after it is readable (plan::choose).
+    let loader = match unsafe { loader::load(choice.loader, log, !interpreter) } {
         Ok(loader) => loader,
-        Err(problem) => report::cannot_run(program(), choice.loader, choice.loader_source, secure, problem),
+        Err(problem) => report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem),
     };
     let mut search = plan::search_path(&scan, &choice);
     if !secure {
-        search.leave_out(sys::is_directory);
+        // SAFETY: each directory is a component of `choice.library_path` (as above, the byte after
+        // that path is readable), so the byte after it is a ':' or that byte.
+        search.leave_out(|dir| unsafe { sys::is_directory(dir) });
         report::left_out(log, &search);
     }
     let mode = if interpreter {
         Mode::Interpreter { edit: plan::env_edit(&scan, search, secure) }
     } else {
-        let args = argv[1..].iter().map(|a| a.bytes());
+        let args = stack.argv()[1..].iter().map(|a| a.bytes());
         let wanted = search.needs_edit() && !plan::sets_library_path(args);
         Mode::Command { library_path: wanted.then_some(search) }
     };
     handover::run(&stack, &loader, mode, log)
+}
+
+/// The program's name, for messages only (so it is measured only for them).
+#[cold]
+#[inline(never)]
+fn program_name(stack: &InitialStack) -> &'static [u8] {
+    let argv = stack.argv();
+    let name = if stack.interpreter {
+        stack.aux(auxvec::AT_EXECFN).map(|p| CStr(p as *const u8)).or(argv.first().copied())
+    } else {
+        argv.get(1).copied()
+    };
+    name.map(CStr::bytes).unwrap_or(b"the program")
 }
 
 #[panic_handler]

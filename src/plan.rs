@@ -43,10 +43,19 @@ impl Source {
 
 /// A value as pasted by a user: one trailing newline (as in `nix-support/dynamic-linker`) is dropped.
 pub fn trim_newline(value: &[u8]) -> &[u8] {
-    value.strip_suffix(b"\n").unwrap_or(value)
+    // Not `strip_suffix`: at opt-level "z" that compiles to a call to `bcmp`, at every exec.
+    match value.split_last() {
+        Some((b'\n', rest)) => rest,
+        _ => value,
+    }
 }
 
 /// Picks the loader and library path. A privileged program ignores the environment entirely.
+///
+/// Each path chosen is either a value of an environment entry from `scan`, or a compiled-in
+/// default, which is stored followed by a NUL. So when the environment is the kernel's block, the
+/// byte after each path is readable (its NUL, or the newline [`trim_newline`] dropped), and when
+/// that byte is a NUL the shim hands the path to the kernel in place.
 pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
     let value = |f: Option<Found<'a>>| f.map(|f| trim_newline(f.value));
     let (loader, loader_source) = if secure {

@@ -88,10 +88,15 @@ pub struct InitialStack {
     pub env_count: usize,
     /// Number of auxv pairs, including the final AT_NULL.
     pub aux_count: usize,
-    /// For each key below [`INDEXED_KEYS`], 1 + the index of its auxv pair, or 0 if absent: one
-    /// walk over auxv serves every lookup. The kernel writes each key once, in a vector of a few
-    /// dozen pairs.
-    aux_index: [u16; INDEXED_KEYS],
+    /// AT_SECURE is set: the program is privileged (setuid, setgid or with capabilities).
+    pub secure: bool,
+    /// AT_BASE is set: the kernel started the shim as a program's interpreter (run as a command,
+    /// it passes 0 or nothing).
+    pub interpreter: bool,
+    /// For each key below [`INDEXED_KEYS`], the index in auxv of the word holding its value (odd,
+    /// so never 0), or 0 if absent: one walk over auxv serves every lookup. The kernel writes each
+    /// key once, in a vector of a few dozen pairs.
+    value_word: [u16; INDEXED_KEYS],
 }
 
 impl InitialStack {
@@ -108,19 +113,35 @@ impl InitialStack {
             let scan = envscan::scan(NullTerminated { at: envp as *const CStr });
             let env_count = scan.count;
             let auxv = envp.add(env_count + 1);
-            let mut aux_index = [0u16; INDEXED_KEYS];
-            let mut pair = 0;
+            let mut value_word = [0u16; INDEXED_KEYS];
+            // Two pairs per round: every exec walks the kernel's two dozen pairs.
+            let mut value = 1;
             loop {
-                let key = *auxv.add(2 * pair);
+                let key = *auxv.add(value - 1);
                 if key == auxvec::AT_NULL as usize {
                     break;
                 }
                 if key < INDEXED_KEYS {
-                    aux_index[key] = pair as u16 + 1;
+                    value_word[key] = value as u16;
                 }
-                pair += 1;
+                value += 2;
+                let key = *auxv.add(value - 1);
+                if key == auxvec::AT_NULL as usize {
+                    break;
+                }
+                if key < INDEXED_KEYS {
+                    value_word[key] = value as u16;
+                }
+                value += 2;
             }
-            (InitialStack { sp, argc, env_count, aux_count: pair + 1, aux_index }, scan)
+            // The two values every start needs, read here rather than by lookups.
+            let is_set = |key: u32| match value_word[key as usize] {
+                0 => false,
+                word => *auxv.add(word as usize) != 0,
+            };
+            let (secure, interpreter) = (is_set(auxvec::AT_SECURE), is_set(auxvec::AT_BASE));
+            // `value` is AT_NULL's value word: 2 × its pair index + 1.
+            (InitialStack { sp, argc, env_count, aux_count: value.div_ceil(2), secure, interpreter, value_word }, scan)
         }
     }
 
@@ -144,21 +165,21 @@ impl InitialStack {
         unsafe { self.envp_ptr().add(self.env_count + 1) }
     }
 
-    /// The auxv pairs, including AT_NULL.
-    pub fn auxv(&self) -> &'static [[usize; 2]] {
+    /// The auxv words: key, value, key, value, ..., AT_NULL, 0.
+    pub fn auxv(&self) -> &'static [usize] {
         // SAFETY: aux_count pairs start at auxv (measured in `read`).
-        unsafe { core::slice::from_raw_parts(self.auxv_ptr() as *const [usize; 2], self.aux_count) }
+        unsafe { core::slice::from_raw_parts(self.auxv_ptr(), 2 * self.aux_count) }
     }
 
-    /// The index of `key`'s auxv pair.
-    pub fn aux_pair(&self, key: u32) -> Option<usize> {
-        match self.aux_index.get(key as usize) {
-            Some(&i) if i > 0 => Some(i as usize - 1),
+    /// The index in [`InitialStack::auxv`] of the word holding `key`'s value.
+    pub fn aux_value_word(&self, key: u32) -> Option<usize> {
+        match self.value_word.get(key as usize) {
+            Some(&i) if i > 0 => Some(i as usize),
             _ => None,
         }
     }
 
     pub fn aux(&self, key: u32) -> Option<usize> {
-        self.aux_pair(key).map(|i| self.auxv()[i][1])
+        self.aux_value_word(key).map(|i| self.auxv()[i])
     }
 }

@@ -1,4 +1,5 @@
-//! The system calls the shim makes, as small typed wrappers over `arch::syscall6`.
+//! The system calls the shim makes, as small typed wrappers over `arch::syscall3`, `syscall4` and
+//! `syscall6`.
 //!
 //! # Safety
 //!
@@ -6,12 +7,12 @@
 //! so the safe signatures hold; `mmap`-family calls, which change the address space, stay `unsafe`
 //! and state what the caller must guarantee.
 
-use linux_raw_sys::errno::{EINTR, EINVAL};
+use linux_raw_sys::errno::EINTR;
 use linux_raw_sys::general as k;
 
 use nix_ld::problem::PATH_MAX;
 
-use crate::arch::syscall6;
+use crate::arch::{syscall3, syscall4, syscall6};
 use crate::mem;
 
 use core::mem::MaybeUninit;
@@ -40,18 +41,19 @@ impl Fd {
 impl Drop for Fd {
     fn drop(&mut self) {
         // SAFETY: close takes no pointer; the descriptor is ours and closed exactly once.
-        unsafe { syscall6(k::__NR_close as usize, self.0 as usize, 0, 0, 0, 0, 0) };
+        unsafe { syscall3(k::__NR_close as usize, self.0 as usize, 0, 0) };
     }
 }
 
-/// Opens `path` (NUL-terminated) read-only. `O_NONBLOCK` keeps a FIFO from hanging the open.
-pub fn open_read(path: &[u8]) -> Result<Fd, Errno> {
-    if path.last() != Some(&0) {
-        return Err(Errno(EINVAL as i32));
-    }
+/// A path followed by its NUL, as the kernel takes it. Only [`with_c_path`] makes one.
+#[derive(Clone, Copy)]
+pub struct CPath(*const u8);
+
+/// Opens `path` read-only. `O_NONBLOCK` keeps a FIFO from hanging the open.
+pub fn open_read(path: CPath) -> Result<Fd, Errno> {
     let flags = k::O_RDONLY | k::O_CLOEXEC | k::O_NOCTTY | k::O_NONBLOCK;
-    // SAFETY: `path` is NUL-terminated, checked above.
-    let ret = unsafe { syscall6(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, flags as usize, 0, 0, 0) };
+    // SAFETY: `path` is NUL-terminated (CPath).
+    let ret = unsafe { syscall3(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, flags as usize) };
     result(ret).map(|fd| Fd(fd as i32))
 }
 
@@ -65,7 +67,7 @@ pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
     // Left uninitialised: zeroing it first costs more than the call's own user-space work.
     let mut st = core::mem::MaybeUninit::<k::stat>::uninit();
     // SAFETY: `st` is a writable `struct stat`, the size fstat writes.
-    let ret = unsafe { syscall6(k::__NR_fstat as usize, fd.0 as usize, st.as_mut_ptr() as usize, 0, 0, 0, 0) };
+    let ret = unsafe { syscall3(k::__NR_fstat as usize, fd.0 as usize, st.as_mut_ptr() as usize, 0) };
     result(ret)?;
     // SAFETY: fstat succeeded, so the kernel filled in the whole struct.
     let st = unsafe { st.assume_init_ref() };
@@ -92,7 +94,7 @@ pub unsafe fn pread(fd: &Fd, buf: *mut u8, len: usize, at: u64) -> Result<usize,
     let mut done = 0;
     while done < len {
         // SAFETY: the kernel writes at most `len - done` bytes at `buf + done`, inside the buffer.
-        let ret = unsafe { syscall6(k::__NR_pread64 as usize, fd.0 as usize, buf.add(done) as usize, len - done, (at + done as u64) as usize, 0, 0) };
+        let ret = unsafe { syscall4(k::__NR_pread64 as usize, fd.0 as usize, buf.add(done) as usize, len - done, (at + done as u64) as usize) };
         match result(ret) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -107,7 +109,7 @@ pub unsafe fn pread(fd: &Fd, buf: *mut u8, len: usize, at: u64) -> Result<usize,
 pub fn write_all(fd: i32, mut bytes: &[u8]) {
     while !bytes.is_empty() {
         // SAFETY: `bytes` is readable for its length.
-        let ret = unsafe { syscall6(k::__NR_write as usize, fd as usize, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0) };
+        let ret = unsafe { syscall3(k::__NR_write as usize, fd as usize, bytes.as_ptr() as usize, bytes.len()) };
         match result(ret) {
             Ok(n) if n > 0 => bytes = &bytes[n..],
             Err(Errno(e)) if e == EINTR as i32 => {}
@@ -116,30 +118,27 @@ pub fn write_all(fd: i32, mut bytes: &[u8]) {
     }
 }
 
-/// Whether `path` (NUL-terminated) names an existing file.
-pub fn exists(path: &[u8]) -> bool {
-    if path.last() != Some(&0) {
-        return false;
-    }
-    // SAFETY: `path` is NUL-terminated, checked above.
-    let ret = unsafe { syscall6(k::__NR_faccessat as usize, k::AT_FDCWD as isize as usize, path.as_ptr() as usize, k::F_OK as usize, 0, 0, 0) };
-    ret == 0
-}
-
-/// Paths shorter than this are joined in a buffer of this size; longer ones in one of PATH_MAX.
+/// Paths shorter than this are copied to a buffer of this size; longer ones to one of PATH_MAX.
 /// Each 4 KiB of stack the shim touches below the kernel's argument block is a page fault that
 /// ld.so might not have taken (about 4 us on the CI machine), and real paths are short.
 const SHORT_PATH: usize = 256;
 
-/// Calls `f` with `parts` joined and NUL-terminated, as the kernel takes a path; `None` (without
-/// calling `f`) if that does not fit in PATH_MAX.
+/// Calls `f` with `path` NUL-terminated: in place when the byte after it is already a NUL (a value
+/// from the kernel's block or a compiled-in default, see `plan::choose`), else a copy. `None`
+/// (without calling `f`) if a copy is needed and does not fit in PATH_MAX.
+///
+/// # Safety
+/// The byte just after `path` must be readable: part of the same allocation.
 #[inline(always)]
-pub fn with_c_string<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    let len = parts.iter().fold(0usize, |sum, part| sum.saturating_add(part.len()));
-    if len < SHORT_PATH {
-        Some(f(join::<SHORT_PATH>(parts, len, &mut MaybeUninit::uninit())))
-    } else if len < PATH_MAX {
-        with_long_c_string(parts, len, f)
+pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<R> {
+    // SAFETY: per the function's contract, the byte after `path` is part of its allocation.
+    if unsafe { path.as_ptr().add(path.len()).read() } == 0 {
+        return Some(f(CPath(path.as_ptr())));
+    }
+    if path.len() < SHORT_PATH {
+        Some(f(terminated::<SHORT_PATH>(path, &mut MaybeUninit::uninit())))
+    } else if path.len() < PATH_MAX {
+        with_long_c_path(path, f)
     } else {
         None
     }
@@ -147,34 +146,41 @@ pub fn with_c_string<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> Option<R
 
 #[cold]
 #[inline(never)]
-fn with_long_c_string<R>(parts: &[&[u8]], len: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-    Some(f(join::<PATH_MAX>(parts, len, &mut MaybeUninit::uninit())))
+fn with_long_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<R> {
+    Some(f(terminated::<PATH_MAX>(path, &mut MaybeUninit::uninit())))
 }
 
-/// Joins `parts`, `len` bytes in all (`len < N`), and a NUL into `buf`. The rest of the buffer
-/// stays uninitialised: zeroing it would cost more than the system call it is for.
+/// Copies `path` (shorter than `N`) and a NUL into `buf`. The rest of the buffer stays
+/// uninitialised: zeroing it would cost more than the system call it is for.
 #[inline(always)]
-fn join<'b, const N: usize>(parts: &[&[u8]], len: usize, buf: &'b mut MaybeUninit<[u8; N]>) -> &'b [u8] {
-    assert!(len < N);
+fn terminated<const N: usize>(path: &[u8], buf: &mut MaybeUninit<[u8; N]>) -> CPath {
+    assert!(path.len() < N);
     let start = buf.as_mut_ptr() as *mut u8;
-    let mut at = 0;
-    for part in parts {
-        // SAFETY: the parts add up to `len < N` bytes, so every copy stays inside the buffer.
-        unsafe { mem::copy_bytes(start.add(at), part.as_ptr(), part.len()) };
-        at += part.len();
-    }
-    // SAFETY: `at == len < N`; bytes `..=len` have been written, and exactly those are viewed as
-    // initialised.
+    // SAFETY: `path.len() < N`, so the copy and its NUL stay inside the buffer.
     unsafe {
-        start.add(at).write(0);
-        core::slice::from_raw_parts(start, at + 1)
+        mem::copy_bytes(start, path.as_ptr(), path.len());
+        start.add(path.len()).write(0);
     }
+    CPath(start)
 }
 
-/// Whether `dir` names a directory (or a symbolic link to one). The check asks for `dir/`, which
-/// only a directory satisfies; a path too long to ask about counts as absent, as it would for ld.so.
-pub fn is_directory(dir: &[u8]) -> bool {
-    with_c_string(&[dir, b"/"], exists).unwrap_or(false)
+/// Whether `dir` names a directory (or a symbolic link to one); a path too long to ask about counts
+/// as absent, as it would for ld.so.
+///
+/// # Safety
+/// As for [`with_c_path`]: the byte after `dir` must be readable.
+pub unsafe fn is_directory(dir: &[u8]) -> bool {
+    // SAFETY: forwarded to the caller.
+    unsafe { with_c_path(dir, stat_is_directory) }.unwrap_or(false)
+}
+
+fn stat_is_directory(path: CPath) -> bool {
+    // Left uninitialised, as in `fstat`.
+    let mut st = MaybeUninit::<k::stat>::uninit();
+    // SAFETY: `path` is NUL-terminated (CPath) and `st` is a writable `struct stat`.
+    let ret = unsafe { syscall4(k::__NR_newfstatat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, st.as_mut_ptr() as usize, 0) };
+    // SAFETY: on success the kernel filled in the whole struct.
+    result(ret).is_ok() && unsafe { st.assume_init_ref() }.st_mode & k::S_IFMT == k::S_IFDIR
 }
 
 /// `mmap(2)`.
@@ -192,7 +198,7 @@ pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offs
 /// Nothing may rely on the old protection of the range.
 pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> {
     // SAFETY: forwarded to the caller.
-    result(unsafe { syscall6(k::__NR_mprotect as usize, addr, len, prot as usize, 0, 0, 0) }).map(|_| ())
+    result(unsafe { syscall3(k::__NR_mprotect as usize, addr, len, prot as usize) }).map(|_| ())
 }
 
 /// `munmap(2)`.
@@ -201,5 +207,5 @@ pub unsafe fn mprotect(addr: usize, len: usize, prot: u32) -> Result<(), Errno> 
 /// Nothing may use the range afterwards.
 pub unsafe fn munmap(addr: usize, len: usize) {
     // SAFETY: forwarded to the caller.
-    unsafe { syscall6(k::__NR_munmap as usize, addr, len, 0, 0, 0, 0) };
+    unsafe { syscall3(k::__NR_munmap as usize, addr, len, 0) };
 }

@@ -143,6 +143,54 @@ pub unsafe fn run_on_stack(stack_top: usize, f: extern "C" fn(usize) -> !, arg: 
     }
 }
 
+/// `syscall` with up to three arguments: the others' registers are left as they are, which the
+/// kernel ignores for calls that take fewer.
+///
+/// # Safety
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall3(nr: usize, a: usize, b: usize, c: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the instruction itself only clobbers rcx and r11; memory effects are the caller's.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    ret
+}
+
+/// `syscall` with four arguments.
+///
+/// # Safety
+/// As for [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall4(nr: usize, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the instruction itself only clobbers rcx and r11; memory effects are the caller's.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    ret
+}
+
 /// `syscall` with up to six arguments; returns the raw result (negative errno on failure).
 ///
 /// # Safety

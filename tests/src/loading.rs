@@ -257,3 +257,75 @@ fn a_loader_with_its_program_headers_past_the_first_kib_is_still_read() {
     let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap())]);
     assert!(stderr(&out).contains("is truncated (its program headers lie outside the file)"), "{}", stderr(&out));
 }
+
+/// A minimal loader, assembled byte by byte, whose data segment ends `tail` bytes before a page
+/// boundary, with file bytes (0xAA) filling the rest of that page: the stale tail the shim must
+/// zero. Its code checks from inside that the data (0x55) is intact and that every byte from the
+/// end of the data to the end of the page reads as zero, also past the segment's memory size (ld.so
+/// takes that rest of the page for its first allocations and relies on it being zero). It prints
+/// `STALE TAIL ok` and exits 0 only if both hold.
+fn loader_with_stale_tail(dir: &std::path::Path, tail: usize) -> std::path::PathBuf {
+    const PAGE: usize = 0x1000;
+    const CODE: usize = 0x1000;
+    const DATA: usize = 0x2000;
+    assert!((1..PAGE).contains(&tail));
+    let data_len = PAGE - tail;
+    let mut f = vec![0u8; DATA + PAGE];
+    let mut put = |at: usize, bytes: &[u8]| f[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, b"\x7fELF\x02\x01\x01");
+    put(16, &3u16.to_le_bytes()); // ET_DYN
+    put(18, &62u16.to_le_bytes()); // x86-64
+    put(20, &1u32.to_le_bytes());
+    put(24, &(CODE as u64).to_le_bytes());
+    put(32, &64u64.to_le_bytes());
+    put(52, &64u16.to_le_bytes());
+    put(54, &56u16.to_le_bytes());
+    put(56, &2u16.to_le_bytes());
+    // PT_LOAD, R+X: headers and code. PT_LOAD, R+W: the data, one byte of bss, the page's rest.
+    let segments = [(5u32, 0, CODE + PAGE, CODE + PAGE), (6, DATA, data_len, data_len + 1)];
+    for (i, (flags, at, filesz, memsz)) in segments.into_iter().enumerate() {
+        let ph = 64 + 56 * i;
+        put(ph, &1u32.to_le_bytes());
+        put(ph + 4, &flags.to_le_bytes());
+        put(ph + 8, &(at as u64).to_le_bytes());
+        put(ph + 16, &(at as u64).to_le_bytes());
+        put(ph + 32, &(filesz as u64).to_le_bytes());
+        put(ph + 40, &(memsz as u64).to_le_bytes());
+        put(ph + 48, &(PAGE as u64).to_le_bytes());
+    }
+    // lea rsi, [rip + DATA - 7 - CODE]; check data_len bytes of 0x55, then tail bytes of 0; on
+    // success write(1, msg, 14) and exit_group(0), else exit_group(1). Assembled with GNU as.
+    let mut code = vec![0x48, 0x8d, 0x35];
+    code.extend(((DATA - CODE - 7) as u32).to_le_bytes());
+    code.push(0xb9); // mov ecx, data_len
+    code.extend((data_len as u32).to_le_bytes());
+    code.extend([0x80, 0x3e, 0x55, 0x75, 0x39, 0x48, 0xff, 0xc6, 0xff, 0xc9, 0x75, 0xf4]);
+    code.push(0xb9); // mov ecx, tail
+    code.extend((tail as u32).to_le_bytes());
+    code.extend([0x80, 0x3e, 0x00, 0x75, 0x28, 0x48, 0xff, 0xc6, 0xff, 0xc9, 0x75, 0xf4]);
+    code.extend([0xb8, 1, 0, 0, 0, 0xbf, 1, 0, 0, 0, 0x48, 0x8d, 0x35, 0x1c, 0, 0, 0, 0xba, 14, 0, 0, 0, 0x0f, 0x05]);
+    code.extend([0xb8, 0xe7, 0, 0, 0, 0x31, 0xff, 0x0f, 0x05, 0xb8, 0xe7, 0, 0, 0, 0xbf, 1, 0, 0, 0, 0x0f, 0x05]);
+    assert_eq!(code.len(), 0x56);
+    code.extend(b"STALE TAIL ok\n");
+    put(CODE, &code);
+    f[DATA..DATA + data_len].fill(0x55);
+    f[DATA + data_len..].fill(0xAA);
+    let path = dir.join(format!("stale-tail-{tail}-ld.so"));
+    std::fs::write(&path, &f).unwrap();
+    path
+}
+
+#[test]
+fn file_bytes_after_the_loader_data_read_as_zero_up_to_the_page_end() {
+    // The shim zeroes the rest of the loader's last data page in rounds of 256 bytes, the last one
+    // moved back to end at the page end, and shorter tails word by word: each size class here
+    // takes a different path through that code.
+    let dir = scratch("stale-tail");
+    let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
+    for tail in [1, 7, 8, 9, 255, 256, 257, 300, 511, 512, 513, 1744, 4095] {
+        let loader = loader_with_stale_tail(&dir, tail);
+        let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+        assert_eq!(stdout(&out), "STALE TAIL ok\n", "a stale tail of {tail} bytes: {}", stderr(&out));
+        assert!(out.status.success(), "a stale tail of {tail} bytes: {:?}", out.status);
+    }
+}
