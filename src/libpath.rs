@@ -40,19 +40,23 @@ impl<'a> Iterator for Components<'a> {
 /// The index of the first `:` in `bytes`, or its length. Eight bytes are tested at a time: a long
 /// `LD_LIBRARY_PATH` is measured and copied at every exec.
 fn colon_or_end(bytes: &[u8]) -> usize {
-    let (words, tail) = bytes.as_chunks::<8>();
-    for (i, word) in words.iter().enumerate() {
-        if let Some(at) = first_colon(word) {
-            return i * 8 + at;
+    let len = bytes.len();
+    if len < 8 {
+        return bytes.iter().position(|&b| b == b':').unwrap_or(len);
+    }
+    // Whole words, then the last 8 bytes, which overlap words already tested (that hold no colon).
+    let mut at = 0;
+    loop {
+        let word_at = at.min(len - 8);
+        if let Some(word) = bytes.get(word_at..word_at + 8) {
+            if let Some(i) = first_colon(word.try_into().unwrap_or(&[0; 8])) {
+                return word_at + i;
+            }
         }
-    }
-    if tail.is_empty() {
-        return bytes.len();
-    }
-    // The last 8 bytes, overlapping words already tested (which hold no colon), cover the tail.
-    match bytes.last_chunk::<8>() {
-        Some(last) => first_colon(last).map_or(bytes.len(), |at| bytes.len() - 8 + at),
-        None => tail.iter().position(|&b| b == b':').unwrap_or(tail.len()),
+        if word_at == len - 8 {
+            return len;
+        }
+        at += 8;
     }
 }
 

@@ -134,7 +134,8 @@ impl InitialStack {
                 }
                 value += 2;
             }
-            // The two values every start needs, read here rather than by lookups.
+            // The two values every start needs, read here rather than by lookups. A recorded index
+            // is the value word of a pair before AT_NULL, so inside the vector.
             let is_set = |key: u32| match value_word[key as usize] {
                 0 => false,
                 word => *auxv.add(word as usize) != 0,

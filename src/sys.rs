@@ -133,6 +133,7 @@ const SHORT_PATH: usize = 256;
 pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<R> {
     // SAFETY: per the function's contract, the byte after `path` is part of its allocation.
     if unsafe { path.as_ptr().add(path.len()).read() } == 0 {
+        // `path` and the NUL after it are a C string already.
         return Some(f(CPath(path.as_ptr())));
     }
     if path.len() < SHORT_PATH {

@@ -261,3 +261,24 @@ fn with_every_library_directory_absent_the_environment_is_not_edited() {
     let log = stderr(&run_with(&s.printenv, &[], &env));
     assert!(log.contains("ld.so sees"), "{log}");
 }
+
+#[test]
+fn a_symbolic_link_to_a_library_directory_is_kept() {
+    // NixOS's library directory is reached through links; the shim's check follows them. The path
+    // is checked in place (it ends the variable) and as a copy (followed by a ':').
+    let s = setup("env-linked-dir", &shim());
+    let prog = needs_greet(&s.dir, &s.lib, &shim());
+    let link = s.dir.join("linked-lib");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&s.lib, &link).unwrap();
+    let loader = system_loader();
+    let missing = s.dir.join("no-such-dir");
+    for nix in [link.display().to_string(), format!("{}:{}", link.display(), missing.display())] {
+        let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix.as_str()), ("NIX_LD_LOG", "debug")];
+        let out = run_with(&prog, &[], &env);
+        let log = stderr(&out);
+        assert_eq!(stdout(&out), "greetings from libgreet\n", "{nix}: {log}");
+        let sees = format!("nix-ld: ld.so sees LD_LIBRARY_PATH={}", link.display());
+        assert!(log.lines().any(|l| l == sees), "{nix}: the link should be kept:\n{log}");
+    }
+}
