@@ -15,6 +15,7 @@ use nix_ld::problem::PATH_MAX;
 use crate::arch::{syscall3, syscall4, syscall6};
 use crate::mem;
 
+use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 
 /// A failed system call: the kernel's errno.
@@ -45,12 +46,13 @@ impl Drop for Fd {
     }
 }
 
-/// A path followed by its NUL, as the kernel takes it. Only [`with_c_path`] makes one.
+/// A path followed by its NUL, as the kernel takes it, borrowed for `'a`. Only [`with_c_path`]
+/// makes one.
 #[derive(Clone, Copy)]
-pub struct CPath(*const u8);
+pub struct CPath<'a>(*const u8, PhantomData<&'a [u8]>);
 
 /// Opens `path` read-only. `O_NONBLOCK` keeps a FIFO from hanging the open.
-pub fn open_read(path: CPath) -> Result<Fd, Errno> {
+pub fn open_read(path: CPath<'_>) -> Result<Fd, Errno> {
     let flags = k::O_RDONLY | k::O_CLOEXEC | k::O_NOCTTY | k::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated (CPath).
     let ret = unsafe { syscall3(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, flags as usize) };
@@ -130,11 +132,11 @@ const SHORT_PATH: usize = 256;
 /// # Safety
 /// The byte just after `path` must be readable: part of the same allocation.
 #[inline(always)]
-pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<R> {
+pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath<'_>) -> R) -> Option<R> {
     // SAFETY: per the function's contract, the byte after `path` is part of its allocation.
     if unsafe { path.as_ptr().add(path.len()).read() } == 0 {
         // `path` and the NUL after it are a C string already.
-        return Some(f(CPath(path.as_ptr())));
+        return Some(f(CPath(path.as_ptr(), PhantomData)));
     }
     if path.len() < SHORT_PATH {
         Some(f(terminated::<SHORT_PATH>(path, &mut MaybeUninit::uninit())))
@@ -147,14 +149,14 @@ pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<
 
 #[cold]
 #[inline(never)]
-fn with_long_c_path<R>(path: &[u8], f: impl FnOnce(CPath) -> R) -> Option<R> {
+fn with_long_c_path<R>(path: &[u8], f: impl FnOnce(CPath<'_>) -> R) -> Option<R> {
     Some(f(terminated::<PATH_MAX>(path, &mut MaybeUninit::uninit())))
 }
 
 /// Copies `path` (shorter than `N`) and a NUL into `buf`. The rest of the buffer stays
 /// uninitialised: zeroing it would cost more than the system call it is for.
 #[inline(always)]
-fn terminated<const N: usize>(path: &[u8], buf: &mut MaybeUninit<[u8; N]>) -> CPath {
+fn terminated<'b, const N: usize>(path: &[u8], buf: &'b mut MaybeUninit<[u8; N]>) -> CPath<'b> {
     assert!(path.len() < N);
     let start = buf.as_mut_ptr() as *mut u8;
     // SAFETY: `path.len() < N`, so the copy and its NUL stay inside the buffer.
@@ -162,7 +164,7 @@ fn terminated<const N: usize>(path: &[u8], buf: &mut MaybeUninit<[u8; N]>) -> CP
         mem::copy_bytes(start, path.as_ptr(), path.len());
         start.add(path.len()).write(0);
     }
-    CPath(start)
+    CPath(start, PhantomData)
 }
 
 /// Whether `dir` names a directory (or a symbolic link to one); a path too long to ask about counts
@@ -175,7 +177,7 @@ pub unsafe fn is_directory(dir: &[u8]) -> bool {
     unsafe { with_c_path(dir, stat_is_directory) }.unwrap_or(false)
 }
 
-fn stat_is_directory(path: CPath) -> bool {
+fn stat_is_directory(path: CPath<'_>) -> bool {
     // Left uninitialised, as in `fstat`.
     let mut st = MaybeUninit::<k::stat>::uninit();
     // SAFETY: `path` is NUL-terminated (CPath) and `st` is a writable `struct stat`.
