@@ -7,9 +7,10 @@
 //! on the same process stack, with the strings it adds (writable, as the program may write into
 //! them) between the two. The block must be written where no live frame is, so the building runs on
 //! a stack below it ([`arch::run_on_stack`]) and takes its plan by value first. The kernel's block
-//! and strings above it are never written. Everything the trampoline needs is stored in the new
-//! block, just past auxv's AT_NULL pair, where the trampoline finds it by walking envp and auxv:
-//! no reader of auxv looks past AT_NULL, and the shim keeps no writable data of its own.
+//! and strings above it are never written. Everything the entry trampoline needs is stored in the
+//! new block, just past auxv's AT_NULL pair (no reader of auxv looks past AT_NULL, and the shim
+//! keeps no writable data of its own); the trampoline finds it from the AT_ENTRY pair that points
+//! at it, so whatever constructors do to envp cannot mislead it (see `entry`).
 //!
 //! Layout, from high addresses to low:
 //!
@@ -57,6 +58,9 @@ struct Plan {
     block_at: usize,
     log: Log,
 }
+
+const PLAN_WORDS: usize = core::mem::size_of::<Plan>() / 8;
+const _: () = assert!(core::mem::size_of::<Plan>() % 8 == 0 && core::mem::align_of::<Plan>() == 8);
 
 #[derive(Clone, Copy)]
 struct LoaderAt {
@@ -208,12 +212,17 @@ impl Words {
 
 extern "C" fn build_and_jump(plan: usize) -> ! {
     // SAFETY: `run` passed the address of its plan, which no write has touched yet; it is copied
-    // before anything is written below the kernel's block.
-    let plan: Plan = unsafe { (plan as *const Plan).read() };
+    // before anything is written below the kernel's block. Word by word: a plain `read` of it
+    // compiles to a byte-at-a-time copy.
+    let plan: Plan = unsafe {
+        let mut copy = core::mem::MaybeUninit::<Plan>::uninit();
+        mem::copy_words(copy.as_mut_ptr() as *mut usize, plan as *const usize, PLAN_WORDS);
+        copy.assume_init()
+    };
     let strings = plan.strings_at as *mut u8;
     // SAFETY: [strings_at, strings_at + strings_len) lies between the new block and the kernel's.
     let string_bytes = unsafe { core::slice::from_raw_parts_mut(strings, plan.strings_len) };
-    let source = plan.stack;
+    let source = &plan.stack;
     let mut out = Words { at: plan.block_at as *mut usize };
     let argv = source.argv();
     let env = source.env();
@@ -236,24 +245,22 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         out.copy(rest.as_ptr() as *const usize, rest.len());
         out.push(0);
     }
-    let mut slot: *mut usize = core::ptr::null_mut();
-    let mut slot_original = 0;
     let edit = plan.edit();
-    let entry_len = edit.map_or(0, |edit| edit.write_entry(string_bytes));
+    let entry_len = edit.map_or(0, |edit| write_entry(&edit, string_bytes));
     // SAFETY: see above.
     let env_copy = unsafe { out.copy(env.as_ptr() as *const usize, env.len()) };
+    let (mut slot, mut original) = (env.len(), 0);
     if let Some(EnvEdit { slot: Slot::Replace { index }, .. }) = edit {
         // SAFETY: `index` is an index into `envp` (from the scan), so inside the copy.
         unsafe {
-            slot = env_copy.add(index);
-            slot_original = *slot;
-            *slot = strings as usize;
+            original = *env_copy.add(index);
+            *env_copy.add(index) = strings as usize;
         }
+        slot = index;
     }
     if plan.appended_env() == 1 {
         // SAFETY: see above.
-        slot = unsafe { out.push(strings as usize) };
-        slot_original = 0;
+        unsafe { out.push(strings as usize) };
     }
     if edit.is_some() {
         log_path(plan.log, b"ld.so sees ", &string_bytes[..entry_len]);
@@ -264,23 +271,55 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let auxv_copy = unsafe { out.copy(source.auxv_ptr(), 2 * source.aux_count) };
     // SAFETY: the copy holds the kernel's pairs.
     unsafe { plan.edit_auxv(auxv_copy, edit.is_some()) };
-    if edit.is_some() {
+    if let Some(edit) = edit {
         // The kernel always passes AT_ENTRY; without it there is no program to return to.
         let Some(word) = source.aux_value_word(auxvec::AT_ENTRY) else { arch::trap() };
+        let env_words = source.env_count + plan.appended_env();
         let mut state = [0; TRAMPOLINE_WORDS];
         state[tw::REAL_ENTRY] = source.auxv()[word];
-        // SAFETY: `word` indexes a word of the copy.
-        state[tw::AUXV_ENTRY_VALUE] = unsafe { auxv_copy.add(word) } as usize;
-        state[tw::SLOT] = slot as usize;
-        state[tw::SLOT_ORIGINAL] = slot_original;
-        state[tw::APPENDED] = plan.appended_env();
-        state[tw::HEAD_WORDS] = 1 + source.argc + 1 + source.env_count;
-        state[tw::TAIL_WORDS] = 1 + 2 * source.aux_count;
+        // An appended entry makes the trampoline start the program on a copy of the block (argc,
+        // argv, envp and auxv), below it, and call `entry::resume` below that copy.
+        // It also looks for libc's `__environ` through the program's headers, then.
+        if plan.appended_env() == 1 {
+            state[tw::RESERVE] = 8 * (1 + source.argc + 1 + env_words + 1 + 2 * source.aux_count) + 16;
+            state[tw::PHDR] = source.aux(auxvec::AT_PHDR).unwrap_or(0);
+            state[tw::PHNUM] = source.aux(auxvec::AT_PHNUM).unwrap_or(0);
+        }
+        state[tw::OURS] = strings as usize;
+        state[tw::ORIGINAL] = original;
+        state[tw::ORIGINAL_LEN] = edit.original_len();
+        state[tw::SLOT] = slot;
+        state[tw::ENV_WORDS] = env_words;
+        state[tw::AUXV] = auxv_copy as usize;
         // SAFETY: see above; the state's words are the last of the block.
         unsafe { out.copy(state.as_ptr(), TRAMPOLINE_WORDS) };
     }
     // SAFETY: the block is complete and lies above everything ld.so will push.
     unsafe { arch::jump(plan.loader.entry, plan.block_at as *const usize) }
+}
+
+/// Writes `LD_LIBRARY_PATH=…` and a NUL into `out` (`entry_room() + 1` bytes) and returns its
+/// length without the NUL. The common case, whole inputs, is copied with string instructions;
+/// the general merge writes byte slices piece by piece, several times the instructions.
+fn write_entry(edit: &EnvEdit, out: &mut [u8]) -> usize {
+    let Some((user, nix)) = edit.path.joined() else { return edit.write_entry(out) };
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        // Never short: `entry_room` counts both inputs, a colon and the name with its '='.
+        let Some(to) = out.get_mut(len..len + bytes.len()) else { arch::trap() };
+        // SAFETY: `to` has exactly `bytes.len()` bytes; the two do not overlap (ours and the
+        // kernel's or compiled-in strings).
+        unsafe { mem::copy_bytes(to.as_mut_ptr(), bytes.as_ptr(), bytes.len()) };
+        len += bytes.len();
+    };
+    put(b"LD_LIBRARY_PATH=");
+    if let Some(user) = user {
+        put(user);
+        put(b":");
+    }
+    put(nix);
+    put(b"\0");
+    len - 1
 }
 
 fn log_path(log: Log, what: &[u8], path: &[u8]) {

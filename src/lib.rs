@@ -13,6 +13,8 @@ pub mod libpath;
 pub mod log;
 pub mod plan;
 pub mod problem;
+pub mod restore;
+pub mod symbols;
 pub mod text;
 
 /// The defaults compiled into this build (see `build.rs`: `DEFAULT_NIX_LD`, `DEFAULT_NIX_LD_LIBRARY_PATH`).

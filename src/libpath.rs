@@ -101,11 +101,13 @@ pub struct SearchPath<'a> {
     /// Every component of `nix` is left out (the common case on a machine without the directory),
     /// so nothing needs to walk `nix` again.
     none_kept: bool,
+    /// `nix` is one directory, without a colon, and it is kept (NixOS's case).
+    one_kept: bool,
 }
 
 impl<'a> SearchPath<'a> {
     pub fn new(user: Option<&'a [u8]>, nix: &'a [u8]) -> Self {
-        SearchPath { user, nix, left_out: 0, none_kept: false }
+        SearchPath { user, nix, left_out: 0, none_kept: false, one_kept: false }
     }
 
     /// Leaves out the Nix directories for which `keep` is false (only the first
@@ -114,7 +116,7 @@ impl<'a> SearchPath<'a> {
         // One directory (NixOS's default) needs no splitting.
         if !self.nix.is_empty() && colon_or_end(self.nix) == self.nix.len() {
             let kept = keep(self.nix);
-            (self.left_out, self.none_kept) = (!kept as u64, !kept);
+            (self.left_out, self.none_kept, self.one_kept) = (!kept as u64, !kept, kept);
             return;
         }
         let mut dirs = components(self.nix);
@@ -176,6 +178,20 @@ impl<'a> SearchPath<'a> {
             len += dir.len();
         }
         len
+    }
+
+    /// The merged path as whole inputs, when nothing in them needs dropping: the user's clean path
+    /// (or nothing), then the one kept Nix directory. The block builder copies these without
+    /// splitting them; otherwise [`SearchPath::write`] does the work.
+    pub fn joined(&self) -> Option<(Option<&'a [u8]>, &'a [u8])> {
+        if !self.one_kept {
+            return None;
+        }
+        match self.user {
+            None => Some((None, self.nix)),
+            Some(user) if !user.is_empty() && is_clean(user) => Some((Some(user), self.nix)),
+            Some(_) => None,
+        }
     }
 
     /// Whether ld.so would see a different search path than the user's own `LD_LIBRARY_PATH`, that
@@ -266,6 +282,24 @@ mod tests {
         assert_eq!(merged(&path), kept);
     }
 
+    #[test]
+    fn whole_inputs_are_joined_only_when_nothing_is_dropped() {
+        let kept = |user: Option<&'static [u8]>, nix: &'static [u8]| {
+            let mut p = SearchPath::new(user, nix);
+            p.leave_out(|_| true);
+            p
+        };
+        assert_eq!(kept(None, b"/n").joined(), Some((None, &b"/n"[..])));
+        assert_eq!(kept(Some(b"/u:/v"), b"/n").joined(), Some((Some(&b"/u:/v"[..]), &b"/n"[..])));
+        assert_eq!(kept(Some(b"/u:"), b"/n").joined(), None);
+        assert_eq!(kept(Some(b""), b"/n").joined(), None);
+        assert_eq!(kept(None, b"/n:/m").joined(), None);
+        assert_eq!(SearchPath::new(None, b"/n").joined(), None, "not checked yet");
+        let mut gone = SearchPath::new(None, b"/n");
+        gone.leave_out(|_| false);
+        assert_eq!(gone.joined(), None);
+    }
+
     fn path() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(prop_oneof![Just(b':'), Just(b'/'), Just(b'a'), Just(b'b')], 0..40)
     }
@@ -290,6 +324,17 @@ mod tests {
             prop_assert_eq!(search.is_empty(), out.is_empty());
             let nix_dropped: Vec<&[u8]> = nix.split(|&b| b == b':').filter(|c| !c.is_empty()).enumerate().filter(|(i, _)| keep & (1 << i) == 0).map(|(_, c)| c).collect();
             prop_assert_eq!(search.left_out().collect::<Vec<_>>(), nix_dropped);
+        }
+
+        #[test]
+        fn joined_inputs_are_the_merged_path(user in proptest::option::of(path()), nix in path(), keep: bool) {
+            let mut search = SearchPath::new(user.as_deref(), &nix);
+            search.leave_out(|_| keep);
+            if let Some((user, nix)) = search.joined() {
+                let mut joined = user.map(|u| [u, b":"].concat()).unwrap_or_default();
+                joined.extend_from_slice(nix);
+                prop_assert_eq!(joined, merged(&search));
+            }
         }
 
         #[test]

@@ -12,6 +12,7 @@
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
 mod arch;
+mod entry;
 mod handover;
 mod loader;
 mod mem;

@@ -81,13 +81,20 @@ pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
 }
 
 /// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
+///
+/// Only the user's own `LD_LIBRARY_PATH` is borrowed. Whatever a library constructor then does to
+/// that entry (unset it, set it, copy `environ` to the heap with it) it would have done to the
+/// user's entry in a direct start too, so putting the original back at the program's entry gives
+/// the direct start's result. A borrowed `NIX_LD*` entry would vanish from the program's
+/// environment when a constructor unsets or sets `LD_LIBRARY_PATH`, and constructors could not see
+/// it; so without an `LD_LIBRARY_PATH` the entry is appended instead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
-    /// Point entry `index` of `envp` at the new string for ld.so, and back at its original string
-    /// at the program's entry. The entry is the user's `LD_LIBRARY_PATH`, or else one of our own
-    /// `NIX_LD*` variables, which ld.so never reads.
+    /// Point entry `index` of `envp` (the user's `LD_LIBRARY_PATH`) at the new string for ld.so, and
+    /// back at its original string at the program's entry.
     Replace { index: usize },
-    /// No entry can be borrowed (for example `env -i`): add one at the end of `envp`.
+    /// No `LD_LIBRARY_PATH` to borrow: add one at the end of `envp`, and take it out again at the
+    /// program's entry.
     Append,
 }
 
@@ -105,6 +112,16 @@ impl EnvEdit<'_> {
     /// Room enough for the `LD_LIBRARY_PATH=…` string, without its NUL.
     pub fn entry_room(&self) -> usize {
         envscan::LD_LIBRARY_PATH.len() + 1 + self.path_room
+    }
+
+    /// The length of the borrowed entry (`LD_LIBRARY_PATH=` and the user's value) with its NUL, or
+    /// 0 when the entry is appended. It fits in [`EnvEdit::entry_room`] + 1 bytes, so the string
+    /// written for ld.so can be overwritten with it.
+    pub fn original_len(&self) -> usize {
+        match (self.slot, self.path.user) {
+            (Slot::Replace { .. }, Some(user)) => envscan::LD_LIBRARY_PATH.len() + 1 + user.len() + 1,
+            _ => 0,
+        }
     }
 
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_room() + 1` bytes, and
@@ -132,13 +149,7 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
     if secure || !path.needs_edit() {
         return None;
     }
-    let borrowed = scan
-        .ld_library_path
-        .or(scan.library_path_system)
-        .or(scan.library_path_generic)
-        .or(scan.loader_system)
-        .or(scan.loader_generic);
-    let slot = match borrowed {
+    let slot = match scan.ld_library_path {
         Some(found) => Slot::Replace { index: found.index },
         None => Slot::Append,
     };
@@ -286,11 +297,25 @@ mod tests {
     }
 
     #[test]
-    fn without_ld_library_path_a_nix_variable_slot_is_borrowed() {
+    fn without_ld_library_path_no_nix_variable_is_borrowed() {
+        // A constructor that unsets or sets LD_LIBRARY_PATH would take a borrowed NIX_LD* entry
+        // with it; an appended entry it can only take away.
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l", b"NIX_LD_LIBRARY_PATH=/n"];
-        assert_eq!(edit_of(env), Some((Slot::Replace { index: 2 }, b"LD_LIBRARY_PATH=/n".to_vec())));
+        assert_eq!(edit_of(env), Some((Slot::Append, b"LD_LIBRARY_PATH=/n".to_vec())));
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l"];
-        assert_eq!(edit_of(env).unwrap().0, Slot::Replace { index: 1 });
+        assert_eq!(edit_of(env).unwrap().0, Slot::Append);
+    }
+
+    #[test]
+    fn the_borrowed_entry_fits_where_the_string_for_ld_so_was() {
+        for env in [&[&b"LD_LIBRARY_PATH=/u::"[..], b"NIX_LD_LIBRARY_PATH="][..], &[b"LD_LIBRARY_PATH=/a", b"NIX_LD_LIBRARY_PATH=/n\n"]] {
+            let s = scan(env.iter().copied());
+            let e = env_edit(&s, search_path(&s, &choose(&s, false)), false).unwrap();
+            assert_eq!(e.original_len(), b"LD_LIBRARY_PATH=".len() + s.ld_library_path.unwrap().value.len() + 1);
+            assert!(e.original_len() <= e.entry_room() + 1);
+        }
+        let s = scan([&b"NIX_LD_LIBRARY_PATH=/n"[..]].into_iter());
+        assert_eq!(env_edit(&s, search_path(&s, &choose(&s, false)), false).unwrap().original_len(), 0);
     }
 
     #[test]
@@ -345,9 +370,11 @@ mod tests {
             let mut seen = env.iter().map(|v| v.to_vec()).collect::<Vec<_>>();
             match edit_of(&env) {
                 Some((Slot::Replace { index }, entry)) => {
-                    // Only the user's LD_LIBRARY_PATH or a NIX_LD* variable may be borrowed.
-                    let name = seen[index].split(|&b| b == b'=').next().unwrap().to_vec();
-                    prop_assert!(name == b"LD_LIBRARY_PATH" || name.starts_with(b"NIX_LD"));
+                    // Only the user's LD_LIBRARY_PATH may be borrowed.
+                    prop_assert!(seen[index].starts_with(b"LD_LIBRARY_PATH="));
+                    let e = env_edit(&s, search_path(&s, &c), false).unwrap();
+                    prop_assert_eq!(e.original_len(), seen[index].len() + 1);
+                    prop_assert!(e.original_len() <= e.entry_room() + 1);
                     seen[index] = entry;
                 }
                 Some((Slot::Append, entry)) => {

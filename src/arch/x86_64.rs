@@ -27,69 +27,69 @@ global_asm!(
     start = sym crate::start,
 );
 
-/// Words of trampoline state, in the order the assembly below reads them. They follow auxv's
-/// AT_NULL pair in the block ld.so gets (see `handover`).
-pub const TRAMPOLINE_WORDS: usize = 7;
+/// Words of trampoline state. They follow auxv's AT_NULL pair in the block ld.so gets (see
+/// `handover`); the assembly below reads the first two, `entry::resume` the rest.
+pub const TRAMPOLINE_WORDS: usize = 10;
 /// Index of each word in [`TRAMPOLINE_WORDS`].
 pub mod tw {
+    /// The program's own entry point.
     pub const REAL_ENTRY: usize = 0;
-    pub const AUXV_ENTRY_VALUE: usize = 1;
-    pub const SLOT: usize = 2;
-    pub const SLOT_ORIGINAL: usize = 3;
-    pub const APPENDED: usize = 4;
-    pub const HEAD_WORDS: usize = 5;
-    pub const TAIL_WORDS: usize = 6;
+    /// Bytes to leave free below the block for a copy of it, before calling `entry::resume`.
+    pub const RESERVE: usize = 1;
+    /// The `LD_LIBRARY_PATH=` string written for ld.so.
+    pub const OURS: usize = 2;
+    /// The entry it replaced (the user's `LD_LIBRARY_PATH`), or 0 if it was appended.
+    pub const ORIGINAL: usize = 3;
+    /// Bytes of that entry with its NUL.
+    pub const ORIGINAL_LEN: usize = 4;
+    /// Where in `envp` it was put.
+    pub const SLOT: usize = 5;
+    /// Words of `envp` in the block, without its NULL.
+    pub const ENV_WORDS: usize = 6;
+    /// Where auxv is in the block.
+    pub const AUXV: usize = 7;
+    /// The program's program headers and their number (AT_PHDR, AT_PHNUM), when appended.
+    pub const PHDR: usize = 8;
+    pub const PHNUM: usize = 9;
 }
 
 // The program's entry as ld.so sees it (AT_ENTRY), used when the environment was edited for ld.so.
 // ld.so jumps here after running every library constructor, with `rsp` at the argument block it was
 // given and `rdx` holding its finaliser, which must reach the program untouched.
 //
-// It finds its state just past auxv (walking argv by count, then envp and auxv to their ends),
-// puts back the program's own AT_ENTRY, then the `envp` entry that carried LD_LIBRARY_PATH for
-// ld.so: the original pointer for a borrowed slot, or NULL for an appended one. Libc's `environ` and
-// ld.so's argv and auxv pointers all point into this block, so the program now sees exactly the
-// environment it was started with. An appended slot also left one extra word between envp's NULL
-// and auxv, where runtimes that walk the stack (Go) expect nothing, so in that case the block is
-// copied once more, without that word, just below, and the program starts on the copy.
+// Constructors may have edited envp in any way glibc allows (shifted it, left extra NULLs, copied
+// it to the heap), so the state is not found by walking envp to its NULL: the AT_ENTRY value that
+// points here is searched for instead (no envp entry can hold it: they point at strings), and the
+// state follows the AT_NULL pair after it. `entry::resume` then puts the program's environment
+// back and says where the program starts: on this block, or on a copy of it just below (when an
+// appended entry left one word too many between envp and auxv). It runs on a stack below the room
+// that copy needs; `rbx` and `r12` (callee-saved) carry the finaliser and the real entry across.
 global_asm!(
     ".type nix_ld_trampoline,@function",
     "nix_ld_trampoline:",
-    "mov rax, [rsp]",
-    "lea r8, [rsp + 8 * rax + 16]",
+    "mov rbx, rdx",
+    "mov rcx, [rsp]",
+    "lea rdi, [rsp + 8 * rcx + 16]",
+    "lea rax, [rip + nix_ld_trampoline]",
+    "mov rcx, -1",
+    "repne scasq",
+    "lea rdx, [rdi - 8]",
     "2:",
-    "add r8, 8",
-    "cmp qword ptr [r8 - 8], 0",
-    "jne 2b",
-    "3:",
-    "add r8, 16",
-    "cmp qword ptr [r8 - 16], 0",
-    "jne 3b",
-    "mov rax, [r8 + 8]",
-    "mov rcx, [r8]",
-    "mov [rax], rcx",
-    "mov rax, [r8 + 16]",
-    "mov rcx, [r8 + 24]",
-    "mov [rax], rcx",
-    "cmp qword ptr [r8 + 32], 0",
-    "je 4f",
-    "mov r9, [r8 + 40]",
-    "mov r10, [r8 + 48]",
-    "lea rax, [r9 + r10]",
-    "shl rax, 3",
-    "mov r11, rsp",
-    "sub rsp, rax",
-    "and rsp, -16",
+    "mov rax, [rdi]",
+    "add rdi, 16",
+    "test rax, rax",
+    "jnz 2b",
+    "mov rsi, rdi",
+    "mov r12, [rsi]",
     "mov rdi, rsp",
-    "mov rsi, r11",
-    "mov rcx, r9",
-    "rep movsq",
-    "add rsi, 8",
-    "mov rcx, r10",
-    "rep movsq",
-    "4:",
-    "jmp qword ptr [r8]",
+    "sub rsp, [rsi + 8]",
+    "and rsp, -16",
+    "call {resume}",
+    "mov rsp, rax",
+    "mov rdx, rbx",
+    "jmp r12",
     ".size nix_ld_trampoline, . - nix_ld_trampoline",
+    resume = sym crate::entry::resume,
 );
 
 /// Address of the entry trampoline, computed from `rip`: taking a function's address in Rust

@@ -5,6 +5,8 @@
 //! point into `NIX_LD_TEST_DEFAULTS_DIR`). Every test first shows the failure it guards against.
 
 #[cfg(test)]
+mod constructors;
+#[cfg(test)]
 mod direct;
 #[cfg(test)]
 mod environment;

@@ -1,16 +1,24 @@
-//! `cargo xtask bench [--compare PATH]`: what the shim adds to a program's start, next to a plain ld.so start.
+//! `cargo xtask bench [--compare PATH]`: what the shim adds to a program's start, next to a plain
+//! ld.so start, on the path every NixOS start takes and on the paths without an environment edit.
 //!
-//! Every program is started with the same small environment (`PATH`, `NIX_LD`) and measured side by
-//! side in one run, so that machine noise hits all columns alike:
+//! The bench makes a library set like the module's `share/nix-ld/lib` (symbolic links to a dozen
+//! common libraries, not glibc's own) and builds the shim with compiled-in defaults pointing at it
+//! and at this machine's loader, in its own target directory. Every measurement is a pair of
+//! environments: the one the shim's programs start with, and the one of the direct start, which
+//! is the same plus `LD_LIBRARY_PATH` naming the same directories, so that ld.so searches the same
+//! and the difference is the shim's. Measured side by side in one run:
 //!
-//! 1. user-space instructions (callgrind) of the hello fixture, with and without 1,000 extra variables,
-//!    and with an empty `NIX_LD_LIBRARY_PATH` (the shim's own cost, without ld.so searching more);
-//! 2. wall time of spawn+wait of the hello fixture, the builds alternating;
-//! 3. the shim's mapped and on-disk size;
-//! 4. instructions and wall time of `python3 -c pass`, a real program with several libraries.
+//! 1. user-space instructions (callgrind, run as `valgrind.bin` where Debian's wrapper would add
+//!    `LD_LIBRARY_PATH` of its own) of the hello fixture, for each scenario of [`scenarios`];
+//! 2. wall time of spawn+wait of hello and of `python3 -c pass` on the NixOS path, the builds
+//!    alternating;
+//! 3. the file system calls (strace) of one start: how many ld.so makes because of the library
+//!    set, and how many the shim adds;
+//! 4. the shim's mapped and on-disk size.
 //!
 //! It prints a table with the targets, writes `target/bench/bench.json` and prints that path last.
-//! A missed target is reported, not an error; a program that fails to run is an error.
+//! A missed target is reported, not an error; a program that fails to run is an error, except
+//! that a `--compare` shim that cannot start with no variable at all shows `-` in that row.
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -32,20 +40,37 @@ const PYTHON: &str = "/usr/bin/python3";
 const HELLO_OUTPUT: &[u8] = b"hello from a foreign binary\n";
 /// The interpreter every program here was linked with; a patched copy must replace exactly this.
 const SYSTEM_INTERP: &[u8] = b"/lib64/ld-linux-x86-64.so.2";
+/// Libraries of the bench's library set, as many as this machine has (glibc's own are left out:
+/// a set must not shadow the glibc of the loader `NIX_LD` names).
+const SET_LIBRARIES: &[&str] = &[
+    "libz.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libexpat.so.1",
+    "liblzma.so.5", "libbz2.so.1.0", "libsqlite3.so.0", "libuuid.so.1", "libncursesw.so.6", "libtinfo.so.6",
+    "libcurl.so.4", "libxml2.so.2", "libreadline.so.8",
+];
+const LIBRARY_DIR: &str = "/usr/lib/x86_64-linux-gnu";
 
-const MAX_OVERHEAD_SMALL_ENV: f64 = 2_000.0;
+const MAX_OVERHEAD_SMALL_ENV: f64 = 2_500.0;
 const MAX_OVERHEAD_MANY_VARS: f64 = 20_000.0;
+const MAX_OVERHEAD_NO_EDIT: f64 = 2_000.0;
 const MAX_SPAWN_P10_RATIO: f64 = 1.03;
 const MAX_MAPPED: f64 = 16.0 * 1024.0;
 
 pub fn run(args: &[String]) -> Result<()> {
     let compare = parse_args(args)?;
-    require_valgrind()?;
+    let valgrind = valgrind()?;
+    require("strace", "apt-get install strace")?;
     let loader = util::system_loader()?;
     let dir = project_root().join("target/bench");
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let set = library_set(&dir)?;
+    let user_lib = dir.join("user-lib");
+    fs::create_dir_all(&user_lib).map_err(|e| format!("{}: {e}", user_lib.display()))?;
 
-    let mut shims = vec![("nix-ld".to_string(), build::shim(None, "nix-ld")?)];
+    // The shim with this machine's loader and the bench's set compiled in, so that a start with no
+    // variable at all takes the NixOS path too. Its own target directory keeps the test suite's
+    // variant from being rebuilt back and forth.
+    let defaults = (loader.to_str().ok_or("loader path is not UTF-8")?, set.to_str().ok_or("set path is not UTF-8")?);
+    let mut shims = vec![("nix-ld".to_string(), build::shim_in(Some(defaults), "nix-ld-bench", "bench-variant")?)];
     if let Some(path) = compare {
         let path = path.canonicalize().map_err(|e| format!("--compare {}: {e}", path.display()))?;
         shims.push(("compare".to_string(), path));
@@ -53,18 +78,37 @@ pub fn run(args: &[String]) -> Result<()> {
     // Dropped at the end of `run`, which removes the short interpreter links.
     let (builds, _links) = prepare(&dir, &shims)?;
 
-    let env = small_env(&loader);
-    let mut results = Vec::new();
-    for b in &builds {
+    let scenarios = scenarios(&loader, &set, &user_lib);
+    let mut results: Vec<Results> = builds.iter().map(|b| Results { size: b.shim.as_deref().map(size_of).transpose().ok().flatten(), ..Default::default() }).collect();
+    for (b, r) in builds.iter().zip(&mut results) {
         eprintln!("callgrind: {}", b.name);
-        results.push(count_instructions(&dir, b, &env)?);
+        for sc in &scenarios {
+            let env = if b.shim.is_some() { &sc.shim_env } else { &sc.direct_env };
+            let ir = hello_instructions(&valgrind, &dir, b, sc.key, env);
+            r.ir.push(match (ir, b.name.as_str()) {
+                (Ok(ir), _) => Some(ir),
+                // Another shim need not know this machine's loader without NIX_LD.
+                (Err(e), "compare") if sc.key == "env_i" => {
+                    eprintln!("  {}: {e}", sc.key);
+                    None
+                }
+                (Err(e), _) => return Err(e),
+            });
+        }
+        let nixos = &scenarios[0];
+        let mut python_env = if b.shim.is_some() { nixos.shim_env.clone() } else { nixos.direct_env.clone() };
+        // Python randomizes its string hashes per start, which moves its instruction count by tens
+        // of thousands; a fixed seed (the same for every build) makes the count repeatable.
+        python_env.push(("PYTHONHASHSEED".into(), "0".into()));
+        r.python_ir = python_instructions(&valgrind, &dir, b, &python_env)?;
     }
-    time_starts(&builds, &env, &mut results)?;
+    syscalls(&dir, &builds, &scenarios[0], &mut results)?;
+    time_starts(&builds, &scenarios[0], &mut results)?;
 
-    let rows = rows(&results);
-    print_table(&builds, &rows);
+    let rows = rows(&scenarios, &results);
+    print_table(&builds, &rows, &set);
     let json = dir.join("bench.json");
-    let text = to_json(&builds, &results, &rows, &env);
+    let text = to_json(&builds, &results, &rows, &scenarios);
     fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
     println!("{}", json.display());
     Ok(())
@@ -78,23 +122,104 @@ fn parse_args(args: &[String]) -> Result<Option<PathBuf>> {
     }
 }
 
-fn require_valgrind() -> Result<()> {
-    let ok = Command::new("valgrind").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+fn require(tool: &str, install: &str) -> Result<()> {
+    let ok = Command::new(tool).arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
     if ok {
         Ok(())
     } else {
-        Err("valgrind is needed to count instructions: apt-get install valgrind".into())
+        Err(format!("{tool} is needed: {install}"))
     }
 }
 
-/// The environment of every measured start: nothing that changes how ld.so searches libraries,
-/// and `NIX_LD` so that a shim need not fall back to a compiled-in loader path.
-fn small_env(loader: &Path) -> Vec<(String, String)> {
-    vec![("PATH".into(), "/usr/bin:/bin".into()), ("NIX_LD".into(), loader.display().to_string())]
+/// The valgrind to run. Debian's `valgrind` is a script that adds `LD_LIBRARY_PATH=/usr/lib/debug`
+/// (and two C++ variables) to the program's environment before it runs `valgrind.bin`: that would
+/// give every start a search path of its own, so the real binary is run where it exists.
+fn valgrind() -> Result<PathBuf> {
+    require("valgrind", "apt-get install valgrind")?;
+    let script = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("valgrind")).find(|p| p.exists()))
+        .ok_or("valgrind is not on PATH")?;
+    let real = script.with_file_name("valgrind.bin");
+    Ok(if real.exists() { real } else { script })
 }
 
-fn extra_vars() -> impl Iterator<Item = (String, String)> {
-    (0..EXTRA_VARS).map(|i| (format!("BENCH_VAR_{i:04}"), "abcdefghijklmnopqrst".to_string()))
+/// `target/bench/libset`: links to the libraries of [`SET_LIBRARIES`] this machine has.
+fn library_set(dir: &Path) -> Result<PathBuf> {
+    let set = dir.join("libset");
+    let _ = fs::remove_dir_all(&set);
+    fs::create_dir_all(&set).map_err(|e| format!("{}: {e}", set.display()))?;
+    let mut linked = 0;
+    for name in SET_LIBRARIES {
+        let target = Path::new(LIBRARY_DIR).join(name);
+        if target.exists() {
+            std::os::unix::fs::symlink(&target, set.join(name)).map_err(|e| format!("{}: {e}", set.display()))?;
+            linked += 1;
+        }
+    }
+    if linked < 8 {
+        return Err(format!("only {linked} of the set's libraries are in {LIBRARY_DIR}: the set would not be like NixOS's"));
+    }
+    Ok(set)
+}
+
+type Env = Vec<(String, String)>;
+
+/// One row group of the table: how the programs are started.
+struct Scenario {
+    key: &'static str,
+    label: &'static str,
+    shim_env: Env,
+    direct_env: Env,
+    limit: f64,
+}
+
+fn var(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_string(), v.into())
+}
+
+/// The measured starts. The first is the NixOS path, also used for wall time and system calls.
+fn scenarios(loader: &Path, set: &Path, user_lib: &Path) -> Vec<Scenario> {
+    let set = set.display().to_string();
+    let base = vec![var("PATH", "/usr/bin:/bin"), var("NIX_LD", loader.display().to_string())];
+    let with = |env: &Env, extra: &[(String, String)]| env.iter().chain(extra).cloned().collect::<Env>();
+    let nixos = with(&base, &[var("NIX_LD_LIBRARY_PATH", set.clone())]);
+    let many: Env = (0..EXTRA_VARS).map(|i| var(&format!("BENCH_VAR_{i:04}"), "abcdefghijklmnopqrst")).collect();
+    let user = user_lib.display().to_string();
+    let empty = with(&base, &[var("NIX_LD_LIBRARY_PATH", "")]);
+    let absent = with(&base, &[var("NIX_LD_LIBRARY_PATH", "/nonexistent/nix-ld/lib")]);
+    let llp = |v: String| var("LD_LIBRARY_PATH", v);
+    vec![
+        Scenario {
+            key: "nixos",
+            label: "NixOS path: NIX_LD_LIBRARY_PATH = the set",
+            direct_env: with(&nixos, &[llp(set.clone())]),
+            shim_env: nixos.clone(),
+            limit: MAX_OVERHEAD_SMALL_ENV,
+        },
+        Scenario {
+            key: "nixos_many_vars",
+            label: "NixOS path, +1,000 variables",
+            direct_env: with(&with(&nixos, &many), &[llp(set.clone())]),
+            shim_env: with(&nixos, &many),
+            limit: MAX_OVERHEAD_MANY_VARS,
+        },
+        Scenario {
+            key: "env_i",
+            label: "NixOS path, no variables (env -i, compiled-in)",
+            direct_env: vec![llp(set.clone())],
+            shim_env: Vec::new(),
+            limit: MAX_OVERHEAD_SMALL_ENV,
+        },
+        Scenario {
+            key: "user_ld_library_path",
+            label: "NixOS path and the user's LD_LIBRARY_PATH",
+            direct_env: with(&nixos, &[llp(format!("{user}:{set}"))]),
+            shim_env: with(&nixos, &[llp(user)]),
+            limit: MAX_OVERHEAD_SMALL_ENV,
+        },
+        Scenario { key: "no_edit_empty", label: "no edit: NIX_LD_LIBRARY_PATH=''", direct_env: empty.clone(), shim_env: empty, limit: MAX_OVERHEAD_NO_EDIT },
+        Scenario { key: "no_edit_absent", label: "no edit: library directory absent", direct_env: absent.clone(), shim_env: absent, limit: MAX_OVERHEAD_NO_EDIT },
+    ]
 }
 
 /// One column of the table: the programs started through one interpreter.
@@ -237,19 +362,23 @@ fn size_of(shim: &Path) -> Result<Size> {
 }
 
 /// What was measured for one build.
+#[derive(Default)]
 struct Results {
-    hello_ir: u64,
-    hello_ir_many: u64,
-    hello_ir_no_libs: u64,
+    /// Hello's instructions per scenario, in [`scenarios`] order; None where it could not start.
+    ir: Vec<Option<u64>>,
     python_ir: u64,
     hello_time: Timing,
     python_time: Timing,
+    /// File system calls of one NixOS-path start (strace).
+    file_calls: u64,
+    /// Direct start only: the same, without the library set in `LD_LIBRARY_PATH`.
+    file_calls_without_set: Option<u64>,
     size: Option<Size>,
 }
 
-fn hello_instructions(dir: &Path, b: &Build, label: &str, env: &[(String, String)]) -> Result<u64> {
+fn hello_instructions(valgrind: &Path, dir: &Path, b: &Build, label: &str, env: &[(String, String)]) -> Result<u64> {
     let out = dir.join(format!("callgrind.{}.hello-{label}.out", b.name));
-    let (ir, stdout) = instructions(&b.hello, &[], env, &out)?;
+    let (ir, stdout) = instructions(valgrind, &b.hello, &[], env, &out)?;
     // A shim that silently ran nothing would look very cheap.
     if stdout != HELLO_OUTPUT {
         return Err(format!("{} printed {:?} under callgrind", b.hello.display(), String::from_utf8_lossy(&stdout)));
@@ -257,39 +386,16 @@ fn hello_instructions(dir: &Path, b: &Build, label: &str, env: &[(String, String
     Ok(ir)
 }
 
-/// The callgrind measurements of one build, and its size; timings come later.
-fn count_instructions(dir: &Path, b: &Build, env: &[(String, String)]) -> Result<Results> {
-    let mut many = env.to_vec();
-    many.extend(extra_vars());
-    // Diagnostic: an empty library path tells a shim to add no directory, which separates the
-    // shim's own cost from ld.so searching the directories it adds.
-    let mut no_libs = env.to_vec();
-    no_libs.push(("NIX_LD_LIBRARY_PATH".into(), String::new()));
-    // Python randomizes its string hashes per start, which moves its instruction count by tens of
-    // thousands; a fixed seed (the same for every build) makes the count repeatable.
-    let mut python_env = env.to_vec();
-    python_env.push(("PYTHONHASHSEED".into(), "0".into()));
-    Ok(Results {
-        hello_ir: hello_instructions(dir, b, "small", env)?,
-        hello_ir_many: hello_instructions(dir, b, "many", &many)?,
-        hello_ir_no_libs: hello_instructions(dir, b, "no-libs", &no_libs)?,
-        python_ir: python_instructions(dir, b, &python_env)?,
-        hello_time: Timing::default(),
-        python_time: Timing::default(),
-        size: b.shim.as_deref().map(size_of).transpose()?,
-    })
-}
-
-fn python_instructions(dir: &Path, b: &Build, env: &[(String, String)]) -> Result<u64> {
+fn python_instructions(valgrind: &Path, dir: &Path, b: &Build, env: &[(String, String)]) -> Result<u64> {
     let out = dir.join(format!("callgrind.{}.python3.out", b.name));
-    Ok(instructions(&b.python, &["-c", "pass"], env, &out)?.0)
+    Ok(instructions(valgrind, &b.python, &["-c", "pass"], env, &out)?.0)
 }
 
 /// Counts the user-space instructions of one start with callgrind. Valgrind reads PT_INTERP and
 /// loads the interpreter itself, so the shim's own instructions are counted too. The out file is
 /// kept for `callgrind_annotate`.
-fn instructions(program: &Path, args: &[&str], env: &[(String, String)], out: &Path) -> Result<(u64, Vec<u8>)> {
-    let mut cmd = Command::new("valgrind");
+fn instructions(valgrind: &Path, program: &Path, args: &[&str], env: &[(String, String)], out: &Path) -> Result<(u64, Vec<u8>)> {
+    let mut cmd = Command::new(valgrind);
     cmd.args(["-q", "--tool=callgrind"]).arg(format!("--callgrind-out-file={}", out.display()));
     cmd.arg(program).args(args).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     let output = cmd.output().map_err(|e| format!("cannot start valgrind: {e}"))?;
@@ -299,6 +405,36 @@ fn instructions(program: &Path, args: &[&str], env: &[(String, String)], out: &P
     }
     let text = fs::read_to_string(out).map_err(|e| format!("{}: {e}", out.display()))?;
     Ok((total_ir(&text).ok_or_else(|| format!("{}: no summary or totals line", out.display()))?, output.stdout))
+}
+
+/// Counts the file system calls (strace's `%file` class: opens, stats, access checks) of one start
+/// of each build on the NixOS path, and of a direct start without the library set.
+fn syscalls(dir: &Path, builds: &[Build], nixos: &Scenario, results: &mut [Results]) -> Result<()> {
+    for (b, r) in builds.iter().zip(results.iter_mut()) {
+        let env = if b.shim.is_some() { &nixos.shim_env } else { &nixos.direct_env };
+        r.file_calls = file_calls(dir, &b.hello, env, &b.name)?;
+    }
+    let without: Env = nixos.direct_env.iter().filter(|(k, _)| k != "LD_LIBRARY_PATH").cloned().collect();
+    results[0].file_calls_without_set = Some(file_calls(dir, &builds[0].hello, &without, "direct-without-set")?);
+    Ok(())
+}
+
+fn file_calls(dir: &Path, program: &Path, env: &[(String, String)], name: &str) -> Result<u64> {
+    let log = dir.join(format!("strace.{name}.txt"));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-qq", "-e", "trace=%file", "-o"]).arg(&log).arg(program).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.stdout(Stdio::null());
+    let status = cmd.status().map_err(|e| format!("cannot start strace: {e}"))?;
+    if !status.success() {
+        return Err(format!("strace {} failed ({status})", program.display()));
+    }
+    let text = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    Ok(count_calls(&text))
+}
+
+/// System calls in an strace log: one a line, but for the exit line.
+fn count_calls(log: &str) -> u64 {
+    log.lines().filter(|l| !l.starts_with("+++") && !l.starts_with("---") && !l.trim().is_empty()).count() as u64
 }
 
 fn total_ir(callgrind_out: &str) -> Option<u64> {
@@ -315,11 +451,12 @@ struct Timing {
     p10_ns: u64,
 }
 
-fn time_starts(builds: &[Build], env: &[(String, String)], results: &mut [Results]) -> Result<()> {
+fn time_starts(builds: &[Build], nixos: &Scenario, results: &mut [Results]) -> Result<()> {
+    let env = |b: &Build| if b.shim.is_some() { nixos.shim_env.clone() } else { nixos.direct_env.clone() };
     eprintln!("timing: hello, {HELLO_RUNS} runs per build");
-    let hello = alternate(builds, |b| timed_command(&b.hello, &[], env), HELLO_RUNS)?;
+    let hello = alternate(builds, |b| timed_command(&b.hello, &[], &env(b)), HELLO_RUNS)?;
     eprintln!("timing: python3 -c pass, {PYTHON_RUNS} runs per build");
-    let python = alternate(builds, |b| timed_command(&b.python, &["-c", "pass"], env), PYTHON_RUNS)?;
+    let python = alternate(builds, |b| timed_command(&b.python, &["-c", "pass"], &env(b)), PYTHON_RUNS)?;
     for ((r, h), p) in results.iter_mut().zip(hello).zip(python) {
         r.hello_time = h;
         r.python_time = p;
@@ -385,48 +522,49 @@ enum Unit {
 /// One line of the table (and one entry of the JSON): a value per build, None where it does not
 /// apply (the direct start has no overhead and no shim size).
 struct Row {
-    key: &'static str,
-    label: &'static str,
+    key: String,
+    label: String,
     unit: Unit,
     values: Vec<Option<f64>>,
     /// The limit for a shim's value, met when the value is at most this.
     limit: Option<f64>,
 }
 
-fn rows(r: &[Results]) -> Vec<Row> {
+fn rows(scenarios: &[Scenario], r: &[Results]) -> Vec<Row> {
     type Field = fn(&Results) -> u64;
     let direct = &r[0];
     // A value for every build, or for the shims only (the direct start is the reference).
-    let all = |f: Field, scale: f64| r.iter().map(|x| Some(f(x) as f64 / scale)).collect::<Vec<_>>();
-    let shims = |f: &dyn Fn(&Results) -> f64| {
-        std::iter::once(None).chain(r[1..].iter().map(|x| Some(f(x)))).collect::<Vec<_>>()
-    };
-    let count = |f: Field| all(f, 1.0);
-    let micros = |f: Field| all(f, 1000.0);
-    let overhead = |f: Field| shims(&|x| f(x) as f64 - f(direct) as f64);
-    let ratio = |f: Field| shims(&|x| f(x) as f64 / f(direct) as f64);
-    let size = |f: fn(&Size) -> u64| shims(&|x| x.size.as_ref().map_or(0.0, |s| f(s) as f64));
-    let row = |key, label, unit, values, limit| Row { key, label, unit, values, limit };
+    let all = |f: &dyn Fn(&Results) -> Option<f64>| r.iter().map(f).collect::<Vec<_>>();
+    let shims = |f: &dyn Fn(&Results) -> Option<f64>| std::iter::once(None).chain(r[1..].iter().map(f)).collect::<Vec<_>>();
+    let micros = |f: Field| all(&|x| Some(f(x) as f64 / 1000.0));
+    let ratio = |f: Field| shims(&|x| Some(f(x) as f64 / f(direct) as f64));
+    let size = |f: fn(&Size) -> u64| shims(&|x| x.size.as_ref().map(|s| f(s) as f64));
+    let row = |key: String, label: String, unit, values, limit| Row { key, label, unit, values, limit };
     use Unit::*;
-    vec![
-        row("hello_ir", "hello: instructions, small env", Count, count(|x| x.hello_ir), None),
-        row("hello_ir_overhead", "  shim overhead", Delta, overhead(|x| x.hello_ir), Some(MAX_OVERHEAD_SMALL_ENV)),
-        row("hello_ir_many_vars", "hello: instructions, +1,000 vars", Count, count(|x| x.hello_ir_many), None),
-        row("hello_ir_many_vars_overhead", "  shim overhead", Delta, overhead(|x| x.hello_ir_many), Some(MAX_OVERHEAD_MANY_VARS)),
-        row("hello_ir_no_libs_overhead", "  shim overhead, NIX_LD_LIBRARY_PATH=''", Delta, overhead(|x| x.hello_ir_no_libs), None),
-        row("hello_median_us", "hello: spawn+wait median (us)", Micros, micros(|x| x.hello_time.median_ns), None),
-        row("hello_p10_us", "hello: spawn+wait p10 (us)", Micros, micros(|x| x.hello_time.p10_ns), None),
-        row("hello_median_ratio", "  median ratio to direct", Ratio, ratio(|x| x.hello_time.median_ns), None),
-        row("hello_p10_ratio", "  p10 ratio to direct", Ratio, ratio(|x| x.hello_time.p10_ns), Some(MAX_SPAWN_P10_RATIO)),
-        row("python3_ir", "python3 -c pass: instructions", Count, count(|x| x.python_ir), None),
-        row("python3_ir_overhead", "  shim overhead", Delta, overhead(|x| x.python_ir), None),
-        row("python3_median_us", "python3 -c pass: median (us)", Micros, micros(|x| x.python_time.median_ns), None),
-        row("python3_p10_us", "python3 -c pass: p10 (us)", Micros, micros(|x| x.python_time.p10_ns), None),
-        row("python3_median_ratio", "  median ratio to direct", Ratio, ratio(|x| x.python_time.median_ns), None),
-        row("python3_p10_ratio", "  p10 ratio to direct", Ratio, ratio(|x| x.python_time.p10_ns), None),
-        row("mapped_bytes", "shim: mapped (PT_LOAD memsz)", Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
-        row("file_bytes", "shim: file size", Bytes, size(|s| s.file), None),
-    ]
+    let mut rows = Vec::new();
+    for (i, sc) in scenarios.iter().enumerate() {
+        rows.push(row(format!("{}_ir", sc.key), format!("hello: instructions, {}", sc.label), Count, all(&|x| x.ir[i].map(|v| v as f64)), None));
+        let overhead = shims(&|x| Some(x.ir[i]? as f64 - direct.ir[i]? as f64));
+        rows.push(row(format!("{}_ir_overhead", sc.key), "  over the direct start".into(), Delta, overhead, Some(sc.limit)));
+    }
+    let s = |k: &str| k.to_string();
+    rows.extend([
+        row(s("file_calls"), s("NixOS path: file system calls (strace)"), Count, all(&|x| Some(x.file_calls as f64)), None),
+        row(s("file_calls_from_the_set"), s("  of them ld.so's, for the set"), Delta, all(&|x| Some(x.file_calls as f64 - x.file_calls_without_set? as f64)), None),
+        row(s("file_calls_overhead"), s("  added by the shim"), Delta, shims(&|x| Some(x.file_calls as f64 - direct.file_calls as f64)), None),
+        row(s("hello_median_us"), s("NixOS path: hello spawn+wait median (us)"), Micros, micros(|x| x.hello_time.median_ns), None),
+        row(s("hello_p10_us"), s("NixOS path: hello spawn+wait p10 (us)"), Micros, micros(|x| x.hello_time.p10_ns), None),
+        row(s("hello_median_ratio"), s("  median ratio to direct"), Ratio, ratio(|x| x.hello_time.median_ns), None),
+        row(s("hello_p10_ratio"), s("  p10 ratio to direct"), Ratio, ratio(|x| x.hello_time.p10_ns), Some(MAX_SPAWN_P10_RATIO)),
+        row(s("python3_ir"), s("NixOS path: python3 -c pass, instructions"), Count, all(&|x| Some(x.python_ir as f64)), None),
+        row(s("python3_ir_overhead"), s("  over the direct start"), Delta, shims(&|x| Some(x.python_ir as f64 - direct.python_ir as f64)), None),
+        row(s("python3_median_us"), s("NixOS path: python3 -c pass median (us)"), Micros, micros(|x| x.python_time.median_ns), None),
+        row(s("python3_p10_us"), s("NixOS path: python3 -c pass p10 (us)"), Micros, micros(|x| x.python_time.p10_ns), None),
+        row(s("python3_p10_ratio"), s("  p10 ratio to direct"), Ratio, ratio(|x| x.python_time.p10_ns), None),
+        row(s("mapped_bytes"), s("shim: mapped (PT_LOAD memsz)"), Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
+        row(s("file_bytes"), s("shim: file size"), Bytes, size(|s| s.file), None),
+    ]);
+    rows
 }
 
 fn format_value(unit: Unit, v: f64) -> String {
@@ -457,7 +595,7 @@ fn thousands(n: i64) -> String {
     }
 }
 
-fn print_table(builds: &[Build], rows: &[Row]) {
+fn print_table(builds: &[Build], rows: &[Row], set: &Path) {
     let mut header: Vec<String> = vec!["measurement".into()];
     header.extend(builds.iter().map(|b| b.name.clone()));
     header.push("target".into());
@@ -482,7 +620,10 @@ fn print_table(builds: &[Build], rows: &[Row]) {
         println!("{}: {}", b.name, b.shim.as_ref().map_or(String::new(), |p| p.display().to_string()));
     }
     println!("hello: {HELLO_RUNS} starts per build, python3: {PYTHON_RUNS}, alternating");
-    println!("env: PATH, NIX_LD only (python3 instructions: also PYTHONHASHSEED=0)\n");
+    let libraries = fs::read_dir(set).map(|d| d.count()).unwrap_or(0);
+    println!("library set: {} ({libraries} libraries)", set.display());
+    println!("env: PATH, NIX_LD, then per row; the direct start also gets LD_LIBRARY_PATH = the same directories");
+    println!("(python3 instructions: also PYTHONHASHSEED=0); JSON has every environment\n");
     for line in &lines {
         let cells: Vec<String> = line
             .iter()
@@ -519,8 +660,12 @@ fn json_number(v: f64) -> String {
 }
 
 /// The JSON report: per build its measurements (the table's rows) and, for shims, each target met.
-fn to_json(builds: &[Build], results: &[Results], rows: &[Row], env: &[(String, String)]) -> String {
-    let env = env.iter().map(|(k, v)| format!("{}: {}", json_string(k), json_string(v))).collect::<Vec<_>>();
+fn to_json(builds: &[Build], results: &[Results], rows: &[Row], scenarios: &[Scenario]) -> String {
+    let env_json = |env: &Env| format!("{{{}}}", env.iter().filter(|(k, _)| !k.starts_with("BENCH_VAR_")).map(|(k, v)| format!("{}: {}", json_string(k), json_string(v))).collect::<Vec<_>>().join(", "));
+    let env = scenarios
+        .iter()
+        .map(|sc| format!("{}: {{\"shim\": {}, \"direct\": {}}}", json_string(sc.key), env_json(&sc.shim_env), env_json(&sc.direct_env)))
+        .collect::<Vec<_>>();
     let mut builds_json = Vec::new();
     for (i, b) in builds.iter().enumerate() {
         let mut fields = vec![
@@ -528,7 +673,7 @@ fn to_json(builds: &[Build], results: &[Results], rows: &[Row], env: &[(String, 
         ];
         for row in rows {
             if let Some(v) = row.values[i] {
-                fields.push(format!("{}: {}", json_string(row.key), json_number(v)));
+                fields.push(format!("{}: {}", json_string(&row.key), json_number(v)));
             }
         }
         if let Some(size) = &results[i].size {
@@ -537,7 +682,7 @@ fn to_json(builds: &[Build], results: &[Results], rows: &[Row], env: &[(String, 
         if b.shim.is_some() {
             let met = rows
                 .iter()
-                .filter_map(|r| Some(format!("{}: {}", json_string(r.key), r.values[i]? <= r.limit?)))
+                .filter_map(|r| Some(format!("{}: {}", json_string(&r.key), r.values[i]? <= r.limit?)))
                 .collect::<Vec<_>>();
             fields.push(format!("\"targets_met\": {{{}}}", met.join(", ")));
         }
@@ -545,10 +690,10 @@ fn to_json(builds: &[Build], results: &[Results], rows: &[Row], env: &[(String, 
     }
     let targets = rows
         .iter()
-        .filter_map(|r| Some(format!("{}: {}", json_string(r.key), json_number(r.limit?))))
+        .filter_map(|r| Some(format!("{}: {}", json_string(&r.key), json_number(r.limit?))))
         .collect::<Vec<_>>();
     format!(
-        "{{\n  \"env\": {{{}}},\n  \"extra_vars\": {EXTRA_VARS},\n  \"runs\": {{\"hello\": {HELLO_RUNS}, \"python3\": {PYTHON_RUNS}}},\n  \"targets\": {{{}}},\n  \"builds\": {{\n{}\n  }}\n}}\n",
+        "{{\n  \"environments\": {{{}}},\n  \"extra_vars\": {EXTRA_VARS},\n  \"runs\": {{\"hello\": {HELLO_RUNS}, \"python3\": {PYTHON_RUNS}}},\n  \"targets\": {{{}}},\n  \"builds\": {{\n{}\n  }}\n}}\n",
         env.join(", "),
         targets.join(", "),
         builds_json.join(",\n")

@@ -6,22 +6,30 @@ use std::process::Command;
 use crate::elfcheck;
 use crate::util::{self, project_root, Result};
 
-/// Builds the release shim with the given compiled-in defaults (None: the NixOS ones) into its own
-/// target directory, verifies it and returns its path.
+/// Builds the release shim with the given compiled-in defaults (None: the NixOS ones), verifies it
+/// and returns its path, `target/dist/NAME`. A build with other defaults goes to
+/// `target/variant`.
 pub fn shim(defaults: Option<(&str, &str)>, name: &str) -> Result<PathBuf> {
+    shim_in(defaults, name, "variant")
+}
+
+/// As [`shim`], with a build with other defaults in `target/VARIANT_DIR`: each set of defaults
+/// keeps its own target directory, so that one does not rebuild over another.
+pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) -> Result<PathBuf> {
     let root = project_root();
     let target_dir = root.join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld"]);
-    if let Some((loader, libs)) = defaults {
+    let built_dir = if let Some((loader, libs)) = defaults {
         cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs);
-        // A separate target directory keeps the variant from invalidating the main build.
-        cmd.arg("--target-dir").arg(target_dir.join("variant"));
+        cmd.arg("--target-dir").arg(target_dir.join(variant_dir));
+        target_dir.join(variant_dir)
     } else {
         cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH");
-    }
+        target_dir.clone()
+    };
     util::run(&mut cmd)?;
-    let built = if defaults.is_some() { target_dir.join("variant/release/nix-ld") } else { target_dir.join("release/nix-ld") };
+    let built = built_dir.join("release/nix-ld");
     let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
     elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
     let dist = target_dir.join("dist");

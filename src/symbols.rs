@@ -1,0 +1,359 @@
+//! Finding a symbol in an object ld.so has loaded, through the link map and each object's GNU hash
+//! table: how the entry trampoline finds libc's `__environ`.
+//!
+//! Everything is read through [`Memory`], so the lookup is a plain function: the shim reads the
+//! process's memory, the tests read ELF files. Every loop is bounded and every read is a value, not
+//! trusted: a malformed table ends the lookup with `None`.
+
+/// Reads of the memory the objects are loaded in. `None` means "not readable".
+pub trait Memory {
+    fn u64_at(&self, address: usize) -> Option<u64>;
+    fn u32_at(&self, address: usize) -> Option<u32>;
+    fn u8_at(&self, address: usize) -> Option<u8>;
+
+    fn word_at(&self, address: usize) -> Option<usize> {
+        self.u64_at(address).map(|w| w as usize)
+    }
+}
+
+pub const DT_NULL: u64 = 0;
+pub const DT_STRTAB: u64 = 5;
+pub const DT_SYMTAB: u64 = 6;
+pub const DT_DEBUG: u64 = 21;
+pub const DT_GNU_HASH: u64 = 0x6fff_fef5;
+pub const PT_DYNAMIC: u32 = 2;
+pub const PT_PHDR: u32 = 6;
+
+/// More entries than any real dynamic section has; a longer one is not trusted.
+const MAX_DYNAMIC: usize = 512;
+/// More objects than a process loads in practice.
+const MAX_OBJECTS: usize = 4096;
+/// A hash chain longer than this is not a real one.
+const MAX_CHAIN: usize = 1 << 16;
+
+/// The GNU hash of `name` (the `DT_GNU_HASH` function: h = h * 33 + c, from 5381).
+pub const fn gnu_hash(name: &[u8]) -> u32 {
+    let mut h: u32 = 5381;
+    let mut i = 0;
+    while i < name.len() {
+        h = h.wrapping_mul(33).wrapping_add(name[i] as u32);
+        i += 1;
+    }
+    h
+}
+
+/// A symbol name and its hash, computed at compile time.
+#[derive(Clone, Copy)]
+pub struct Name {
+    pub bytes: &'static [u8],
+    pub hash: u32,
+}
+
+impl Name {
+    pub const fn new(bytes: &'static [u8]) -> Name {
+        Name { bytes, hash: gnu_hash(bytes) }
+    }
+}
+
+/// The tables of one object, as addresses.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub gnu_hash: usize,
+    pub symtab: usize,
+    pub strtab: usize,
+    /// Where `DT_DEBUG`'s value is (ld.so writes the address of its `r_debug` there).
+    pub debug: usize,
+}
+
+/// An address from the dynamic section: ld.so relocates most of them in place, but not those of an
+/// object whose dynamic section is read-only (the vDSO, some linkers' output), which stay offsets
+/// from the load bias. A relocated address is never below the bias.
+fn absolute(value: usize, bias: usize) -> usize {
+    if value < bias {
+        value.wrapping_add(bias)
+    } else {
+        value
+    }
+}
+
+/// Reads the tables of the object whose dynamic section is at `dynamic`, loaded at `bias`, and,
+/// with `debug`, where its `DT_DEBUG` is. Linkers put the tables near the start of the section, so
+/// the scan stops once it has them: every program start looks at a few objects, and each entry it
+/// passes costs a few instructions (small tags are sorted out with one bit test).
+pub fn tables(mem: &impl Memory, dynamic: usize, bias: usize, debug: bool) -> Option<Tables> {
+    const SMALL_TAGS: u32 = 1 << DT_NULL | 1 << DT_STRTAB | 1 << DT_SYMTAB | 1 << DT_DEBUG;
+    let mut t = Tables::default();
+    // Bit 0: the hash table, 1: the symbol table, 2: the string table, 3: DT_DEBUG.
+    let want = if debug { 0b1111 } else { 0b0111 };
+    let mut found = 0u32;
+    let mut at = dynamic;
+    for _ in 0..MAX_DYNAMIC {
+        let tag = mem.u64_at(at)?;
+        let (bit, field) = if tag < 32 {
+            if SMALL_TAGS & (1 << tag) == 0 {
+                at = at.wrapping_add(16);
+                continue;
+            }
+            match tag {
+                DT_NULL => return Some(t),
+                DT_SYMTAB => (0b0010, &mut t.symtab),
+                DT_STRTAB => (0b0100, &mut t.strtab),
+                _ => {
+                    t.debug = at.wrapping_add(8);
+                    (0b1000, &mut t.debug)
+                }
+            }
+        } else if tag == DT_GNU_HASH {
+            (0b0001, &mut t.gnu_hash)
+        } else {
+            at = at.wrapping_add(16);
+            continue;
+        };
+        if bit != 0b1000 {
+            *field = absolute(mem.word_at(at.wrapping_add(8))?, bias);
+        }
+        found |= bit;
+        if found & want == want {
+            return Some(t);
+        }
+        at = at.wrapping_add(16);
+    }
+    None
+}
+
+/// The address of `name` if the object defines it (a defined symbol whose GNU hash and name match).
+pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<usize> {
+    if t.gnu_hash == 0 || t.symtab == 0 || t.strtab == 0 {
+        return None;
+    }
+    let h = name.hash;
+    let nbuckets = mem.u32_at(t.gnu_hash)? as usize;
+    let symoffset = mem.u32_at(t.gnu_hash + 4)? as usize;
+    let bloom_size = mem.u32_at(t.gnu_hash + 8)? as usize;
+    let bloom_shift = mem.u32_at(t.gnu_hash + 12)?;
+    // The bloom filter's size is a power of two (glibc relies on it too).
+    if nbuckets == 0 || !bloom_size.is_power_of_two() {
+        return None;
+    }
+    let bloom = t.gnu_hash + 16;
+    let word = mem.u64_at(bloom + 8 * ((h as usize / 64) & (bloom_size - 1)))?;
+    let mask = (1u64 << (h % 64)) | (1u64 << ((h >> (bloom_shift % 32)) % 64));
+    if word & mask != mask {
+        return None;
+    }
+    let buckets = bloom + 8 * bloom_size;
+    let chains = buckets + 4 * nbuckets;
+    let mut index = mem.u32_at(buckets + 4 * (h as usize % nbuckets))? as usize;
+    if index < symoffset {
+        return None;
+    }
+    for _ in 0..MAX_CHAIN {
+        let chain = mem.u32_at(chains + 4 * (index - symoffset))?;
+        if chain | 1 == h | 1 {
+            let sym = t.symtab + 24 * index;
+            let shndx = mem.u32_at(sym + 4)? >> 16;
+            if shndx != 0 && names_match(mem, t.strtab + mem.u32_at(sym)? as usize, name.bytes) {
+                return Some(bias.wrapping_add(mem.word_at(sym + 8)?));
+            }
+        }
+        if chain & 1 != 0 {
+            return None;
+        }
+        index += 1;
+    }
+    None
+}
+
+fn names_match(mem: &impl Memory, at: usize, name: &[u8]) -> bool {
+    name.iter().enumerate().all(|(i, &b)| mem.u8_at(at + i) == Some(b)) && mem.u8_at(at + name.len()) == Some(0)
+}
+
+/// The program's load bias and dynamic section, from its program headers (AT_PHDR, AT_PHNUM).
+pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(usize, usize)> {
+    let mut bias = None;
+    let mut dynamic = None;
+    for i in 0..phnum.min(MAX_DYNAMIC) {
+        let at = phdr + 56 * i;
+        let vaddr = mem.word_at(at + 16)?;
+        match mem.u32_at(at)? {
+            PT_PHDR => bias = Some(phdr.wrapping_sub(vaddr)),
+            PT_DYNAMIC => dynamic = Some(vaddr),
+            _ => {}
+        }
+    }
+    let bias = bias?;
+    Some((bias, bias.wrapping_add(dynamic?)))
+}
+
+/// The first definition of `name` in the objects ld.so has loaded, in the order of its link map
+/// (the program first), which is the order it binds symbols in. `program` is the program's
+/// tables, whose `DT_DEBUG` leads to ld.so's `r_debug` and from there to the link map.
+pub fn find_loaded(mem: &impl Memory, program_bias: usize, program: &Tables, name: Name) -> Option<usize> {
+    if program.debug == 0 {
+        return None;
+    }
+    let r_debug = mem.word_at(program.debug)?;
+    // struct r_debug { int r_version; struct link_map *r_map; ... }
+    let mut map = mem.word_at(r_debug.checked_add(8)?)?;
+    let mut first = true;
+    for _ in 0..MAX_OBJECTS {
+        if map == 0 {
+            return None;
+        }
+        // struct link_map { l_addr, l_name, l_ld, l_next, l_prev }: the public part of glibc's.
+        let bias = mem.word_at(map)?;
+        let found = if first {
+            lookup(mem, program_bias, program, name)
+        } else {
+            tables(mem, mem.word_at(map + 16)?, bias, false).and_then(|t| lookup(mem, bias, &t, name))
+        };
+        if found.is_some() {
+            return found;
+        }
+        first = false;
+        map = mem.word_at(map + 24)?;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF file's bytes seen at the addresses its PT_LOAD segments give them, loaded at `bias`.
+    struct Loaded {
+        file: Vec<u8>,
+        bias: usize,
+        /// (vaddr, offset, filesz, memsz)
+        segments: Vec<(usize, usize, usize, usize)>,
+        /// Where the dynamic section is.
+        dynamic: usize,
+    }
+
+    impl Loaded {
+        fn new(path: &str, bias: usize) -> Loaded {
+            let file = std::fs::read(path).unwrap();
+            let u = |at: usize, n: usize| file[at..at + n].iter().rev().fold(0usize, |v, &b| v << 8 | b as usize);
+            let (phoff, phnum) = (u(32, 8), u(56, 2));
+            let mut segments = Vec::new();
+            let mut dynamic = 0;
+            for i in 0..phnum {
+                let at = phoff + 56 * i;
+                let (kind, offset, vaddr, filesz, memsz) = (u(at, 4), u(at + 8, 8), u(at + 16, 8), u(at + 32, 8), u(at + 40, 8));
+                if kind == 1 {
+                    segments.push((vaddr, offset, filesz, memsz));
+                }
+                if kind == 2 {
+                    dynamic = vaddr + bias;
+                }
+            }
+            Loaded { file, bias, segments, dynamic }
+        }
+
+        fn bytes(&self, address: usize, n: usize) -> Option<&[u8]> {
+            let vaddr = address.checked_sub(self.bias)?;
+            let &(start, offset, filesz, _) = self.segments.iter().find(|&&(v, _, _, m)| vaddr >= v && vaddr + n <= v + m)?;
+            let at = vaddr - start;
+            (at + n <= filesz).then(|| &self.file[offset + at..offset + at + n])
+        }
+    }
+
+    impl Memory for Loaded {
+        fn u64_at(&self, a: usize) -> Option<u64> {
+            self.bytes(a, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        }
+        fn u32_at(&self, a: usize) -> Option<u32> {
+            self.bytes(a, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        }
+        fn u8_at(&self, a: usize) -> Option<u8> {
+            self.bytes(a, 1).map(|b| b[0])
+        }
+    }
+
+    fn libc() -> Option<String> {
+        // The test machine's libc; the Nix build gives its own glibc's path in NIX_LD's directory.
+        let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64"];
+        let from_loader = std::env::var("NIX_LD").ok().and_then(|l| std::path::Path::new(&l).parent().map(|d| d.display().to_string()));
+        from_loader.into_iter().chain(dirs.iter().map(|d| d.to_string())).map(|d| format!("{d}/libc.so.6")).find(|p| std::path::Path::new(p).exists())
+    }
+
+    /// The dynamic symbols `nm -D` lists as defined in `path`, with their values.
+    fn nm_defined(path: &str) -> Vec<(String, usize)> {
+        let out = std::process::Command::new("nm").args(["-D", "--defined-only", path]).output().expect("nm (binutils) is needed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let value = usize::from_str_radix(f.next()?, 16).ok()?;
+                let name = f.nth(1)?.split('@').next()?.to_string();
+                Some((name, value))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_hash_is_the_gnu_one() {
+        // 5381 for the empty name, as the function is defined; the others are known values.
+        assert_eq!(gnu_hash(b""), 0x0000_1505);
+        assert_eq!(gnu_hash(b"printf"), 0x156b_2bb8);
+        assert_eq!(gnu_hash(b"exit"), 0x7c96_7e3f);
+        assert_eq!(gnu_hash(b"syscall"), 0xbac2_12a0);
+    }
+
+    #[test]
+    fn every_symbol_of_libc_is_found_where_nm_says_and_others_are_not() {
+        let Some(path) = libc() else { panic!("no libc.so.6 found to read") };
+        let bias = 0x7f00_0000_0000;
+        let loaded = Loaded::new(&path, bias);
+        let t = tables(&loaded, loaded.dynamic, bias, false).expect("libc's dynamic section");
+        assert_eq!(t, tables(&loaded, loaded.dynamic, bias, true).unwrap(), "a shared library has no DT_DEBUG");
+        let defined = nm_defined(&path);
+        assert!(defined.len() > 1000, "nm listed {} symbols", defined.len());
+        for (name, value) in &defined {
+            let bytes: &'static [u8] = Box::leak(name.clone().into_bytes().into_boxed_slice());
+            let found = lookup(&loaded, bias, &t, Name::new(bytes));
+            // Several versions of one name (memcpy@GLIBC_2.2.5 and @GLIBC_2.14) share the name:
+            // any of their values is a right answer.
+            let values: Vec<usize> = defined.iter().filter(|(n, _)| n == name).map(|(_, v)| bias + v).collect();
+            assert!(found.is_some_and(|f| values.contains(&f)), "{name}: found {found:x?}, nm says {value:x}");
+        }
+        for missing in [&b"no_such_symbol"[..], b"environ_", b"__enviro", b"main"] {
+            assert_eq!(lookup(&loaded, bias, &t, Name::new(missing)), None);
+        }
+        let environ = defined.iter().find(|(n, _)| n == "__environ").expect("libc defines __environ").1;
+        assert_eq!(lookup(&loaded, bias, &t, Name::new(b"__environ")), Some(bias + environ));
+    }
+
+    #[test]
+    fn unrelocated_table_addresses_are_taken_from_the_bias() {
+        assert_eq!(absolute(0x1000, 0x7f00_0000_0000), 0x7f00_0000_1000);
+        assert_eq!(absolute(0x7f00_0000_1000, 0x7f00_0000_0000), 0x7f00_0000_1000);
+        assert_eq!(absolute(0x1000, 0), 0x1000);
+    }
+
+    /// Memory that reads as a fixed pattern everywhere: a lookup over garbage must end.
+    struct Garbage(u64);
+    impl Memory for Garbage {
+        fn u64_at(&self, a: usize) -> Option<u64> {
+            Some(self.0 ^ a as u64)
+        }
+        fn u32_at(&self, a: usize) -> Option<u32> {
+            Some((self.0 ^ a as u64) as u32)
+        }
+        fn u8_at(&self, a: usize) -> Option<u8> {
+            Some((self.0 ^ a as u64) as u8)
+        }
+    }
+
+    #[test]
+    fn garbage_tables_end_the_lookup() {
+        for seed in [0, 1, 0xffff_ffff, 0x1234_5678_9abc_def0, u64::MAX] {
+            let mem = Garbage(seed);
+            let t = Tables { gnu_hash: 0x1000, symtab: 0x2000, strtab: 0x3000, debug: 0x4000 };
+            let _ = lookup(&mem, 0, &t, Name::new(b"__environ"));
+            let _ = tables(&mem, 0x5000, 0, true);
+            let _ = find_loaded(&mem, 0, &t, Name::new(b"__environ"));
+            let _ = program_dynamic(&mem, 0x6000, 13);
+        }
+    }
+}

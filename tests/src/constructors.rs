@@ -1,0 +1,145 @@
+//! Library constructors that edit the environment: the program and its children end up with exactly
+//! the environment a direct start gives them, and nothing crashes.
+//!
+//! Constructors of LD_PRELOAD and DT_NEEDED libraries run inside ld.so, before the shim's entry
+//! trampoline, while ld.so's `LD_LIBRARY_PATH` entry is in place. Each scenario below runs the same
+//! program twice, once through the shim and once through the real loader directly, with the same
+//! environment and the same libraries, and compares everything the program and its child see.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+struct Setup {
+    dir: PathBuf,
+    through_shim: PathBuf,
+    direct: PathBuf,
+    preload: PathBuf,
+    /// An existing directory for `LD_LIBRARY_PATH` and `NIX_LD_LIBRARY_PATH`.
+    lib: PathBuf,
+    user_lib: PathBuf,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+/// Builds the two edit libraries and the program (linked against one of them, found by RUNPATH),
+/// once with the shim as interpreter and once with the real loader. The shim is the one whose
+/// compiled-in defaults point into `defaults_dir()`, so that a start with no variable at all
+/// (`env -i`) still edits the environment.
+fn setup(test: &str) -> Setup {
+    let guard = defaults_lock();
+    let dir = scratch(test);
+    let lib = greet_library(&dir);
+    let user_lib = dir.join("user-lib");
+    std::fs::create_dir_all(&user_lib).unwrap();
+    let build_lib = |name: &str, var: &str| {
+        let out = dir.join(name);
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1"])
+            .arg(format!("-DENVEDIT_VAR=\"{var}\""))
+            .arg("-o")
+            .arg(&out)
+            .arg(fixtures().join("envedit.c"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build {name}");
+        out
+    };
+    let preload = build_lib("libenvedit_a.so", "ENVEDIT_A");
+    build_lib("libenvedit_b.so", "ENVEDIT_B");
+    let link = [format!("-L{}", dir.display()), "-lenvedit_b".into(), format!("-Wl,-rpath,{}", dir.display()), "-Wl,-e,fixture_entry".into()];
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let through_shim = compile(&dir, "envdump.c", "envdump-shim", &defaults_shim(), &link);
+    let direct = compile(&dir, "envdump.c", "envdump-direct", &system_loader(), &link);
+    let defaults = defaults_dir();
+    let _ = std::fs::remove_dir_all(&defaults);
+    std::fs::create_dir_all(&defaults).unwrap();
+    std::os::unix::fs::symlink(system_loader(), defaults.join("ld.so")).unwrap();
+    std::os::unix::fs::symlink(&lib, defaults.join("lib")).unwrap();
+    Setup { dir, through_shim, direct, preload, lib, user_lib, _guard: guard }
+}
+
+/// The environments of the four library-variable cases and of a start with nothing to borrow.
+fn cases(s: &Setup) -> Vec<(&'static str, Vec<(String, String)>)> {
+    let loader = ("NIX_LD".to_string(), system_loader().display().to_string());
+    let user = ("LD_LIBRARY_PATH".to_string(), s.user_lib.display().to_string());
+    let nix = ("NIX_LD_LIBRARY_PATH".to_string(), s.lib.display().to_string());
+    let a = ("A".to_string(), "1".to_string());
+    vec![
+        ("NIX_LD only (compiled-in library directory)", vec![loader.clone(), a.clone()]),
+        ("NIX_LD and the user's LD_LIBRARY_PATH", vec![loader.clone(), user.clone(), a.clone()]),
+        ("NIX_LD and NIX_LD_LIBRARY_PATH", vec![loader.clone(), nix.clone(), a.clone()]),
+        ("both library variables", vec![a.clone(), user, loader, nix]),
+        ("no variable of ours (env -i)", vec![a]),
+    ]
+}
+
+/// Runs `program` with exactly `env` plus the preload and the edit lists.
+fn run(s: &Setup, program: &Path, env: &[(String, String)], edits: (&str, &str)) -> Output {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().current_dir(&s.dir);
+    cmd.env("LD_PRELOAD", &s.preload);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("ENVEDIT_A", edits.0).env("ENVEDIT_B", edits.1);
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// What a run showed, readable in a failure message.
+fn shown(out: &Output) -> String {
+    let parts: Vec<String> = out
+        .stdout
+        .split(|&b| b == 1)
+        .map(|part| part.split(|&b| b == 0).filter(|e| !e.is_empty()).map(|e| String::from_utf8_lossy(e).into_owned()).collect::<Vec<_>>().join(" | "))
+        .collect();
+    format!("status {:?}\n      environ: {}\n  entry stack: {}\n       layout: {}\n        child: {}\n       stderr: {}",
+        out.status,
+        parts.first().map_or("", String::as_str),
+        parts.get(1).map_or("", String::as_str),
+        parts.get(2).map_or("", String::as_str),
+        parts.get(3).map_or("", String::as_str),
+        stderr(out).trim())
+}
+
+/// Every edit the contract covers: the program must end up as a direct start leaves it.
+const EDITS: &[(&str, &str)] = &[
+    ("u A", ""),
+    ("u LD_PRELOAD", ""),
+    ("u LD_LIBRARY_PATH", ""),
+    ("u NIX_LD", ""),
+    ("u ENVEDIT_A", ""),
+    ("s NEW=1", ""),
+    ("s A=2", ""),
+    ("p NEW=2", ""),
+    ("p A=3", ""),
+    ("s NIX_LD_LIBRARY_PATH=/elsewhere", ""),
+    ("c", ""),
+    ("c;s X=1", ""),
+    ("r;s NEW=1", ""),
+    ("u A;s NEW=1;u LD_PRELOAD", ""),
+    ("s NEW=1;u A;u LD_LIBRARY_PATH;s NEW2=2", ""),
+    ("u A", "s NEW=1"),
+    ("s NEW=1", "u LD_LIBRARY_PATH"),
+    ("u LD_PRELOAD", "u A;p NEW=3"),
+];
+
+#[test]
+fn constructors_that_edit_the_environment_leave_it_as_a_direct_start_does() {
+    let s = setup("constructors-edit");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (case, env) in cases(&s) {
+        for &edits in EDITS {
+            let want = run(&s, &s.direct, &env, edits);
+            assert!(want.status.success(), "{case}, {edits:?}: the direct start fails: {}", shown(&want));
+            assert!(want.stdout.split(|&b| b == 1).count() == 5, "{case}, {edits:?}: incomplete output: {}", shown(&want));
+            let got = run(&s, &s.through_shim, &env, edits);
+            compared += 1;
+            if got.status.code() != want.status.code() || got.stdout != want.stdout {
+                failures.push(format!("{case}, edits {edits:?}:\n  direct:\n    {}\n  through the shim:\n    {}", shown(&want), shown(&got)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {compared} starts differ from a direct start:\n\n{}", failures.len(), failures.join("\n\n"));
+}
