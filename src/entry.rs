@@ -132,6 +132,5 @@ impl Memory for Process {
 /// object defines it in a GNU hash table.
 fn find_environ(phdr: usize, phnum: usize) -> Option<*mut *mut usize> {
     let (bias, dynamic) = symbols::program_dynamic(&Process, phdr, phnum)?;
-    let program = symbols::tables(&Process, dynamic, bias, true)?;
-    symbols::find_loaded(&Process, bias, &program, ENVIRON).map(|a| a as *mut *mut usize)
+    symbols::find_loaded(&Process, bias, dynamic, ENVIRON).map(|a| a as *mut *mut usize)
 }

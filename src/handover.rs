@@ -235,8 +235,8 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         out.copy(first.as_ptr() as *const usize, first.len());
         if let Mode::Command { library_path: Some(search) } = plan.mode {
             let (option, path) = string_bytes.split_at_mut(LIBRARY_PATH_OPTION.len());
-            nix_ld::copy::copy(option, LIBRARY_PATH_OPTION);
-            let len = search.write(path);
+            mem::copy_into(option, LIBRARY_PATH_OPTION);
+            let len = search.write_with(path, mem::copy_into);
             path[len] = 0;
             out.push(option.as_ptr() as usize);
             out.push(path.as_ptr() as usize);
@@ -246,7 +246,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         out.push(0);
     }
     let edit = plan.edit();
-    let entry_len = edit.map_or(0, |edit| write_entry(&edit, string_bytes));
+    let entry_len = edit.map_or(0, |edit| edit.write_entry_with(string_bytes, mem::copy_into));
     // SAFETY: see above.
     let env_copy = unsafe { out.copy(env.as_ptr() as *const usize, env.len()) };
     let (mut slot, mut original) = (env.len(), 0);
@@ -296,30 +296,6 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     }
     // SAFETY: the block is complete and lies above everything ld.so will push.
     unsafe { arch::jump(plan.loader.entry, plan.block_at as *const usize) }
-}
-
-/// Writes `LD_LIBRARY_PATH=…` and a NUL into `out` (`entry_room() + 1` bytes) and returns its
-/// length without the NUL. The common case, whole inputs, is copied with string instructions;
-/// the general merge writes byte slices piece by piece, several times the instructions.
-fn write_entry(edit: &EnvEdit, out: &mut [u8]) -> usize {
-    let Some((user, nix)) = edit.path.joined() else { return edit.write_entry(out) };
-    let mut len = 0;
-    let mut put = |bytes: &[u8]| {
-        // Never short: `entry_room` counts both inputs, a colon and the name with its '='.
-        let Some(to) = out.get_mut(len..len + bytes.len()) else { arch::trap() };
-        // SAFETY: `to` has exactly `bytes.len()` bytes; the two do not overlap (ours and the
-        // kernel's or compiled-in strings).
-        unsafe { mem::copy_bytes(to.as_mut_ptr(), bytes.as_ptr(), bytes.len()) };
-        len += bytes.len();
-    };
-    put(b"LD_LIBRARY_PATH=");
-    if let Some(user) = user {
-        put(user);
-        put(b":");
-    }
-    put(nix);
-    put(b"\0");
-    len - 1
 }
 
 fn log_path(log: Log, what: &[u8], path: &[u8]) {

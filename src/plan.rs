@@ -127,10 +127,15 @@ impl EnvEdit<'_> {
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_room() + 1` bytes, and
     /// returns the string's length without the NUL.
     pub fn write_entry(&self, out: &mut [u8]) -> usize {
+        self.write_entry_with(out, crate::copy::copy)
+    }
+
+    /// [`EnvEdit::write_entry`], copying with `copy` (see `SearchPath::write_with`).
+    pub fn write_entry_with(&self, out: &mut [u8], copy: impl Fn(&mut [u8], &[u8])) -> usize {
         let name = envscan::LD_LIBRARY_PATH.len();
-        crate::copy::copy(out, envscan::LD_LIBRARY_PATH);
+        copy(out, envscan::LD_LIBRARY_PATH);
         out[name] = b'=';
-        let len = name + 1 + self.path.write(&mut out[name + 1..]);
+        let len = name + 1 + self.path.write_with(&mut out[name + 1..], copy);
         out[len] = 0;
         len
     }

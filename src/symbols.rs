@@ -80,6 +80,7 @@ fn absolute(value: usize, bias: usize) -> usize {
 /// with `debug`, where its `DT_DEBUG` is. Linkers put the tables near the start of the section, so
 /// the scan stops once it has them: every program start looks at a few objects, and each entry it
 /// passes costs a few instructions (small tags are sorted out with one bit test).
+#[inline]
 pub fn tables(mem: &impl Memory, dynamic: usize, bias: usize, debug: bool) -> Option<Tables> {
     const SMALL_TAGS: u32 = 1 << DT_NULL | 1 << DT_STRTAB | 1 << DT_SYMTAB | 1 << DT_DEBUG;
     let mut t = Tables::default();
@@ -122,6 +123,7 @@ pub fn tables(mem: &impl Memory, dynamic: usize, bias: usize, debug: bool) -> Op
 }
 
 /// The address of `name` if the object defines it (a defined symbol whose GNU hash and name match).
+#[inline]
 pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<usize> {
     if t.gnu_hash == 0 || t.symtab == 0 || t.strtab == 0 {
         return None;
@@ -186,32 +188,34 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(
 }
 
 /// The first definition of `name` in the objects ld.so has loaded, in the order of its link map
-/// (the program first), which is the order it binds symbols in. `program` is the program's
-/// tables, whose `DT_DEBUG` leads to ld.so's `r_debug` and from there to the link map.
-pub fn find_loaded(mem: &impl Memory, program_bias: usize, program: &Tables, name: Name) -> Option<usize> {
-    if program.debug == 0 {
-        return None;
-    }
-    let r_debug = mem.word_at(program.debug)?;
-    // struct r_debug { int r_version; struct link_map *r_map; ... }
-    let mut map = mem.word_at(r_debug.checked_add(8)?)?;
-    let mut first = true;
+/// (the program first), which is the order it binds symbols in. The program (loaded at
+/// `program_bias`, its dynamic section at `program_dynamic`) leads there: its `DT_DEBUG` holds
+/// ld.so's `r_debug`, which holds the link map.
+pub fn find_loaded(mem: &impl Memory, program_bias: usize, program_dynamic: usize, name: Name) -> Option<usize> {
+    let (mut bias, mut dynamic) = (program_bias, program_dynamic);
+    // The program's entry in the link map, once found.
+    let mut map = 0;
     for _ in 0..MAX_OBJECTS {
+        // One call site each, so both are inlined: every start that appended an entry comes here.
+        let t = tables(mem, dynamic, bias, map == 0);
+        if let Some(found) = t.and_then(|t| lookup(mem, bias, &t, name)) {
+            return Some(found);
+        }
+        if map == 0 {
+            // struct r_debug { int r_version; struct link_map *r_map; ... }
+            let debug = t?.debug;
+            map = mem.word_at(mem.word_at(if debug == 0 { return None } else { debug })?.checked_add(8)?)?;
+            if map == 0 {
+                return None;
+            }
+        }
+        // struct link_map { l_addr, l_name, l_ld, l_next, l_prev }: the public part of glibc's.
+        map = mem.word_at(map + 24)?;
         if map == 0 {
             return None;
         }
-        // struct link_map { l_addr, l_name, l_ld, l_next, l_prev }: the public part of glibc's.
-        let bias = mem.word_at(map)?;
-        let found = if first {
-            lookup(mem, program_bias, program, name)
-        } else {
-            tables(mem, mem.word_at(map + 16)?, bias, false).and_then(|t| lookup(mem, bias, &t, name))
-        };
-        if found.is_some() {
-            return found;
-        }
-        first = false;
-        map = mem.word_at(map + 24)?;
+        bias = mem.word_at(map)?;
+        dynamic = mem.word_at(map + 16)?;
     }
     None
 }
@@ -352,7 +356,7 @@ mod tests {
             let t = Tables { gnu_hash: 0x1000, symtab: 0x2000, strtab: 0x3000, debug: 0x4000 };
             let _ = lookup(&mem, 0, &t, Name::new(b"__environ"));
             let _ = tables(&mem, 0x5000, 0, true);
-            let _ = find_loaded(&mem, 0, &t, Name::new(b"__environ"));
+            let _ = find_loaded(&mem, 0, 0x5000, Name::new(b"__environ"));
             let _ = program_dynamic(&mem, 0x6000, 13);
         }
     }
