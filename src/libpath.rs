@@ -171,9 +171,10 @@ impl<'a> SearchPath<'a> {
         self.write_with(out, crate::copy::copy)
     }
 
-    /// [`SearchPath::write`], copying with `copy` (which has `copy::copy`'s contract): the shim
-    /// passes one made of string instructions, a fraction of the instructions of a safe loop.
-    pub fn write_with(&self, out: &mut [u8], copy: impl Fn(&mut [u8], &[u8])) -> usize {
+    /// [`SearchPath::write`], copying with `copy`, which has the contract of `copy::copy`: the shim
+    /// passes one made of string instructions, a fraction of the instructions of a safe loop. A
+    /// function pointer rather than a generic, so the shim holds one copy of this code.
+    pub fn write_with(&self, out: &mut [u8], copy: fn(&mut [u8], &[u8])) -> usize {
         // The common case, whole inputs, without walking them component by component.
         if let Some((user, nix)) = self.joined() {
             let mut len = 0;

@@ -39,6 +39,7 @@ pub unsafe fn copy_bytes(dest: *mut u8, src: *const u8, n: usize) {
 }
 
 /// Copies `src` to the start of `dst`, as `nix_ld::copy::copy` does, with string instructions.
+#[inline(never)]
 pub fn copy_into(dst: &mut [u8], src: &[u8]) {
     // Never short: the callers reserve room for what they copy.
     let Some(to) = dst.get_mut(..src.len()) else { crate::arch::trap() };

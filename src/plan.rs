@@ -131,7 +131,7 @@ impl EnvEdit<'_> {
     }
 
     /// [`EnvEdit::write_entry`], copying with `copy` (see `SearchPath::write_with`).
-    pub fn write_entry_with(&self, out: &mut [u8], copy: impl Fn(&mut [u8], &[u8])) -> usize {
+    pub fn write_entry_with(&self, out: &mut [u8], copy: fn(&mut [u8], &[u8])) -> usize {
         let name = envscan::LD_LIBRARY_PATH.len();
         copy(out, envscan::LD_LIBRARY_PATH);
         out[name] = b'=';

@@ -36,15 +36,16 @@ pub fn take_out(entries: &mut [usize], hint: usize, ours: usize) -> bool {
         entries[hint] = 0;
         return true;
     }
-    let Some(i) = position(entries, ours) else { return false };
-    let live = i + entries[i..].iter().position(|&e| e == 0).unwrap_or(entries.len() - i);
-    // A loop, not `copy_within`: the shim cannot call `memmove` (see `copy`).
-    for j in i..live - 1 {
-        entries[j] = entries[j + 1];
-        core::hint::black_box(&mut entries[j]);
+    let Some(mut at) = position(entries, ours) else { return false };
+    // unsetenv's own loop: each entry takes the next one's value, up to and including a NULL.
+    loop {
+        let next = entries.get(at + 1).copied().unwrap_or(0);
+        entries[at] = next;
+        if next == 0 {
+            return true;
+        }
+        at += 1;
     }
-    entries[live - 1] = 0;
-    true
 }
 
 /// Where `ours` is in the live part of `entries`.
