@@ -18,7 +18,6 @@ mod loader;
 mod mem;
 mod report;
 mod stack;
-mod status;
 mod sys;
 
 use linux_raw_sys::auxvec;
@@ -39,10 +38,6 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     let log = report::Log::configure(&scan, secure);
     let choice = plan::choose(&scan, secure);
     let interpreter = stack.interpreter;
-    if !interpreter && stack.argc <= 1 {
-        // SAFETY: `choice` comes from plan::choose over the kernel's block.
-        unsafe { status::print(&choice) };
-    }
     report::choice(log, &choice);
     // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
     // default, so the byte after it is readable (plan::choose).

@@ -4,7 +4,7 @@ use crate::defaults;
 use crate::envscan::{self, EnvScan, Found};
 use crate::libpath::SearchPath;
 
-/// Where a setting came from; printed by `NIX_LD_LOG=info` and by the status screen.
+/// Where a setting came from; printed by `NIX_LD_LOG=info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     /// `NIX_LD_x86_64_linux` or `NIX_LD_LIBRARY_PATH_x86_64_linux`.

@@ -14,16 +14,12 @@ use nix_ld::text::{Message, Sink};
 use crate::arch;
 use crate::sys;
 
-/// A file descriptor to print to. One type for stdout and stderr keeps one copy of the
-/// message code in the binary.
+/// A file descriptor to print to.
 pub struct Output(pub i32);
 
 /// Standard error.
 #[allow(non_upper_case_globals)]
 pub const Stderr: Output = Output(2);
-/// Standard output.
-#[allow(non_upper_case_globals)]
-pub const Stdout: Output = Output(1);
 
 impl Sink for Output {
     fn write_all(&mut self, bytes: &[u8]) {
@@ -86,7 +82,7 @@ pub fn choice(log: Log, choice: &Choice<'_>) {
 }
 
 /// Writes the loader and the library path, each on a line after its label, with where it came
-/// from: for `NIX_LD_LOG=info` and for the status screen.
+/// from, for `NIX_LD_LOG=info`.
 pub fn settings(out: Output, loader_label: &[u8], path_label: &[u8], choice: &Choice<'_>) {
     let lines = [
         (loader_label, choice.loader, choice.loader_source.describe(true)),

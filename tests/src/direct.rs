@@ -23,7 +23,7 @@ fn version_matches_the_real_loader() {
 fn verify_matches_the_real_loader() {
     let dir = scratch("direct-verify");
     let prog = compile(&dir, "hello.c", "hello", &system_loader(), &[]);
-    let stat = compile(&dir, "hello.c", "hello-static", &system_loader(), &["-static"]);
+    let stat = static_program(&dir, "static", false);
     std::fs::write(dir.join("text"), "not a program\n").unwrap();
     let loader = system_loader();
     for file in [prog, stat, dir.join("text")] {
@@ -73,14 +73,17 @@ fn running_a_program_through_the_shim_command_applies_the_library_path() {
 }
 
 #[test]
-fn without_arguments_it_reports_its_configuration() {
+fn without_arguments_it_behaves_like_ld_so_and_info_logging_says_what_it_would_use() {
     let loader = system_loader();
-    let out = Command::new(shim()).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", "/a:/b").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(text.contains(&format!("loader:       {} (from NIX_LD)", loader.display())), "{text}");
-    assert!(text.contains("library path: /a:/b (from NIX_LD_LIBRARY_PATH)"), "{text}");
-    let out = Command::new(shim()).env_clear().output().unwrap();
-    assert!(stdout(&out).contains("loader:       /run/current-system/sw/share/nix-ld/lib/ld.so (from the compiled-in default)"));
-    assert_eq!(out.status.code(), Some(127), "the default loader does not exist on this machine");
+    let want = Command::new(&loader).env_clear().output().unwrap();
+    assert!(!want.status.success(), "ld.so without a program fails");
+    let got = Command::new(shim()).env_clear().env("NIX_LD", &loader).output().unwrap();
+    assert_eq!(got.status.code(), want.status.code(), "{}", stderr(&got));
+    let named = |out: &std::process::Output, name: &std::path::Path| stderr(out).replace(name.to_str().unwrap(), "LOADER");
+    assert_eq!(named(&got, &shim()), named(&want, &loader));
+    // What it would use: NIX_LD_LOG=info, the same lines as for any program.
+    let out = Command::new(shim()).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", "/a:/b").env("NIX_LD_LOG", "info").output().unwrap();
+    let text = stderr(&out);
+    assert!(text.contains(&format!("nix-ld: loader {} (from NIX_LD)\n", loader.display())), "{text}");
+    assert!(text.contains("nix-ld: library path /a:/b (from NIX_LD_LIBRARY_PATH)\n"), "{text}");
 }

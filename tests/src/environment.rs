@@ -46,9 +46,9 @@ fn the_environment_is_unchanged_in_all_four_cases() {
     let nix = format!("NIX_LD_LIBRARY_PATH={}", s.lib.display());
     let cases: [Vec<Vec<u8>>; 4] = [
         vec![var(&loader), var("A=1")],
-        vec![var(&loader), var("LD_LIBRARY_PATH=/usr/lib"), var("A=1")],
+        vec![var(&loader), var("LD_LIBRARY_PATH=/nonexistent"), var("A=1")],
         vec![var(&loader), var(&nix), var("A=1")],
-        vec![var("A=1"), var("LD_LIBRARY_PATH=/usr/lib"), var(&loader), var(&nix)],
+        vec![var("A=1"), var("LD_LIBRARY_PATH=/nonexistent"), var(&loader), var(&nix)],
     ];
     for env in &cases {
         assert_exact(&s, env, &[], true);
@@ -76,7 +76,9 @@ fn ld_so_does_see_the_library_path() {
     let s = setup("env-reaches-ld-so", &shim());
     let prog = needs_greet(&s.dir, &s.lib, &shim());
     let loader = system_loader();
-    for user in [None, Some("/usr/lib")] {
+    let user_dir = s.dir.join("user-lib");
+    std::fs::create_dir_all(&user_dir).unwrap();
+    for user in [None, Some(user_dir.to_str().unwrap())] {
         let mut env = vec![("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.lib.to_str().unwrap())];
         if let Some(user) = user {
             env.push(("LD_LIBRARY_PATH", user));
@@ -94,7 +96,7 @@ fn nix_ld_library_path_followed_by_nix_path_is_not_corrupted() {
         var(&format!("NIX_LD={}", system_loader().display())),
         var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display())),
         var("NIX_PATH=nixpkgs=/nix/var/nix/profiles/per-user/root/channels/nixpkgs"),
-        var("PATH=/usr/bin:/bin"),
+        var("PATH=/nix/var/nix/profiles/default/bin:/run/wrappers/bin"),
     ];
     assert_exact(&s, &env, &[], true);
 }
@@ -121,7 +123,7 @@ fn random_env(rng: &mut Rng, loader: &str, lib: &str) -> Vec<Vec<u8>> {
         let value: String = match name {
             "NIX_LD" | "NIX_LD_x86_64_linux" => loader.to_string(),
             "NIX_LD_LIBRARY_PATH" | "NIX_LD_LIBRARY_PATH_x86_64_linux" | "LD_LIBRARY_PATH" => {
-                [lib, "", ":", "/nonexistent", "/usr/lib"][rng.below(5) as usize].to_string()
+                [lib, "", ":", "/nonexistent", "/nonexistent/too"][rng.below(5) as usize].to_string()
             }
             _ => (0..rng.below(20)).map(|_| (b'a' + rng.below(26) as u8) as char).collect(),
         };
@@ -174,14 +176,14 @@ fn large_environments_and_argument_lists_are_unchanged() {
 fn bash_writes_into_its_environment_in_all_four_cases() {
     // bash modifies its environment strings at start-up; a read-only string there crashes it.
     let dir = scratch("bash");
-    let bash = with_interpreter(Path::new("/bin/bash"), &shim(), &dir, "bash");
+    let bash = with_interpreter(&on_path("bash"), &shim(), &dir, "bash");
     let lib = greet_library(&dir);
     let loader = format!("{}", system_loader().display());
     let cases: [Vec<(&str, &str)>; 4] = [
         vec![("NIX_LD", &loader)],
-        vec![("NIX_LD", &loader), ("LD_LIBRARY_PATH", "/usr/lib")],
+        vec![("NIX_LD", &loader), ("LD_LIBRARY_PATH", "/nonexistent")],
         vec![("NIX_LD", &loader), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())],
-        vec![("NIX_LD", &loader), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap()), ("LD_LIBRARY_PATH", "/usr/lib")],
+        vec![("NIX_LD", &loader), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap()), ("LD_LIBRARY_PATH", "/nonexistent")],
     ];
     for env in &cases {
         let out = run_with(&bash, &["-c", "echo hi; echo \"${LD_LIBRARY_PATH-unset}\""], env);

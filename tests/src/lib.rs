@@ -17,6 +17,8 @@ mod loading;
 #[cfg(test)]
 mod privilege;
 #[cfg(test)]
+mod sandbox;
+#[cfg(test)]
 mod system;
 
 pub mod support;

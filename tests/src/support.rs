@@ -1,7 +1,7 @@
 //! Helpers for the execve tests: building fixtures, running them with an exact environment.
 
 use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -32,11 +32,63 @@ pub fn defaults_dir() -> PathBuf {
     env_path("NIX_LD_TEST_DEFAULTS_DIR")
 }
 
-/// This machine's real glibc loader: `NIX_LD` when set (as in the Nix build sandbox, which has no
-/// /lib64), else the distribution's.
+/// This machine's real glibc loader: `NIX_LD` when set, else the interpreter `cc` gives the
+/// programs it links (the Nix build sandbox has no /lib64; its cc names a store path).
 pub fn system_loader() -> PathBuf {
-    let path = std::env::var_os("NIX_LD").map(PathBuf::from).unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+    let path = match std::env::var_os("NIX_LD") {
+        Some(loader) => PathBuf::from(loader),
+        None => toolchain_loader(),
+    };
     path.canonicalize().unwrap_or_else(|e| panic!("no glibc loader at {}: {e}", path.display()))
+}
+
+/// The PT_INTERP that `cc` writes into a program, read from one it links.
+fn toolchain_loader() -> PathBuf {
+    static LOADER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LOADER
+        .get_or_init(|| {
+            let dir = scratch("toolchain-loader");
+            let out = dir.join("probe");
+            check(Command::new("cc").arg("-o").arg(&out).arg(fixtures().join("hello.c")));
+            let bytes = std::fs::read(&out).unwrap();
+            let interp = interpreter_range(&bytes).expect("cc links dynamically linked programs");
+            let path = bytes[interp].split(|&b| b == 0).next().unwrap().to_vec();
+            PathBuf::from(std::ffi::OsString::from_vec(path))
+        })
+        .clone()
+}
+
+/// Where a program's PT_INTERP string lies in its file.
+fn interpreter_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap()) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (phoff, phnum) = (u64_at(32), u16_at(56));
+    let interp = (0..phnum).map(|i| phoff + i * 56).find(|&p| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 3)?;
+    let (offset, size) = (u64_at(interp + 8), u64_at(interp + 32));
+    Some(offset..offset + size)
+}
+
+/// A program found on `PATH`, as a shell would find it: the Nix build has bash and coreutils only
+/// there, not under /bin or /usr/bin.
+pub fn on_path(name: &str) -> PathBuf {
+    let paths = std::env::var_os("PATH").expect("PATH is set");
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+        .canonicalize()
+        .unwrap()
+}
+
+/// A statically linked program that needs no C library (`static_exit.c`), position-independent
+/// or not.
+pub fn static_program(dir: &Path, name: &str, pie: bool) -> PathBuf {
+    let out = dir.join(name);
+    let mut cmd = Command::new("cc");
+    cmd.args(["-static", "-nostdlib", "-fno-stack-protector", "-O1"]);
+    cmd.arg(if pie { "-static-pie" } else { "-no-pie" });
+    check(cmd.arg("-o").arg(&out).arg(fixtures().join("static_exit.c")));
+    out
 }
 
 pub fn fixtures() -> PathBuf {
@@ -136,18 +188,11 @@ pub fn with_interpreter(binary: &Path, interpreter: &Path, dir: &Path, name: &st
     let link = PathBuf::from(format!("/tmp/nxl{}", std::process::id() % 100000));
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(interpreter, &link).unwrap();
-    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) as usize;
-    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
-    let (phoff, phnum) = (u64_at(&bytes, 32), u16_at(&bytes, 56));
-    let interp = (0..phnum)
-        .map(|i| phoff + i * 56)
-        .find(|&p| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 3)
-        .expect("a dynamically linked program");
-    let (offset, size) = (u64_at(&bytes, interp + 8), u64_at(&bytes, interp + 32));
+    let interp = interpreter_range(&bytes).expect("a dynamically linked program");
     let path = link.as_os_str().as_bytes();
-    assert!(path.len() < size, "symlink path too long for PT_INTERP");
-    bytes[offset..offset + size].fill(0);
-    bytes[offset..offset + path.len()].copy_from_slice(path);
+    assert!(path.len() < interp.len(), "symlink path too long for PT_INTERP");
+    bytes[interp.clone()].fill(0);
+    bytes[interp.start..interp.start + path.len()].copy_from_slice(path);
     let out = dir.join(name);
     std::fs::write(&out, bytes).unwrap();
     std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

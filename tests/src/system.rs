@@ -12,7 +12,7 @@ fn without_addresses(s: &str) -> String {
 
 /// Runs `argv` in a private mount namespace where /lib64 holds only the shim, so every dynamically
 /// linked program of this distribution goes through it (with NIX_LD naming the real loader).
-fn through_shim(lib64: &Path, argv: &[&str], log: bool) -> Output {
+fn root_through_shim(lib64: &Path, argv: &[&str], log: bool) -> Output {
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /lib64 && exec \"$@\""])
         .arg(lib64)
@@ -26,7 +26,7 @@ fn through_shim(lib64: &Path, argv: &[&str], log: bool) -> Output {
     cmd.output().unwrap()
 }
 
-fn direct(argv: &[&str]) -> Output {
+fn root_direct(argv: &[&str]) -> Output {
     Command::new(argv[0]).args(&argv[1..]).env_remove("NIX_LD_LIBRARY_PATH").env_remove("LD_LIBRARY_PATH").output().unwrap()
 }
 
@@ -42,7 +42,7 @@ fn root_the_distribution_runs_unchanged_through_the_shim() {
     let (src, obj) = (src.to_str().unwrap(), obj.to_str().unwrap());
 
     // Proof that programs really go through the shim in the namespace.
-    let out = through_shim(&lib64, &["/bin/true"], true);
+    let out = root_through_shim(&lib64, &["/bin/true"], true);
     assert!(out.status.success());
     assert!(stderr(&out).contains("nix-ld: loader /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 (from NIX_LD)"), "{}", stderr(&out));
 
@@ -55,9 +55,9 @@ fn root_the_distribution_runs_unchanged_through_the_shim() {
         vec!["/usr/bin/ldd", "/bin/true"],
     ];
     for argv in &commands {
-        let want = direct(argv);
+        let want = root_direct(argv);
         assert!(want.status.success(), "{argv:?} fails even without the shim: {}", stderr(&want));
-        let got = through_shim(&lib64, argv, false);
+        let got = root_through_shim(&lib64, argv, false);
         assert_eq!(got.status.code(), want.status.code(), "{argv:?}: {}", stderr(&got));
         assert_eq!(without_addresses(&stdout(&got)), without_addresses(&stdout(&want)), "{argv:?}");
         assert_eq!(stderr(&got), stderr(&want), "{argv:?}");
@@ -89,7 +89,9 @@ fn the_process_looks_the_same_from_inside() {
         stdout(&want).lines().skip(1).collect::<Vec<_>>(),
         ["writable and executable mappings: 0", "thread saw tls 8, main sees 7", "exceptions work"]
     );
-    for env in [vec![], vec![("NIX_LD_LIBRARY_PATH", "/usr/lib")]] {
+    let libs = dir.join("lib");
+    std::fs::create_dir_all(&libs).unwrap();
+    for env in [vec![], vec![("NIX_LD_LIBRARY_PATH", libs.to_str().unwrap())]] {
         let mut env = env;
         env.push(("NIX_LD", loader.to_str().unwrap()));
         let got = run_with(&shimmed, &[], &env);

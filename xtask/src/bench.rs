@@ -53,7 +53,7 @@ const MAX_OVERHEAD_SMALL_ENV: f64 = 2_500.0;
 const MAX_OVERHEAD_MANY_VARS: f64 = 20_000.0;
 const MAX_OVERHEAD_NO_EDIT: f64 = 2_000.0;
 const MAX_SPAWN_P10_RATIO: f64 = 1.03;
-const MAX_MAPPED: f64 = 16.0 * 1024.0;
+const MAX_MAPPED: f64 = elfcheck::MAX_MAPPED as f64;
 
 pub fn run(args: &[String]) -> Result<()> {
     let compare = parse_args(args)?;

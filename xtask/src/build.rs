@@ -44,10 +44,21 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
 
 pub fn run() -> Result<PathBuf> {
     let path = shim(None, "nix-ld")?;
-    let facts = elfcheck::verify(&std::fs::read(&path).map_err(|e| e.to_string())?)?;
-    eprintln!(
-        "verified: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations; {} bytes mapped, {} bytes on disk",
-        facts.mapped, facts.file_size
-    );
+    verify_file(&path)?;
     Ok(path)
+}
+
+/// Checks a shim file (the one just built, or one installed by the Nix package) and says what
+/// holds.
+pub fn verify_file(path: &std::path::Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let facts = elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "verified {}: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, at most {} bytes mapped; {} bytes mapped, {} bytes on disk",
+        path.display(),
+        elfcheck::MAX_MAPPED,
+        facts.mapped,
+        facts.file_size
+    );
+    Ok(())
 }

@@ -12,6 +12,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
+/// The most the shim may map: it stays mapped in every foreign process, and each page of it is a
+/// page fault at each exec.
+pub const MAX_MAPPED: u64 = 16 * 1024;
+
 /// Facts about the shim, also used by the benchmark.
 #[derive(Debug, Default)]
 pub struct ShimFacts {
@@ -66,6 +70,9 @@ pub fn verify(bytes: &[u8]) -> Result<ShimFacts> {
     }
     if loads != 1 {
         return Err(format!("{loads} PT_LOAD segments: the shim is laid out as one (see linker.ld)"));
+    }
+    if facts.mapped > MAX_MAPPED {
+        return Err(format!("maps {} bytes, more than the {MAX_MAPPED} the shim may (README: performance)", facts.mapped));
     }
     if !stack_seen {
         return Err("no PT_GNU_STACK: the kernel would make the stack executable".into());
@@ -123,5 +130,7 @@ mod tests {
         refused(&[(1, 5, 4096), (1, 4, 4096), STACK], "2 PT_LOAD");
         refused(&[(1, 5, 4096)], "PT_GNU_STACK");
         refused(&[(1, 5, 4096), (0x6474e551, 7, 0)], "executable stack");
+        refused(&[(1, 5, MAX_MAPPED + 1), STACK], "more than the 16384");
+        assert!(verify(&elf(&[(1, 5, MAX_MAPPED), STACK])).is_ok());
     }
 }

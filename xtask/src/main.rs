@@ -16,8 +16,10 @@ usage: cargo xtask <task>
 
 tasks:
   build            build the release shim, verify it, leave it at target/dist/nix-ld
-  test [--skip-nix-check]
-                   run every test: unit and property tests, execve integration tests, Nix checks
+  test [--skip-nix-check | --nix-sandbox]
+                   run every test: unit and property tests, execve integration tests, Nix checks;
+                   --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)
+  verify FILE      check an installed shim as `build` checks the one it builds
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
   bench [--compare PATH]
                    measure start-up cost against a plain ld.so start (and another shim)
@@ -27,7 +29,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build::run().map(|path| println!("{}", path.display())),
-        Some("test") => test::run(args[1..].iter().any(|a| a == "--skip-nix-check")),
+        Some("test") => test_mode(&args[1..]).and_then(test::run),
+        Some("verify") => match &args[1..] {
+            [file] => build::verify_file(std::path::Path::new(file)),
+            _ => Err("usage: cargo xtask verify FILE".into()),
+        },
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -46,3 +52,12 @@ fn main() -> ExitCode {
 }
 
 mod bench;
+
+fn test_mode(args: &[String]) -> Result<test::Mode, String> {
+    match args {
+        [] => Ok(test::Mode::All),
+        [a] if a == "--skip-nix-check" => Ok(test::Mode::SkipNixCheck),
+        [a] if a == "--nix-sandbox" => Ok(test::Mode::NixSandbox),
+        _ => Err(format!("usage: cargo xtask test [--skip-nix-check | --nix-sandbox]\n{USAGE}")),
+    }
+}
