@@ -59,9 +59,6 @@ struct Plan {
     log: Log,
 }
 
-const PLAN_WORDS: usize = core::mem::size_of::<Plan>() / 8;
-const _: () = assert!(core::mem::size_of::<Plan>() % 8 == 0 && core::mem::align_of::<Plan>() == 8);
-
 #[derive(Clone, Copy)]
 struct LoaderAt {
     base: usize,
@@ -72,41 +69,55 @@ struct LoaderAt {
 
 const LIBRARY_PATH_OPTION: &[u8] = b"--library-path\0";
 
-impl Plan {
+impl Mode {
     fn extra_args(&self) -> usize {
-        match self.mode {
+        match self {
             Mode::Command { library_path: Some(_) } => 2,
             _ => 0,
         }
     }
 
     fn appended_env(&self) -> usize {
-        match self.mode {
+        match self {
             Mode::Interpreter { edit: Some(EnvEdit { slot: Slot::Append, .. }) } => 1,
             _ => 0,
         }
     }
 
     fn edit(&self) -> Option<EnvEdit<'static>> {
-        match self.mode {
+        match *self {
             Mode::Interpreter { edit } => edit,
             Mode::Command { .. } => None,
         }
     }
 
-    /// Words of the new block, with the trampoline's state after an environment edit.
-    fn block_words(&self) -> usize {
-        let s = &self.stack;
+    /// Words of the new block for the kernel's block `s`, with the trampoline's state after an
+    /// environment edit.
+    fn block_words(&self, s: &InitialStack) -> usize {
         let state = if self.edit().is_some() { TRAMPOLINE_WORDS } else { 0 };
         1 + s.argc + self.extra_args() + 1 + s.env_count + self.appended_env() + 1 + 2 * s.aux_count + state
     }
 
-    fn strings_len(mode: &Mode) -> usize {
-        match mode {
+    fn strings_len(&self) -> usize {
+        match self {
             Mode::Interpreter { edit: Some(edit) } => edit.entry_room() + 1,
             Mode::Command { library_path: Some(path) } => LIBRARY_PATH_OPTION.len() + path.room() + 1,
             _ => 0,
         }
+    }
+}
+
+impl Plan {
+    fn extra_args(&self) -> usize {
+        self.mode.extra_args()
+    }
+
+    fn appended_env(&self) -> usize {
+        self.mode.appended_env()
+    }
+
+    fn edit(&self) -> Option<EnvEdit<'static>> {
+        self.mode.edit()
     }
 
     /// Edits a copy of the kernel's auxv at `auxv` (or the kernel's own).
@@ -161,19 +172,30 @@ unsafe fn set_aux(stack: &InitialStack, auxv: *mut usize, key: u32, value: usize
 /// Starts `loader` for the process whose kernel block is `stack`. Never returns.
 pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
     let loader = LoaderAt { base: loader.base, entry: loader.entry, phdr: loader.phdr, phnum: loader.phnum };
-    let strings_len = Plan::strings_len(&mode);
+    let strings_len = mode.strings_len();
     if strings_len == 0 {
         // SAFETY: the kernel's own auxv; ld.so is its only reader from here on.
         unsafe { edit_auxv(stack, &loader, &mode, stack.auxv_ptr(), false) };
         // SAFETY: the kernel's block, unchanged but for auxv values; the loader is mapped.
         unsafe { arch::jump(loader.entry, stack.sp) }
     }
-    let mut plan = Plan { stack: *stack, loader, mode, strings_len, strings_at: 0, block_at: 0, log };
-    plan.strings_at = (stack.sp as usize - strings_len) & !15;
-    plan.block_at = (plan.strings_at - plan.block_words() * 8) & !15;
+    let mut plan = core::mem::MaybeUninit::<Plan>::uninit();
+    let p = plan.as_mut_ptr();
+    // SAFETY: each field of the plan is written once, in place (see `mem::put`), before it is read.
+    let plan = unsafe {
+        mem::put(&raw mut (*p).stack, stack);
+        mem::put(&raw mut (*p).mode, &mode);
+        (&raw mut (*p).loader).write(loader);
+        (&raw mut (*p).strings_len).write(strings_len);
+        (&raw mut (*p).log).write(log);
+        let strings_at = (stack.sp as usize - strings_len) & !15;
+        (&raw mut (*p).strings_at).write(strings_at);
+        (&raw mut (*p).block_at).write((strings_at - mode.block_words(stack) * 8) & !15);
+        plan.assume_init_ref()
+    };
     // SAFETY: below the block there is only dead stack (this function's callers' frames, which
     // `build_and_jump` no longer needs once it has copied the plan).
-    unsafe { arch::run_on_stack(plan.block_at, build_and_jump, &plan as *const Plan as usize) }
+    unsafe { arch::run_on_stack(plan.block_at, build_and_jump, plan as *const Plan as usize) }
 }
 
 /// Sequential writer of words into the new block.
@@ -198,7 +220,7 @@ impl Words {
     }
 
     /// # Safety
-    /// The block has room for every word written (sized by `Plan::block_words`).
+    /// The block has room for every word written (sized by `Mode::block_words`).
     unsafe fn push(&mut self, word: usize) -> *mut usize {
         let here = self.at;
         // SAFETY: per the function's contract.
@@ -216,7 +238,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     // compiles to a byte-at-a-time copy.
     let plan: Plan = unsafe {
         let mut copy = core::mem::MaybeUninit::<Plan>::uninit();
-        mem::copy_words(copy.as_mut_ptr() as *mut usize, plan as *const usize, PLAN_WORDS);
+        mem::put(copy.as_mut_ptr(), &*(plan as *const Plan));
         copy.assume_init()
     };
     let strings = plan.strings_at as *mut u8;

@@ -47,6 +47,22 @@ pub fn copy_into(dst: &mut [u8], src: &[u8]) {
     unsafe { copy_bytes(to.as_mut_ptr(), src.as_ptr(), src.len()) }
 }
 
+/// Writes a copy of `value` to `place`, word by word: at opt-level "z" LLVM copies a struct of
+/// more than a few words with `rep movsb`, an instruction per byte, and every exec that edits the
+/// environment copies its plan.
+///
+/// # Safety
+/// `place` is valid for writes of a `T` and does not overlap `value`.
+#[inline(always)]
+pub unsafe fn put<T: Copy>(place: *mut T, value: &T) {
+    let words = const {
+        assert!(core::mem::size_of::<T>() % 8 == 0 && core::mem::align_of::<T>() == 8);
+        core::mem::size_of::<T>() / 8
+    };
+    // SAFETY: per the function's contract; `T: Copy`, so a copy of its bytes is a valid `T`.
+    unsafe { copy_words(place as *mut usize, value as *const T as *const usize, words) }
+}
+
 /// Copies `count` words from `src` to `dest`.
 ///
 /// # Safety

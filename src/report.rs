@@ -83,6 +83,8 @@ pub fn choice(log: Log, choice: &Choice<'_>) {
 
 /// Writes the loader and the library path, each on a line after its label, with where it came
 /// from, for `NIX_LD_LOG=info`.
+#[inline(never)]
+#[cold]
 pub fn settings(out: Output, loader_label: &[u8], path_label: &[u8], choice: &Choice<'_>) {
     let lines = [
         (loader_label, choice.loader, choice.loader_source.describe(true)),

@@ -132,17 +132,11 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     let nbuckets = mem.u32_at(t.gnu_hash)? as usize;
     let symoffset = mem.u32_at(t.gnu_hash + 4)? as usize;
     let bloom_size = mem.u32_at(t.gnu_hash + 8)? as usize;
-    let bloom_shift = mem.u32_at(t.gnu_hash + 12)?;
-    // The bloom filter's size is a power of two (glibc relies on it too).
-    if nbuckets == 0 || !bloom_size.is_power_of_two() {
+    if nbuckets == 0 {
         return None;
     }
+    // The bloom filter is skipped: it saves nothing on the few objects of a process start.
     let bloom = t.gnu_hash + 16;
-    let word = mem.u64_at(bloom + 8 * ((h as usize / 64) & (bloom_size - 1)))?;
-    let mask = (1u64 << (h % 64)) | (1u64 << ((h >> (bloom_shift % 32)) % 64));
-    if word & mask != mask {
-        return None;
-    }
     let buckets = bloom + 8 * bloom_size;
     let chains = buckets + 4 * nbuckets;
     let mut index = mem.u32_at(buckets + 4 * (h as usize % nbuckets))? as usize;
