@@ -160,25 +160,35 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     None
 }
 
+/// Whether the string at `at` is `name`. Eight bytes are compared at a time, and never a byte
+/// past `name`'s NUL, so nothing beyond the string table's entry is read.
 fn names_match(mem: &impl Memory, at: usize, name: &[u8]) -> bool {
-    name.iter().enumerate().all(|(i, &b)| mem.u8_at(at + i) == Some(b)) && mem.u8_at(at + name.len()) == Some(0)
+    let mut i = 0;
+    while i + 8 <= name.len() {
+        let Ok(word) = name[i..i + 8].try_into() else { return false };
+        if mem.u64_at(at + i) != Some(u64::from_le_bytes(word)) {
+            return false;
+        }
+        i += 8;
+    }
+    name[i..].iter().enumerate().all(|(j, &b)| mem.u8_at(at + i + j) == Some(b)) && mem.u8_at(at + name.len()) == Some(0)
 }
 
 /// The program's load bias and dynamic section, from its program headers (AT_PHDR, AT_PHNUM).
 pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(usize, usize)> {
+    // PT_PHDR comes first when there is one (the ELF specification says so); the scan stops at
+    // PT_DYNAMIC.
     let mut bias = None;
-    let mut dynamic = None;
     for i in 0..phnum.min(MAX_DYNAMIC) {
         let at = phdr + 56 * i;
         let vaddr = mem.word_at(at + 16)?;
         match mem.u32_at(at)? {
             PT_PHDR => bias = Some(phdr.wrapping_sub(vaddr)),
-            PT_DYNAMIC => dynamic = Some(vaddr),
+            PT_DYNAMIC => return bias.map(|bias| (bias, bias.wrapping_add(vaddr))),
             _ => {}
         }
     }
-    let bias = bias?;
-    Some((bias, bias.wrapping_add(dynamic?)))
+    None
 }
 
 /// The first definition of `name` in the objects ld.so has loaded, in the order of its link map

@@ -29,15 +29,19 @@ impl<S: Sink> Message<S> {
         Message { sink, buf: [0; 512], len: 0 }
     }
 
-    pub fn bytes(&mut self, mut bytes: &[u8]) -> &mut Self {
-        while !bytes.is_empty() {
+    /// Appends `bytes`, a byte at a time: messages are printed only on failures and when logging,
+    /// so this is kept small rather than fast.
+    pub fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
             if self.len == self.buf.len() {
                 self.flush();
             }
-            let n = bytes.len().min(self.buf.len() - self.len);
-            crate::copy::copy(&mut self.buf[self.len..], &bytes[..n]);
-            self.len += n;
-            bytes = &bytes[n..];
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+            // Keeps LLVM from turning the loop back into a call to `memcpy` (see `copy`).
+            core::hint::black_box(&mut self.len);
         }
         self
     }
