@@ -12,21 +12,23 @@
       pkgs = nixpkgs.legacyPackages.${system};
     in
     {
+      # nix-ld-shim, not nix-ld or nix-ld-rs: those are nixpkgs' package and its alias, and the
+      # overlay would silently replace them.
       packages.${system} = {
-        nix-ld-rs = pkgs.callPackage ./nix/package.nix { };
-        default = self.packages.${system}.nix-ld-rs;
+        nix-ld-shim = pkgs.callPackage ./nix/package.nix { };
+        default = self.packages.${system}.nix-ld-shim;
       };
 
       overlays.default = final: _prev: {
-        nix-ld-rs = final.callPackage ./nix/package.nix { };
+        nix-ld-shim = final.callPackage ./nix/package.nix { };
       };
 
-      # The module, with the shim built by this flake unless programs.nix-ld-rs.package is set.
+      # The module, with the shim built by this flake unless programs.nix-ld-shim.package is set.
       nixosModules.default =
         { lib, pkgs, ... }:
         {
           imports = [ ./nix/module.nix ];
-          programs.nix-ld-rs.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+          programs.nix-ld-shim.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
         };
 
       checks.${system} = {

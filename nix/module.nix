@@ -1,8 +1,10 @@
 # Installs the shim as /lib64/ld-linux-x86-64.so.2 and gives it a real ld.so and a set of common
 # libraries under /run/current-system/sw/share/nix-ld/lib, the paths compiled into the shim.
 #
-# The option names are those of nixpkgs' programs.nix-ld, under their own namespace, so that moving
-# over is a rename and the two modules never define the same option.
+# The option names are those of nixpkgs' programs.nix-ld, under their own namespace
+# (programs.nix-ld-shim), so that moving over is a rename and the two modules never define the
+# same option. The namespace's earlier name, programs.nix-ld-rs (nixpkgs' old name for its own
+# nix-ld), keeps working through mkRenamedOptionModule, with a warning.
 {
   config,
   lib,
@@ -11,7 +13,7 @@
 }:
 
 let
-  cfg = config.programs.nix-ld-rs;
+  cfg = config.programs.nix-ld-shim;
 
   # The directory the shim falls back to (nix/package.nix), and the system profile holding it.
   libDir = "/run/current-system/sw/share/nix-ld/lib";
@@ -28,9 +30,24 @@ let
       ln -s ${pkgs.stdenv.cc.bintools.dynamicLinker} $out/share/nix-ld/lib/ld.so
     '';
   };
+  # What a library directory may contain: it is written into /etc/set-environment (inside double
+  # quotes, read by every login shell) and into pam_env's configuration, where `"`, `$`, backquotes,
+  # backslashes, newlines, spaces, `@{` and `${` all mean something. Store paths and the usual
+  # driver directories only need these characters; ':' is the list separator (and an empty
+  # component would mean the current directory).
+  safeDirectory = "/[A-Za-z0-9._+=/-]*";
+
+  renamed = name: lib.mkRenamedOptionModule [ "programs" "nix-ld-rs" name ] [ "programs" "nix-ld-shim" name ];
 in
 {
-  options.programs.nix-ld-rs = {
+  imports = map renamed [
+    "enable"
+    "package"
+    "libraries"
+    "libraryDirectories"
+  ];
+
+  options.programs.nix-ld-shim = {
     enable = lib.mkEnableOption "the nix-ld loader shim at /lib64/ld-linux-x86-64.so.2, so that binaries built for other Linux distributions run";
 
     package = lib.mkOption {
@@ -52,9 +69,7 @@ in
     };
 
     libraryDirectories = lib.mkOption {
-      # Absolute and free of ':', so that NIX_LD_LIBRARY_PATH never gains an empty component
-      # (which ld.so reads as the current directory) or a stray one.
-      type = lib.types.listOf (lib.types.strMatching "/[^:]*");
+      type = lib.types.listOf (lib.types.strMatching safeDirectory);
       default = [ ];
       example = [ "/run/opengl-driver/lib" ];
       description = ''
@@ -62,6 +77,8 @@ in
         for libraries that only exist at run time such as the graphics driver's. They reach the
         shim through NIX_LD_LIBRARY_PATH only: a program started with an emptied environment
         (`env -i`, a systemd unit) gets the library set alone, which is compiled into the shim.
+        Each must be an absolute path of letters, digits and `. _ + = / -` only: the value is
+        written into shell and pam_env configuration, where other characters have a meaning.
       '';
     };
   };
@@ -71,14 +88,14 @@ in
       {
         assertion = !(config.programs.nix-ld.enable or false);
         message = ''
-          programs.nix-ld-rs and programs.nix-ld both install /lib64/ld-linux-x86-64.so.2; enable
+          programs.nix-ld-shim and programs.nix-ld both install /lib64/ld-linux-x86-64.so.2; enable
           only one. To run this shim through nixpkgs' module instead, set programs.nix-ld.package.
         '';
       }
     ];
 
     # The libraries are added to whatever the user lists, since list definitions concatenate.
-    programs.nix-ld-rs.libraries = with pkgs; [
+    programs.nix-ld-shim.libraries = with pkgs; [
       zlib
       zstd
       stdenv.cc.cc

@@ -1,18 +1,21 @@
 # The shim, built from this repository, laid out like nixpkgs' nix-ld package so that it can be
 # used as `programs.nix-ld.package` as well as through this repository's own module.
+#
+# Its name, nix-ld-shim, is its own: nixpkgs has `nix-ld` (the package) and `nix-ld-rs` (an alias
+# of it), and an overlay defining either would silently replace nixpkgs' package.
 {
   lib,
   rustPlatform,
   stdenv,
-  python3,
 }:
 
 let
   cargoToml = lib.importTOML ../Cargo.toml;
 
-  # The interpreter that binaries built for other distributions name. The shim only has an
-  # x86_64 implementation, hence the single platform in meta.
-  ldPath = "/lib64/ld-linux-x86-64.so.2";
+  # The interpreter that binaries built for other distributions name, derived from the host
+  # platform as nixpkgs' nix-ld package derives it (/lib64/ld-linux-x86-64.so.2 on x86_64). The
+  # shim only has an x86_64 implementation, hence the single platform in meta.
+  ldPath = "/${stdenv.hostPlatform.libDir}/${baseNameOf stdenv.cc.bintools.dynamicLinker}";
 
   # What the NixOS module creates (nix/module.nix): the real ld.so and the library set. The shim
   # falls back to these when NIX_LD / NIX_LD_LIBRARY_PATH are not set, so a program started with
@@ -21,7 +24,7 @@ let
   defaultLibraryPath = "/run/current-system/sw/share/nix-ld/lib";
 in
 rustPlatform.buildRustPackage {
-  pname = cargoToml.package.name;
+  pname = "nix-ld-shim";
   version = cargoToml.package.version;
 
   # The cargo workspace only: a build tree or an edit to the Nix files must not change the hash.
@@ -53,18 +56,32 @@ rustPlatform.buildRustPackage {
   # A static-pie that relocates itself has no search path to shrink; leave its headers alone.
   dontPatchELF = true;
 
-  # The check phase is the project's own test suite: unit tests, then the execve integration
-  # tests, which compile C fixtures with `cc` and skip (loudly) what needs root.
-  nativeCheckInputs = [ python3 ];
+  # What nixpkgs' build adds is harmless to the shim's one-segment layout, and the install check
+  # below verifies it: cargo-auditable's `.dep-v0` section is not allocated (it stays in the file,
+  # unmapped); the cc wrapper's `--build-id` note and the `.dynamic` that `-rpath` would need are
+  # discarded by linker.ld; `-z relro` has no writable data to protect (build.rs passes norelro).
+
+  # The check phase is the part of the project's test suite that the Nix build sandbox allows
+  # (`cargo xtask test --nix-sandbox`): unit and property tests, then the execve integration tests,
+  # which compile C fixtures with `cc` and take bash from PATH. It prints what it leaves out and
+  # why: the tests that need root, and the Nix file checks (no nix-instantiate in the sandbox).
+  # CI runs the same command in an emulation of this sandbox (.ci/nix-sandbox).
   checkPhase = ''
     runHook preCheck
     # The sandbox has no /lib64/ld-linux-x86-64.so.2; the tests take the real loader from here.
     export NIX_LD=${stdenv.cc.bintools.dynamicLinker}
     export CARGO_NET_OFFLINE=true
-    # --skip-nix-check: these Nix files are this build's own recipe, already evaluated to start
-    # it, and nix-instantiate is not available inside the build sandbox.
-    cargo run --offline --package xtask -- test --skip-nix-check
+    cargo run --offline --package xtask -- test --nix-sandbox
     runHook postCheck
+  '';
+
+  # The installed file is not the one the check phase built (nixpkgs builds for an explicit
+  # --target, through cargo-auditable): check it as `cargo xtask build` checks its own.
+  doInstallCheck = true;
+  installCheckPhase = ''
+    runHook preInstallCheck
+    cargo run --offline --package xtask -- verify $out/libexec/nix-ld
+    runHook postInstallCheck
   '';
 
   postInstall = ''

@@ -74,7 +74,7 @@ let
     cc -o $out/bin/print-euid print-euid.c
     unpatch $out/bin/print-euid
 
-    # A library found only through programs.nix-ld-rs.libraryDirectories.
+    # A library found only through programs.nix-ld-shim.libraryDirectories.
     cat > extra.c <<'EOF'
     int nix_ld_extra(void) { return 42; }
     EOF
@@ -116,12 +116,12 @@ let
   '';
 in
 testers.runNixOSTest {
-  name = "nix-ld-rs";
+  name = "nix-ld-shim";
 
   nodes.machine = {
     imports = [ nixosModule ];
-    programs.nix-ld-rs.enable = true;
-    programs.nix-ld-rs.libraryDirectories = [ "${fixtures}/lib" ];
+    programs.nix-ld-shim.enable = true;
+    programs.nix-ld-shim.libraryDirectories = [ "${fixtures}/lib" ];
     users.users.alice.isNormalUser = true;
     environment.systemPackages = [ fixtures ];
   };
@@ -129,7 +129,7 @@ testers.runNixOSTest {
   testScript =
     { nodes, ... }:
     ''
-      shim = "${nodes.machine.programs.nix-ld-rs.package}/libexec/nix-ld"
+      shim = "${nodes.machine.programs.nix-ld-shim.package}/libexec/nix-ld"
       fixtures = "${fixtures}/bin"
       ldd = "${glibc.bin}/bin/ldd"
       default_libs = "/run/current-system/sw/share/nix-ld/lib"

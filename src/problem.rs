@@ -87,7 +87,7 @@ impl Problem {
                 m.bytes(b"point NIX_LD at the x86-64 glibc loader, ld-linux-x86-64.so.2 (on Nix: the file named in $(nix eval --raw nixpkgs#stdenv.cc)/nix-support/dynamic-linker)");
             }
             (_, Source::CompiledIn) => {
-                m.bytes(b"set NIX_LD to glibc's ld-linux-x86-64.so.2, or on NixOS enable programs.nix-ld-rs (or programs.nix-ld), which creates the default path");
+                m.bytes(b"set NIX_LD to glibc's ld-linux-x86-64.so.2, or on NixOS enable programs.nix-ld-shim (or programs.nix-ld), which creates the default path");
             }
             (_, Source::SystemSpecific) => {
                 m.bytes(b"NIX_LD_x86_64_linux overrides NIX_LD; fix it, or unset it to fall back to NIX_LD");

@@ -143,3 +143,45 @@ fn constructors_that_edit_the_environment_leave_it_as_a_direct_start_does() {
     }
     assert!(failures.is_empty(), "{} of {compared} starts differ from a direct start:\n\n{}", failures.len(), failures.join("\n\n"));
 }
+
+/// The program's and its child's environment with FAKETIME_SHARED's value (which names the
+/// process's own semaphore and shared memory) replaced by a placeholder.
+fn normalised(out: &Output) -> Vec<u8> {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for entry in out.stdout.split(|&b| b == 0) {
+        if let Some(at) = entry.windows(16).position(|w| w == b"FAKETIME_SHARED=") {
+            let mut e = entry[..at + 16].to_vec();
+            e.extend_from_slice(b"<normalised>");
+            parts.push(e);
+        } else {
+            parts.push(entry.to_vec());
+        }
+    }
+    parts.join(&0u8)
+}
+
+/// Debian's libfaketime, whose constructor sets FAKETIME_SHARED (a new variable, so glibc copies
+/// `environ` to the heap) while ld.so's entry is in place: the leak nix-ld users report.
+#[test]
+fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
+    const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+    assert!(Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: apt-get install faketime (.ci/run does)");
+    let s = setup("constructors-faketime");
+    let mut failures = Vec::new();
+    for (case, mut env) in cases(&s) {
+        env.push(("FAKETIME".into(), "@2001-02-03 04:05:06".into()));
+        let start = |program: &Path| {
+            let mut cmd = Command::new(program);
+            cmd.env_clear().current_dir(&s.dir).env("LD_PRELOAD", LIBFAKETIME).envs(env.iter().map(|(k, v)| (k, v)));
+            cmd.output().unwrap()
+        };
+        let want = start(&s.direct);
+        assert!(want.status.success(), "{case}: the direct start fails: {}", shown(&want));
+        assert!(stdout(&want).contains("FAKETIME_SHARED="), "{case}: libfaketime's constructor did not run: {}", shown(&want));
+        let got = start(&s.through_shim);
+        if got.status.code() != want.status.code() || normalised(&got) != normalised(&want) {
+            failures.push(format!("{case}:\n  direct:\n    {}\n  through the shim:\n    {}", shown(&want), shown(&got)));
+        }
+    }
+    assert!(failures.is_empty(), "through libfaketime, the shim's start differs from a direct one:\n\n{}", failures.join("\n\n"));
+}

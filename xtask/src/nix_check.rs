@@ -40,7 +40,7 @@ const EVALUATIONS: [Evaluation; 5] = [
         body: PACKAGE,
     },
     Evaluation {
-        name: "nix/module.nix declares programs.nix-ld-rs with programs.nix-ld's option names",
+        name: "nix/module.nix declares programs.nix-ld-shim with programs.nix-ld's option names, renames programs.nix-ld-rs and refuses unsafe directories",
         body: OPTIONS,
     },
     Evaluation {
@@ -209,6 +209,9 @@ let
     };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
     mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+    # A module that maps the old option path to the new one; kept as data so that a check can
+    # read both paths.
+    mkRenamedOptionModule = from: to: { _type = "renamedOptionModule"; inherit from to; };
     literalExpression = text: { _type = "literalExpression"; inherit text; };
     types = {
       bool = { name = "bool"; check = builtins.isBool; };
@@ -245,11 +248,11 @@ let
       f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // overrides);
     stdenv = {
       hostPlatform.system = "x86_64-linux";
+      hostPlatform.libDir = "lib64";
       cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2";
     };
     rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}" args;
     buildEnv = args: fakeDerivation args.name args;
-    python3 = fakeDerivation "python3" { };
     # Returned as given, so that a check can read the machine and the test script.
     testers.runNixOSTest = test: test;
     runCommandCC = name: env: buildCommand: fakeDerivation name (env // { inherit buildCommand; });
@@ -285,11 +288,15 @@ builtins.all (x: x) [
     (shim == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
   (expect "flake.nix: nixosModules.default must import nix/module.nix"
     (builtins.elem (rootPath + "/nix/module.nix") module.imports))
-  (expect "flake.nix: nixosModules.default must set programs.nix-ld-rs.package to the flake's package, with mkDefault"
-    ((module.programs.nix-ld-rs.package or { })._type or null == "override"
-      && module.programs.nix-ld-rs.package.content == shim))
-  (expect "flake.nix: overlays.default must add nix-ld-rs from nix/package.nix"
-    ((outputs.overlays.default pkgs pkgs).nix-ld-rs == shim))
+  (expect "flake.nix: nixosModules.default must set programs.nix-ld-shim.package to the flake's package, with mkDefault"
+    ((module.programs.nix-ld-shim.package or { })._type or null == "override"
+      && module.programs.nix-ld-shim.package.content == shim))
+  (expect "flake.nix: packages.x86_64-linux must name the package nix-ld-shim, not nixpkgs' nix-ld or nix-ld-rs"
+    (outputs.packages.x86_64-linux.nix-ld-shim or null == shim
+      && !(outputs.packages.x86_64-linux ? nix-ld) && !(outputs.packages.x86_64-linux ? nix-ld-rs)))
+  (expect "flake.nix: overlays.default must add nix-ld-shim from nix/package.nix, and nothing named like nixpkgs' packages"
+    (let added = outputs.overlays.default pkgs pkgs; in
+      builtins.attrNames added == [ "nix-ld-shim" ] && added.nix-ld-shim == shim))
 ]
 "##;
 
@@ -301,8 +308,8 @@ let
   keeps = name: type: shim.src.filter (root + "/" + name) type;
 in
 builtins.all (x: x) [
-  (expect "nix/package.nix: name and version must come from Cargo.toml"
-    (shim.pname == cargo.package.name && shim.version == cargo.package.version))
+  (expect "nix/package.nix: pname must be nix-ld-shim (nixpkgs has nix-ld and nix-ld-rs) and the version Cargo.toml's"
+    (shim.pname == "nix-ld-shim" && shim.version == cargo.package.version))
   (expect "nix/package.nix: cargoBuildFlags must build only the shim: [ \"-p\" \"nix-ld\" ]"
     (shim.cargoBuildFlags == [ "-p" "nix-ld" ]))
   (expect "nix/package.nix: cargoLock.lockFile must be the workspace's Cargo.lock"
@@ -316,8 +323,16 @@ builtins.all (x: x) [
   (expect "nix/package.nix: the compiled-in defaults must be absolute paths"
     (builtins.match "/[^:]+" shim.DEFAULT_NIX_LD != null
       && builtins.match "/[^:]+(:/[^:]+)*" shim.DEFAULT_NIX_LD_LIBRARY_PATH != null))
-  (expect "nix/package.nix: the check phase must run the project's tests (xtask test)"
-    (contains "--package xtask -- test" shim.checkPhase))
+  (expect "nix/package.nix: the check phase must run the project's sandbox test mode (xtask test --nix-sandbox)"
+    (contains "--package xtask -- test --nix-sandbox" shim.checkPhase))
+  (expect "nix/package.nix: the install check must verify the installed libexec/nix-ld (xtask verify)"
+    (shim.doInstallCheck or false
+      && contains "--package xtask -- verify $out/libexec/nix-ld" shim.installCheckPhase))
+  (expect "nix/package.nix: nativeCheckInputs must not carry unused inputs (the tests need only the stdenv)"
+    ((shim.nativeCheckInputs or [ ]) == [ ]))
+  (expect "nix/package.nix: nix-support/ldpath must be derived from the host platform (/lib64/ld-linux-x86-64.so.2 here)"
+    (shim.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
+      && !(contains "\"/lib64/ld-linux-x86-64.so.2\"" (builtins.readFile (rootPath + "/nix/package.nix")))))
   (expect "nix/package.nix: must install libexec/nix-ld, nix-support/ldpath and the tmpfiles rule for /lib64/ld-linux-x86-64.so.2"
     (contains "$out/libexec/nix-ld" shim.postInstall
       && contains "$out/nix-support/ldpath" shim.postInstall
@@ -333,26 +348,37 @@ const OPTIONS: &str = r##"
 let
   module = import (rootPath + "/nix/module.nix") {
     inherit lib pkgs;
-    config.programs.nix-ld-rs.enable = false;
+    config.programs.nix-ld-shim.enable = false;
     options = { };
   };
-  options = module.options.programs.nix-ld-rs or { };
+  options = module.options.programs.nix-ld-shim or { };
   names = builtins.attrNames options;
   directory = options.libraryDirectories.type.elemType.check;
+  renames = builtins.filter (m: m._type or null == "renamedOptionModule") (module.imports or [ ]);
 in
 builtins.all (x: x) [
-  (expect "nix/module.nix: programs.nix-ld-rs must declare exactly enable, libraries, libraryDirectories and package (it declares ${builtins.concatStringsSep ", " names})"
+  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package (it declares ${builtins.concatStringsSep ", " names})"
     (names == [ "enable" "libraries" "libraryDirectories" "package" ]
       && builtins.all (name: options.${name}._type or null == "option") names))
+  (expect "nix/module.nix: must declare nothing under programs.nix-ld-rs, nixpkgs' old name"
+    (!(module.options.programs ? nix-ld-rs)))
+  (expect "nix/module.nix: each programs.nix-ld-rs option must be renamed to its programs.nix-ld-shim one"
+    (builtins.sort builtins.lessThan (map (m: builtins.concatStringsSep "." m.from) renames)
+      == map (n: "programs.nix-ld-rs.${n}") names
+      && builtins.all (m: builtins.elemAt m.from 1 == "nix-ld-rs" && m.to == [ "programs" "nix-ld-shim" (builtins.elemAt m.from 2) ]) renames))
   (expect "nix/module.nix: libraries must default to [ ] (the common set is defined in config, so that a user's list adds to it)"
     (options.libraries.default == [ ]))
   (expect "nix/module.nix: libraryDirectories must default to [ ]"
     (options.libraryDirectories.default == [ ]))
-  (expect "nix/module.nix: libraryDirectories must accept an absolute directory and refuse relative, empty or ':'-joined ones"
-    (directory "/run/opengl-driver/lib" && !directory "lib" && !directory "" && !directory "/a:/b"))
+  (expect "nix/module.nix: libraryDirectories must accept absolute directories and store paths"
+    (builtins.all directory [ "/run/opengl-driver/lib" "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-mesa-24.0.1+git=x/lib" "/opt/a_b.c-d" ]))
+  (expect "nix/module.nix: libraryDirectories must refuse relative, empty and ':'-joined paths, and what a shell or pam_env would read as more than a path"
+    (builtins.all (d: !directory d) [
+      "lib" "" "/a:/b" "/x\"y" "/$(reboot)" "/`id`" "/a\nb" "/a b" "/a\\b" "/@{HOME}" "/\${HOME}" "/a;b"
+    ]))
   (expect "nix/module.nix: package must default to nix/package.nix"
     (options.package.default == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
-  (expect "nix/module.nix: config must be guarded by programs.nix-ld-rs.enable"
+  (expect "nix/module.nix: config must be guarded by programs.nix-ld-shim.enable"
     (module.config._type or null == "if" && module.config.condition == false))
 ]
 "##;
@@ -367,9 +393,9 @@ let
         options = { };
         config = extraConfig // {
           programs = (extraConfig.programs or { }) // {
-            nix-ld-rs = {
+            nix-ld-shim = {
               enable = true;
-              package = module.options.programs.nix-ld-rs.package.default;
+              package = module.options.programs.nix-ld-shim.package.default;
               libraries = [ (fakeDerivation "libfoo" { }) ];
               libraryDirectories = [ "/run/opengl-driver/lib" ];
             };
@@ -401,7 +427,7 @@ builtins.all (x: x) [
       && contains "$out${libraryEnv.extraPrefix}/lib/ld.so" libraryEnv.postBuild
       && libraryEnv.paths == [ (fakeDerivation "libfoo" { }) ]))
   (expect "nix/module.nix: the common libraries must be defined in config, so that a user's list adds to them"
-    (builtins.length config.programs.nix-ld-rs.libraries > 0))
+    (builtins.length config.programs.nix-ld-shim.libraries > 0))
   (expect "nix/module.nix: the assertion must hold on its own and fail together with programs.nix-ld.enable"
     (holds config && !holds (evalWith { programs.nix-ld.enable = true; })))
 ]
@@ -413,13 +439,13 @@ let
   test = pkgs.callPackage (rootPath + "/nix/vm-test.nix") { };
   machine = test.nodes.machine;
   script = test.testScript {
-    nodes.machine.programs.nix-ld-rs.package = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+    nodes.machine.programs.nix-ld-shim.package = pkgs.callPackage (rootPath + "/nix/package.nix") { };
   };
 in
 builtins.all (x: x) [
-  (expect "nix/vm-test.nix: the machine must import nix/module.nix and enable programs.nix-ld-rs"
+  (expect "nix/vm-test.nix: the machine must import nix/module.nix and enable programs.nix-ld-shim"
     (builtins.elem (rootPath + "/nix/module.nix") machine.imports
-      && machine.programs.nix-ld-rs.enable == true))
+      && machine.programs.nix-ld-shim.enable == true))
   (expect "nix/vm-test.nix: the test script must evaluate to Python that waits for the machine"
     (builtins.isString script && contains "machine.wait_for_unit(" script))
 ]
