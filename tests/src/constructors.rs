@@ -185,3 +185,62 @@ fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
     }
     assert!(failures.is_empty(), "through libfaketime, the shim's start differs from a direct one:\n\n{}", failures.join("\n\n"));
 }
+
+/// The environment entries of the program (the first part of envdump's output).
+fn program_environ(out: &Output) -> Vec<String> {
+    let first = out.stdout.split(|&b| b == 1).next().unwrap_or(&[]);
+    first.split(|&b| b == 0).filter(|e| !e.is_empty()).map(|e| String::from_utf8_lossy(e).into_owned()).collect()
+}
+
+/// What README names as the cases no shim can make match a direct start: a constructor acts on
+/// what it reads while ld.so's `LD_LIBRARY_PATH` entry is in place. Each shows exactly what happens.
+#[test]
+fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
+    let s = setup("constructors-unavoidable");
+    let cases = cases(&s);
+    let (nix_only, user) = (&cases[0].1, &cases[1].1);
+    let defaults_lib = defaults_dir().join("lib").display().to_string();
+    let merged = format!("{}:{defaults_lib}", s.user_lib.display());
+
+    // It reads LD_LIBRARY_PATH: it sees ld.so's value, the Nix directories (after the user's own).
+    let seen = |env: &[(String, String)], program: &Path| {
+        let out = run(&s, program, env, ("g SEEN=LD_LIBRARY_PATH", ""));
+        assert!(out.status.success(), "{}", shown(&out));
+        program_environ(&out).into_iter().find_map(|e| e.strip_prefix("SEEN=").map(str::to_string)).unwrap()
+    };
+    assert_eq!(seen(nix_only, &s.direct), "unset");
+    assert_eq!(seen(nix_only, &s.through_shim), defaults_lib);
+    assert_eq!(seen(user, &s.direct), s.user_lib.display().to_string());
+    assert_eq!(seen(user, &s.through_shim), merged);
+
+    // setenv(LD_LIBRARY_PATH, ..., 0) finds ld.so's entry and changes nothing; the entry is then
+    // taken out, so the program has none, where a direct start has the constructor's.
+    let kept = |program: &Path| program_environ(&run(&s, program, nix_only, ("k LD_LIBRARY_PATH=/c", ""))).into_iter().filter(|e| e.starts_with("LD_LIBRARY_PATH=")).collect::<Vec<_>>();
+    assert_eq!(kept(&s.direct), ["LD_LIBRARY_PATH=/c"]);
+    assert!(kept(&s.through_shim).is_empty());
+
+    // It sets LD_LIBRARY_PATH itself after glibc copied environ to the heap: the program has the
+    // constructor's value, but where ld.so's entry was rather than at the end.
+    let set = |program: &Path| program_environ(&run(&s, program, nix_only, ("s NEW=1;s LD_LIBRARY_PATH=/c", "")));
+    let (want, got) = (set(&s.direct), set(&s.through_shim));
+    assert_eq!(want.iter().rev().take(2).collect::<Vec<_>>(), ["LD_LIBRARY_PATH=/c", "NEW=1"]);
+    assert_eq!(got.iter().rev().take(2).collect::<Vec<_>>(), ["NEW=1", "LD_LIBRARY_PATH=/c"]);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(want), sorted(got), "the same entries, in another order");
+
+    // It starts a child: the child inherits ld.so's entry, as it inherits whatever the constructor
+    // sees.
+    let child = |program: &Path| {
+        let file = s.dir.join("child-env");
+        let _ = std::fs::remove_file(&file);
+        // `echo` is the shell's own: the Nix build has no printenv at a path sh would look in.
+        let out = run(&s, program, nix_only, (&format!("x echo \"$LD_LIBRARY_PATH\" > {}", file.display()), ""));
+        assert!(out.status.success(), "{}", shown(&out));
+        std::fs::read_to_string(&file).unwrap()
+    };
+    assert_eq!(child(&s.direct), "\n");
+    assert_eq!(child(&s.through_shim), format!("{defaults_lib}\n"));
+}
