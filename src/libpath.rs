@@ -215,7 +215,8 @@ impl<'a> SearchPath<'a> {
     /// Whether ld.so would see a different search path than the user's own `LD_LIBRARY_PATH`, that
     /// is, whether the environment needs an edit at all.
     pub fn needs_edit(&self) -> bool {
-        if !self.none_kept && self.nix_dirs().next().is_some() {
+        // NixOS's case, known from `leave_out` without walking the path again.
+        if self.one_kept || (!self.none_kept && self.nix_dirs().next().is_some()) {
             return true;
         }
         // Nothing to add; the user's path still needs cleaning if it has an empty component.
