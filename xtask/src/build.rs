@@ -31,7 +31,7 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
     util::run(&mut cmd)?;
     let built = built_dir.join("release/nix-ld");
     let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-    elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    elfcheck::verify_with(&bytes, elfcheck::allowance(defaults)).map_err(|e| format!("{}: {e}", built.display()))?;
     let dist = target_dir.join("dist");
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     let out = dist.join(name);
