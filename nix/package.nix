@@ -43,10 +43,12 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  # The workspace also holds xtask and the execve tests; only the shim is installed.
+  # The workspace also holds xtask and the execve tests; the shim and nix-ld-doctor are installed.
   cargoBuildFlags = [
     "-p"
     "nix-ld"
+    "-p"
+    "nix-ld-doctor"
   ];
 
   # Read by src/lib.rs through option_env!.

@@ -101,6 +101,12 @@ impl<S: Sink> Message<S> {
         self.bytes(b"\n");
         self.flush();
     }
+
+    /// The sink, with everything written so far (for the doctor, which keeps messages as text).
+    pub fn into_sink(mut self) -> S {
+        self.flush();
+        self.sink
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ mod constructors;
 #[cfg(test)]
 mod direct;
 #[cfg(test)]
+mod doctor;
+#[cfg(test)]
 mod environment;
 #[cfg(test)]
 mod errors;

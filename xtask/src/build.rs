@@ -43,9 +43,27 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
 }
 
 pub fn run() -> Result<PathBuf> {
+    let doctor = doctor()?;
+    eprintln!("built {}", doctor.display());
     let path = shim(None, "nix-ld")?;
     verify_file(&path)?;
     Ok(path)
+}
+
+/// Builds nix-ld-doctor (release) and leaves it at `target/dist/nix-ld-doctor`.
+pub fn doctor() -> Result<PathBuf> {
+    let root = project_root();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld-doctor"]);
+    util::run(&mut cmd)?;
+    let built = root.join("target/release/nix-ld-doctor");
+    let dist = root.join("target/dist");
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    let out = dist.join("nix-ld-doctor");
+    let tmp = dist.join(".nix-ld-doctor.tmp");
+    std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Checks a shim file (the one just built, or one installed by the Nix package) and says what

@@ -15,7 +15,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  build            build the release shim, verify it, leave it at target/dist/nix-ld
+  build            build the release shim, verify it, leave it at target/dist/nix-ld (and
+                   nix-ld-doctor at target/dist/nix-ld-doctor)
   test [--skip-nix-check | --nix-sandbox]
                    run every test: unit and property tests, execve integration tests, Nix checks;
                    --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)

@@ -310,15 +310,15 @@ in
 builtins.all (x: x) [
   (expect "nix/package.nix: pname must be nix-ld-shim (nixpkgs has nix-ld and nix-ld-rs) and the version Cargo.toml's"
     (shim.pname == "nix-ld-shim" && shim.version == cargo.package.version))
-  (expect "nix/package.nix: cargoBuildFlags must build only the shim: [ \"-p\" \"nix-ld\" ]"
-    (shim.cargoBuildFlags == [ "-p" "nix-ld" ]))
+  (expect "nix/package.nix: cargoBuildFlags must build the shim and nix-ld-doctor: [ \"-p\" \"nix-ld\" \"-p\" \"nix-ld-doctor\" ]"
+    (shim.cargoBuildFlags == [ "-p" "nix-ld" "-p" "nix-ld-doctor" ]))
   (expect "nix/package.nix: cargoLock.lockFile must be the workspace's Cargo.lock"
     (shim.cargoLock.lockFile == rootPath + "/Cargo.lock"))
   (expect "nix/package.nix: must build on stable Rust (no RUSTC_BOOTSTRAP)"
     (!(shim ? RUSTC_BOOTSTRAP) && !(shim.env or { } ? RUSTC_BOOTSTRAP)))
   (expect "nix/package.nix: the source must leave out target/, nix/ and the flake files, and keep the cargo workspace"
     (!keeps "target" "directory" && !keeps "nix" "directory" && !keeps "flake.nix" "regular"
-      && keeps "src" "directory" && keeps "Cargo.lock" "regular" && keeps "xtask" "directory"
+      && keeps "src" "directory" && keeps "Cargo.lock" "regular" && keeps "xtask" "directory" && keeps "doctor" "directory"
       && keeps "src/nix" "directory"))
   (expect "nix/package.nix: the compiled-in defaults must be absolute paths"
     (builtins.match "/[^:]+" shim.DEFAULT_NIX_LD != null

@@ -32,12 +32,16 @@ pub fn run(mode: Mode) -> Result<()> {
     eprintln!("== unit and property tests of the shim's pure logic");
     util::run(Command::new(&cargo).current_dir(&root).args(["test", "--package", "nix-ld", "--lib"]))?;
 
+    eprintln!("== unit tests of nix-ld-doctor");
+    util::run(Command::new(&cargo).current_dir(&root).args(["test", "--package", "nix-ld-doctor"]))?;
+
     eprintln!("== building the shims");
     let shim = build::shim(None, "nix-ld")?;
     let defaults_dir = root.join("target/execve-tests-defaults");
     let loader = defaults_dir.join("ld.so");
     let libs = defaults_dir.join("lib");
     let defaults_shim = build::shim(Some((loader.to_str().unwrap(), libs.to_str().unwrap())), "nix-ld-test-defaults")?;
+    let doctor = build::doctor()?;
 
     eprintln!("== execve integration tests");
     let mut cmd = Command::new(&cargo);
@@ -45,11 +49,12 @@ pub fn run(mode: Mode) -> Result<()> {
         .args(["test", "--package", "execve-tests"])
         .env("NIX_LD_TEST_SHIM", &shim)
         .env("NIX_LD_TEST_DEFAULTS_SHIM", &defaults_shim)
-        .env("NIX_LD_TEST_DEFAULTS_DIR", &defaults_dir);
+        .env("NIX_LD_TEST_DEFAULTS_DIR", &defaults_dir)
+        .env("NIX_LD_TEST_DOCTOR", &doctor);
     cmd.arg("--");
     if mode == Mode::NixSandbox {
         left_out.push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
-        left_out.push("the host_* execve tests (libfaketime at Debian's path): the sandbox has no /usr");
+        left_out.push("the host_* execve tests (libfaketime at Debian's path, 32-bit and musl programs): the sandbox has no /usr, gcc-multilib or musl-gcc");
         cmd.args(["--skip", "root_", "--skip", "host_"]);
     } else if !util::is_root() {
         eprintln!("SKIPPING the root_* tests (setuid, mount namespaces, chroot): not running as root. CI runs them as root.");

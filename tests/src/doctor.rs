@@ -1,0 +1,205 @@
+//! nix-ld-doctor on real programs: a library in a store directory but not in the set (then the
+//! setting it suggests, applied), a missing dependency of a dependency, a static program, a
+//! script with a missing interpreter, a missing file, a bad NIX_LD, a fake nix-locate.
+//! The store is a directory of `<hash>-<name>-<version>` entries made here (NIX_LD_DOCTOR_STORE).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::support::*;
+
+const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+
+fn doctor() -> PathBuf {
+    match std::env::var_os("NIX_LD_TEST_DOCTOR") {
+        Some(v) => PathBuf::from(v),
+        None => panic!("NIX_LD_TEST_DOCTOR is not set: run these tests through `cargo xtask test`"),
+    }
+}
+
+struct Store {
+    dir: PathBuf,
+    store: PathBuf,
+    set: PathBuf,
+}
+
+/// A store with `libgreet` (greet.c) and `libwave` (a library that needs libgreet), and an empty
+/// library set.
+fn store(test: &str) -> Store {
+    let dir = scratch(test);
+    let store = dir.join("store");
+    let set = dir.join("set");
+    std::fs::create_dir_all(&set).unwrap();
+    let lib = |name: &str, version: &str| {
+        let d = store.join(format!("{HASH}-{name}-{version}/lib"));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let greet = lib("libgreet", "1.2");
+    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(greet.join("libgreet.so")).arg(fixtures().join("greet.c")).status().unwrap();
+    assert!(status.success());
+    // Not an attribute: a -minimal build of the same library.
+    let minimal = lib("libgreet-minimal", "1.2");
+    std::fs::copy(greet.join("libgreet.so"), minimal.join("libgreet.so")).unwrap();
+    let wave = lib("libwave", "0.3");
+    std::fs::write(dir.join("wave.c"), "extern void greet(void); void wave(void) { greet(); }\n").unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(wave.join("libwave.so"))
+        .arg(dir.join("wave.c"))
+        .arg(format!("-L{}", greet.display()))
+        .arg("-lgreet")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Store { dir, store, set }
+}
+
+/// The doctor's text with its line breaks and indentation taken out: it wraps at 80 columns.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn run_doctor(s: &Store, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let loader = system_loader();
+    let mut cmd = Command::new(doctor());
+    cmd.args(args).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", &s.set).env("NIX_LD_DOCTOR_STORE", &s.store);
+    // PATH holds no nix-locate unless a test puts one there.
+    cmd.env("PATH", s.dir.join("bin"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_library_in_the_store_but_not_in_the_set_is_named_with_its_fix_and_the_fix_works() {
+    let s = store("doctor-missing");
+    let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
+    let prog = needs_greet(&s.dir, &greet_dir, &shim());
+    // The program does not start through the shim as things are.
+    let loader = system_loader();
+    let before = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.set.to_str().unwrap())]);
+    assert_eq!(before.status.code(), Some(127), "{}", stderr(&before));
+
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(flat(&text).contains(&format!("problem: libgreet.so is not found (needed by {})", prog.display())), "{text}");
+    let flat = flat(&text);
+    assert!(flat.contains(&format!("found in {} (libgreet, a guess from the store path)", greet_dir.display())), "{text}");
+    assert!(flat.contains("(no nixpkgs attribute by that name)"), "the -minimal build is not an attribute:\n{text}");
+    assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libgreet ];"), "{text}");
+    assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libgreet ];"), "{text}");
+    let one_run = format!("NIX_LD_LIBRARY_PATH={}:{}", s.set.display(), greet_dir.display());
+    assert!(flat.contains(&format!("for one run: {one_run} {}", prog.display())), "{text}");
+    assert!(text.lines().all(|l| l.len() <= 80 || l.contains("/")), "lines fit 80 columns but for paths:\n{text}");
+
+    // The suggested setting, applied: the doctor finds nothing and the program runs.
+    let nix = format!("{}:{}", s.set.display(), greet_dir.display());
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Nothing found that stops the program."));
+    let after = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", &nix)]);
+    assert_eq!(stdout(&after), "greetings from libgreet\n", "{}", stderr(&after));
+}
+
+#[test]
+fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
+    let s = store("doctor-dependency");
+    let wave_dir = s.store.join(format!("{HASH}-libwave-0.3/lib"));
+    let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
+    std::fs::write(s.dir.join("prog.c"), "extern void wave(void); int main(void) { wave(); return 0; }\n").unwrap();
+    let prog = s.dir.join("prog");
+    let status = Command::new("cc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(s.dir.join("prog.c"))
+        .arg(format!("-L{}", wave_dir.display()))
+        .arg("-lwave")
+        .arg(format!("-Wl,-rpath-link,{}", greet_dir.display()))
+        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let nix = format!("{}:{}", s.set.display(), wave_dir.display());
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]);
+    let text = flat(&stdout(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("problem: libgreet.so is not found (needed by {})", wave_dir.join("libwave.so").display())), "{text}");
+    let json = stdout(&run_doctor(&s, &["--json", prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]));
+    assert!(json.starts_with("{\"schema_version\": 1,"), "{json}");
+    assert!(json.contains("\"kind\": \"missing-library\""), "{json}");
+    assert!(json.contains(&format!("\"needed_by\": [\"{}\"]", wave_dir.join("libwave.so").display())), "{json}");
+}
+
+#[test]
+fn nix_locate_confirms_the_attribute() {
+    let s = store("doctor-nix-locate");
+    let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
+    let prog = needs_greet(&s.dir, &greet_dir, &shim());
+    let bin = s.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A stand-in for nix-index's nix-locate: the attribute and output of the file asked for.
+    std::fs::write(bin.join("nix-locate"), "#!/bin/sh\ncase \"$*\" in *libgreet.so*) echo libgreet.out ;; esac\n").unwrap();
+    std::fs::set_permissions(bin.join("nix-locate"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let text = stdout(&run_doctor(&s, &[prog.to_str().unwrap()], &[]));
+    let flat = flat(&text);
+    assert!(flat.contains(&format!("found in {} (libgreet, confirmed by nix-locate)", greet_dir.display())), "{text}");
+}
+
+#[test]
+fn what_is_not_the_shims_case_is_said_in_words() {
+    let s = store("doctor-kinds");
+    // A static program needs no loader.
+    let stat = static_program(&s.dir, "static", false);
+    let out = run_doctor(&s, &[stat.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("it needs no loader and no libraries"), "{}", stdout(&out));
+    // A script whose interpreter does not exist.
+    let script = s.dir.join("script");
+    std::fs::write(&script, "#!/nonexistent/bin/bash -e\necho hi\n").unwrap();
+    let out = run_doctor(&s, &[script.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = flat(&stdout(&out));
+    assert!(text.contains("problem: its interpreter /nonexistent/bin/bash does not exist here"), "{text}");
+    assert!(text.contains("fix: start the script with #!/usr/bin/env bash"), "{text}");
+    // A missing file, and one that is no program: the doctor cannot inspect them.
+    let out = run_doctor(&s, &[s.dir.join("nothing-here").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), format!("nix-ld-doctor: cannot inspect {}: it does not exist\n", s.dir.join("nothing-here").display()));
+    std::fs::write(s.dir.join("text"), "just text\n").unwrap();
+    let out = run_doctor(&s, &[s.dir.join("text").to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("it is not a program"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_bad_nix_ld_gets_the_shims_own_message_and_hint() {
+    let s = store("doctor-bad-loader");
+    let prog = compile(&s.dir, "hello.c", "hello", &shim(), &[]);
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD", "/nonexistent/ld.so")]);
+    let text = flat(&stdout(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("problem: the loader the shim would use, /nonexistent/ld.so (from NIX_LD), does not exist"), "{text}");
+    assert!(text.contains("fix: fix NIX_LD, or unset it to use the compiled-in default"), "{text}");
+    // And the shim says the same when the program is started.
+    let started = run_with(&prog, &[], &[("NIX_LD", "/nonexistent/ld.so")]);
+    assert!(stderr(&started).contains("loader /nonexistent/ld.so does not exist"), "{}", stderr(&started));
+}
+
+#[test]
+fn host_32_bit_and_musl_programs_are_explained() {
+    let s = store("doctor-foreign");
+    let m32 = s.dir.join("hello32");
+    let status = Command::new("cc").args(["-m32", "-o"]).arg(&m32).arg(fixtures().join("hello.c")).status().unwrap();
+    assert!(status.success(), "cc -m32 needs gcc-multilib (.ci/run installs it)");
+    let text = flat(&stdout(&run_doctor(&s, &[m32.to_str().unwrap()], &[])));
+    assert!(text.contains("problem: a 32-bit x86 glibc program (/lib/ld-linux.so.2): the nix-ld shim runs x86-64 programs only"), "{text}");
+    assert!(text.contains("steam-run PROGRAM"), "{text}");
+    let musl = s.dir.join("hello-musl");
+    let status = Command::new("musl-gcc").arg("-o").arg(&musl).arg(fixtures().join("hello.c")).arg("-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1").status().unwrap();
+    assert!(status.success(), "musl-gcc needs musl-tools (.ci/run installs it)");
+    let text = flat(&stdout(&run_doctor(&s, &[musl.to_str().unwrap()], &[])));
+    assert!(text.contains("problem: a musl program (/lib/ld-musl-x86_64.so.1): nix-ld serves glibc programs only"), "{text}");
+}
