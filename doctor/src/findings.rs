@@ -245,8 +245,8 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
         }
         if let Some(c) = candidates.first() {
             let joined = if nix_path.is_empty() { c.directory.display().to_string() } else { format!("{nix_path}:{}", c.directory.display()) };
-            problem.fixes.push(format!("for one run: NIX_LD_LIBRARY_PATH={joined} {}", report.program));
-            problem.fixes.push("  (a bare store path works until the garbage collector removes it)".into());
+            problem.fixes.push("for one run (until the garbage collector removes that store path):".into());
+            problem.fixes.push(format!("  NIX_LD_LIBRARY_PATH={joined} {}", report.program));
         }
         problem.candidates = candidates;
         report.problems.push(problem);
@@ -255,8 +255,16 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
     if !attributes.is_empty() {
         let list = attributes.join(" ");
         if let Some(first) = report.problems.iter_mut().find(|p| p.kind == "missing-library") {
-            first.fixes.insert(0, format!("with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ {list} ];"));
-            first.fixes.insert(1, format!("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ {list} ];"));
+            // Each line to paste on a line of its own, after what it is for.
+            let lines = [
+                "with nixpkgs' module:".to_string(),
+                format!("  programs.nix-ld.libraries = with pkgs; [ {list} ];"),
+                "or with this project's:".to_string(),
+                format!("  programs.nix-ld-shim.libraries = with pkgs; [ {list} ];"),
+            ];
+            for (i, line) in lines.into_iter().enumerate() {
+                first.fixes.insert(i, line);
+            }
         }
     }
 }
@@ -356,9 +364,11 @@ impl Report {
 fn wrap(first: &str, text: &str, indent: &str) -> String {
     const WIDTH: usize = 80;
     let mut out = String::new();
-    let mut line = first.to_string();
+    // Leading spaces belong to the line (an indented line to paste), not between words.
+    let body = text.trim_start_matches(' ');
+    let mut line = format!("{first}{}", &text[..text.len() - body.len()]);
     let mut empty = true;
-    for word in text.split(' ') {
+    for word in body.split(' ') {
         let width = line.trim_start_matches('\n').chars().count();
         if !empty && width + 1 + word.chars().count() > WIDTH {
             out += &line;
@@ -405,6 +415,7 @@ mod tests {
         let path = format!("/{}", "p".repeat(100));
         let out = wrap("  ", &format!("found in {path} (x)"), "    ");
         assert_eq!(out, format!("  found in\n    {path}\n    (x)\n"));
+        assert_eq!(wrap("  fix: ", "  code;", "    "), "  fix:   code;\n");
     }
 
     #[test]

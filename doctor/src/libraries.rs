@@ -55,7 +55,8 @@ pub fn trace(loader: &str, library_path: &str, program: &Path) -> Result<Trace, 
     if !library_path.is_empty() {
         cmd.arg("--library-path").arg(library_path);
     }
-    cmd.arg(program).env("LD_TRACE_LOADED_OBJECTS", "1");
+    // Standard input is inherited, not /dev/null: nothing reads it, and a chroot may have no /dev.
+    cmd.arg(program).env("LD_TRACE_LOADED_OBJECTS", "1").stdin(std::process::Stdio::inherit());
     let out = cmd.output().map_err(|e| format!("cannot run {loader}: {e}"))?;
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     // Version errors may come on either stream.
@@ -82,7 +83,7 @@ pub fn needers(program: &Path, trace: &Trace) -> BTreeMap<String, Vec<String>> {
 
 /// The glibc version of a loader, from `ld.so --version` ("... release version 2.36.").
 pub fn glibc_of(loader: &str) -> Option<String> {
-    let out = Command::new(loader).arg("--version").output().ok()?;
+    let out = Command::new(loader).arg("--version").stdin(std::process::Stdio::inherit()).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next()?;
     let version = first.rsplit("version ").next()?.trim().trim_end_matches('.');

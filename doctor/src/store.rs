@@ -68,6 +68,7 @@ pub fn nix_locate(library: &str) -> Option<Vec<String>> {
     let out = Command::new("nix-locate")
         .args(["--minimal", "--top-level", "--at-root", "--whole-name"])
         .arg(format!("/lib/{library}"))
+        .stdin(std::process::Stdio::inherit())
         .output()
         .ok()?;
     if !out.status.success() {

@@ -92,7 +92,7 @@ fn a_library_in_the_store_but_not_in_the_set_is_named_with_its_fix_and_the_fix_w
     assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libgreet ];"), "{text}");
     assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libgreet ];"), "{text}");
     let one_run = format!("NIX_LD_LIBRARY_PATH={}:{}", s.set.display(), greet_dir.display());
-    assert!(flat.contains(&format!("for one run: {one_run} {}", prog.display())), "{text}");
+    assert!(flat.contains(&format!("for one run (until the garbage collector removes that store path): {one_run} {}", prog.display())), "{text}");
     assert!(text.lines().all(|l| l.len() <= 80 || l.contains("/")), "lines fit 80 columns but for paths:\n{text}");
 
     // The suggested setting, applied: the doctor finds nothing and the program runs.

@@ -5,6 +5,10 @@
 //! `/run/current-system/sw/share/nix-ld/lib` is laid out as the NixOS module lays it out. bash and
 //! python3 (with its standard library) are copied in unchanged, and run in a chroot: first without
 //! the shim, which fails as it does on NixOS, then with it.
+//!
+//! The second chapter is the user story the project starts from: a foreign program needs
+//! `libcrypt.so.1`, which is in the store (libxcrypt) but not in the library set. It fails;
+//! nix-ld-doctor names the library, the store path and the line to add; with that, it runs.
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::symlink;
@@ -23,6 +27,7 @@ pub fn run() -> Result<()> {
         return Err("the demo needs root: it builds a root file system and runs programs in it with chroot. Run `sudo cargo xtask demo`.".into());
     }
     let shim = build::shim(None, "nix-ld")?;
+    let doctor = build::doctor()?;
     let root = project_root().join("target/demo-root");
     if root.exists() {
         std::fs::remove_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -32,15 +37,28 @@ pub fn run() -> Result<()> {
     let programs = [PathBuf::from("/bin/bash"), python.clone()];
 
     say("Building a NixOS-like root", &root.display().to_string());
+    let work = project_root().join("target/demo-work");
+    mkdir(&work)?;
+    let needs_crypt = work.join("needs-crypt");
+    std::fs::write(work.join("needs-crypt.c"), NEEDS_CRYPT).map_err(|e| e.to_string())?;
+    util::run(Command::new("cc").arg("-o").arg(&needs_crypt).arg(work.join("needs-crypt.c")).arg("-lcrypt"))?;
     let mut objects: Vec<PathBuf> = programs.to_vec();
     objects.extend(extension_modules(&python_lib.join("lib-dynload")));
+    objects.push(doctor.clone());
+    objects.push(needs_crypt.clone());
     let libraries = shared_libraries(&objects)?;
     let sw_lib = root.join("run/current-system/sw/share/nix-ld/lib");
     mkdir(&sw_lib)?;
     let mut loader_in_store = None;
     for lib in &libraries {
         let name = lib.file_name().unwrap().to_string_lossy().into_owned();
-        let package = if is_glibc(&name) { "glibc-2.36".to_string() } else { package_name(&name) };
+        let package = if is_glibc(&name) {
+            "glibc-2.36".to_string()
+        } else if name.starts_with("libcrypt.so") {
+            LIBXCRYPT.to_string()
+        } else {
+            package_name(&name)
+        };
         let store_lib = root.join(format!("nix/store/{}-{package}/lib", fake_hash(&package)));
         mkdir(&store_lib)?;
         copy(lib, &store_lib.join(&name))?;
@@ -48,8 +66,11 @@ pub fn run() -> Result<()> {
         if name.starts_with("ld-linux-x86-64") {
             loader_in_store = Some(in_root.clone());
         }
-        // The module's buildEnv links every library of the configured packages here.
-        symlink(&in_root, sw_lib.join(&name)).map_err(|e| e.to_string())?;
+        // The module's buildEnv links every library of the configured packages here; libxcrypt
+        // is not one of them (the second chapter's case).
+        if package != LIBXCRYPT {
+            symlink(&in_root, sw_lib.join(&name)).map_err(|e| e.to_string())?;
+        }
     }
     let loader = loader_in_store.ok_or("no ld-linux-x86-64.so.2 among the libraries")?;
     symlink(&loader, sw_lib.join("ld.so")).map_err(|e| e.to_string())?;
@@ -104,8 +125,47 @@ pub fn run() -> Result<()> {
         return Err("LD_LIBRARY_PATH leaked into the program's environment".into());
     }
 
-    println!("\nDemo complete: foreign bash and python3 ran in a NixOS-like root through the shim.");
+    chapter_two(&root, &doctor, &needs_crypt)?;
+
+    println!("\nDemo complete: foreign bash and python3 ran in a NixOS-like root through the shim, and");
+    println!("nix-ld-doctor said what a program missing libcrypt.so.1 needed.");
     Ok(())
+}
+
+const LIBXCRYPT: &str = "libxcrypt-4.4.33";
+const NEEDS_CRYPT: &str = "#include <crypt.h>\n#include <stdio.h>\nint main(void) { printf(\"crypt works: %s\\n\", crypt(\"nix\", \"$6$salt$\")); return 0; }\n";
+
+/// A foreign program that needs libcrypt.so.1, which the store has (libxcrypt) and the library set
+/// does not: it fails, the doctor says why and what to set, and with that it runs.
+fn chapter_two(root: &Path, doctor: &Path, needs_crypt: &Path) -> Result<()> {
+    let opt = root.join("opt/foreign/bin");
+    copy(needs_crypt, &opt.join("needs-crypt"))?;
+    let doctor_dir = root.join("opt/doctor/bin");
+    mkdir(&doctor_dir)?;
+    copy(doctor, &doctor_dir.join("nix-ld-doctor"))?;
+
+    say("Chapter two: a program that needs libcrypt.so.1", "chroot ROOT /opt/foreign/bin/needs-crypt");
+    let out = chroot(root, &["/opt/foreign/bin/needs-crypt"], &[])?;
+    print_output(&out);
+    if out.status.success() || !String::from_utf8_lossy(&out.stderr).contains("libcrypt.so.1") {
+        return Err("needs-crypt should fail for want of libcrypt.so.1".into());
+    }
+
+    say("nix-ld-doctor says why, and what to add", "chroot ROOT /opt/doctor/bin/nix-ld-doctor /opt/foreign/bin/needs-crypt");
+    let out = chroot(root, &["/opt/doctor/bin/nix-ld-doctor", "/opt/foreign/bin/needs-crypt"], &[])?;
+    print_output(&out);
+    let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    let store_dir = format!("/nix/store/{}-{LIBXCRYPT}/lib", fake_hash(LIBXCRYPT));
+    let wanted = ["problem: libcrypt.so.1 is not found", &format!("found in {store_dir} (libxcrypt,"), "programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"];
+    if out.status.code() != Some(1) || !wanted.iter().all(|w| text.contains(w)) {
+        return Err(format!("nix-ld-doctor should name libcrypt.so.1, {store_dir} and libxcrypt (exit 1)"));
+    }
+
+    let nix_path = format!("/run/current-system/sw/share/nix-ld/lib:{store_dir}");
+    say("With the library added", &format!("NIX_LD_LIBRARY_PATH={nix_path} chroot ROOT /opt/foreign/bin/needs-crypt"));
+    let out = chroot(root, &["/opt/foreign/bin/needs-crypt"], &[("NIX_LD_LIBRARY_PATH", &nix_path)])?;
+    print_output(&out);
+    expect(&out, "crypt works: $6$salt$")
 }
 
 fn say(title: &str, command: &str) {
