@@ -194,7 +194,8 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
         plan.assume_init_ref()
     };
     // SAFETY: below the block there is only dead stack (this function's callers' frames, which
-    // `build_and_jump` no longer needs once it has copied the plan).
+    // `build_and_jump` no longer needs once it has copied the plan); its own frames go below both
+    // the block and this frame (see `run_on_stack`).
     unsafe { arch::run_on_stack(plan.block_at, build_and_jump, plan as *const Plan as usize) }
 }
 

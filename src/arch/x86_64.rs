@@ -101,36 +101,54 @@ pub fn trampoline_address() -> usize {
     address
 }
 
+// Where the shim leaves for ld.so: `rsp` becomes the argument block, and `rdx` = 0 tells ld.so
+// there is no finaliser to register, as from the kernel. A function of its own, with a global
+// name, because the linker script records its address in the file's `.nix-ld.hooks` section:
+// gdb's helper (gdb/nix-ld.py) stops here, before ld.so runs, to learn where ld.so is from the
+// block's auxv (`rsi`), and so can follow ld.so's library events from the first.
+global_asm!(
+    ".globl nix_ld_enter_loader",
+    ".type nix_ld_enter_loader,@function",
+    "nix_ld_enter_loader:",
+    "mov rsp, rsi",
+    "xor ebp, ebp",
+    "xor edx, edx",
+    "jmp rdi",
+    ".size nix_ld_enter_loader, . - nix_ld_enter_loader",
+);
+
 /// Starts the loader at `entry` on the argument block at `sp`, as the kernel would have.
 ///
 /// # Safety
 /// `sp` must be a 16-byte-aligned argument block (argc, argv, envp, auxv) that stays valid for the
 /// life of the process, and `entry` the entry point of a mapped loader.
+#[inline(always)]
 pub unsafe fn jump(entry: usize, sp: *const usize) -> ! {
-    // SAFETY: the caller guarantees the block and the entry; `rdx` = 0 tells the loader there is no
-    // finaliser to register, as from the kernel.
-    unsafe {
-        asm!(
-            "mov rsp, {sp}",
-            "xor ebp, ebp",
-            "jmp {entry}",
-            sp = in(reg) sp,
-            entry = in(reg) entry,
-            in("rdx") 0usize,
-            options(noreturn),
-        )
-    }
+    // SAFETY: the caller guarantees the block and the entry; `nix_ld_enter_loader` only switches
+    // to that stack and jumps. Reached by a direct jump: a call to an external function would go
+    // through a GOT entry, which the shim cannot have.
+    unsafe { asm!("jmp nix_ld_enter_loader", in("rdi") entry, in("rsi") sp, options(noreturn)) }
 }
 
-/// Calls `f(arg)` on a stack that starts at `stack_top`, never returning.
+/// Calls `f(arg)` on a stack that starts at `stack_top`, or at the current stack pointer if that
+/// is lower, never returning.
+///
+/// The lower of the two: `f`'s frames then lie below both the memory above `stack_top` that `f`
+/// is to fill and everything its caller still holds (`arg` may point into the caller's frame).
+/// Starting at `stack_top` alone put `f`'s frames on top of its caller's whenever `stack_top` was
+/// above them: with 140 to 230 environment variables, `f` overwrote the plan it was passed.
 ///
 /// # Safety
-/// `stack_top` must be 16-byte aligned, inside the process stack, with room below it for `f`'s
-/// frames, and nothing live may lie in the memory `f` then uses.
+/// `stack_top` must be 16-byte aligned, inside the process stack, with room below the lower of it
+/// and the stack pointer for `f`'s frames.
 pub unsafe fn run_on_stack(stack_top: usize, f: extern "C" fn(usize) -> !, arg: usize) -> ! {
-    // SAFETY: per the caller's guarantees; `call` leaves the stack aligned as the ABI expects.
+    // SAFETY: per the caller's guarantees; the stack pointer is 16-byte aligned after the `and`,
+    // so `call` leaves it aligned as the ABI expects.
     unsafe {
         asm!(
+            "cmp {top}, rsp",
+            "cmova {top}, rsp",
+            "and {top}, -16",
             "mov rsp, {top}",
             "xor ebp, ebp",
             "call {f}",

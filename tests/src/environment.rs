@@ -155,6 +155,31 @@ fn random_environments_are_unchanged() {
     }
 }
 
+/// Every size of environment from none to 400 variables, on the path that edits it, and with the
+/// user's LD_LIBRARY_PATH too. Where the new argument block lands relative to the shim's own
+/// frames depends on its size: with 140 to 230 variables the shim once built the block on top of
+/// the plan it was building it from, and crashed.
+#[test]
+fn every_environment_size_starts_and_is_unchanged() {
+    let s = setup("env-every-size", &shim());
+    let loader = var(&format!("NIX_LD={}", system_loader().display()));
+    let nix = var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display()));
+    for user_path in [false, true] {
+        for n in 0..=400 {
+            let mut env = vec![loader.clone(), nix.clone()];
+            if user_path {
+                env.push(var("LD_LIBRARY_PATH=/nonexistent"));
+            }
+            env.extend((0..n).map(|i| format!("V{i}=x").into_bytes()));
+            let file = s.dir.join("env");
+            env_file(&file, &env);
+            let out = std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).output().unwrap();
+            assert!(out.status.success(), "{n} variables (user's LD_LIBRARY_PATH: {user_path}): {:?}\n{}", out.status, stderr(&out));
+            assert_eq!(entries(&out.stdout), env, "{n} variables: the program saw a different environment");
+        }
+    }
+}
+
 #[test]
 fn large_environments_and_argument_lists_are_unchanged() {
     let s = setup("env-large", &shim());
