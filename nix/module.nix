@@ -115,6 +115,10 @@ in
     environment.ldso = "${cfg.package}/libexec/nix-ld";
 
     environment.systemPackages = [ nix-ld-libraries ];
+
+    # nixpkgs' gdb reads every script in /etc/gdb/gdbinit.d at start: with this one it follows
+    # ld.so's library events in programs it starts through the shim (gdb/nix-ld.py says how).
+    environment.etc."gdb/gdbinit.d/nix-ld-shim.py".source = "${cfg.package}/share/nix-ld/gdb/nix-ld.py";
     environment.pathsToLink = [ "/share/nix-ld" ];
 
     # The same values the shim has compiled in, so that tools which read them see the truth.

@@ -57,6 +57,9 @@ rustPlatform.buildRustPackage {
 
   # A static-pie that relocates itself has no search path to shrink; leave its headers alone.
   dontPatchELF = true;
+  # The shim's section table is written for debuggers after linking (`cargo xtask finish`, see
+  # xtask/src/sections.rs); strip would rebuild the file from it and drop the code.
+  stripExclude = [ "libexec/nix-ld" ];
 
   # What nixpkgs' build adds is harmless to the shim's one-segment layout, and the install check
   # below verifies it: cargo-auditable's `.dep-v0` section is not allocated (it stays in the file,
@@ -89,7 +92,12 @@ rustPlatform.buildRustPackage {
   postInstall = ''
     mkdir -p $out/libexec
     mv $out/bin/nix-ld $out/libexec/nix-ld
+    cargo run --offline --package xtask -- finish $out/libexec/nix-ld
     ln -s ../libexec/nix-ld $out/bin/nix-ld
+
+    # gdb's helper for programs started through the shim; the NixOS module installs it in
+    # /etc/gdb/gdbinit.d.
+    install -Dm644 gdb/nix-ld.py $out/share/nix-ld/gdb/nix-ld.py
 
     mkdir -p $out/nix-support
     echo ${ldPath} > $out/nix-support/ldpath

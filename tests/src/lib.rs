@@ -7,6 +7,8 @@
 #[cfg(test)]
 mod constructors;
 #[cfg(test)]
+mod debuggers;
+#[cfg(test)]
 mod direct;
 #[cfg(test)]
 mod doctor;

@@ -22,7 +22,6 @@
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -247,7 +246,7 @@ fn prepare(dir: &Path, shims: &[(String, PathBuf)]) -> Result<(Vec<Build>, Vec<S
     // The direct python3 is a byte-identical copy next to the patched ones: python looks for its
     // prefix relative to its own path, so the original in /usr/bin would take a different route.
     let direct_python = dir.join("python3-direct");
-    write_executable(&direct_python, &fs::read(&python).map_err(|e| format!("{}: {e}", python.display()))?)?;
+    util::write_executable(&direct_python, &fs::read(&python).map_err(|e| format!("{}: {e}", python.display()))?)?;
     let mut builds = vec![Build { name: "direct".into(), shim: None, hello, python: direct_python }];
     let mut links = Vec::new();
     for (i, (name, shim)) in shims.iter().enumerate() {
@@ -283,18 +282,12 @@ impl Drop for ShortLink {
     }
 }
 
-fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
-    // Remove first: overwriting a file that is still mapped by a running program fails (ETXTBSY).
-    let _ = fs::remove_file(path);
-    fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
-}
 
 /// Copies the ELF program `src` to `dst` with its interpreter replaced by `interp`.
 fn copy_with_interpreter(src: &Path, dst: &Path, interp: &Path) -> Result<()> {
     let mut bytes = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
     set_interpreter(&mut bytes, interp.as_os_str().as_bytes()).map_err(|e| format!("{}: {e}", src.display()))?;
-    write_executable(dst, &bytes)
+    util::write_executable(dst, &bytes)
 }
 
 /// Rewrites the PT_INTERP string in place, NUL-padded: nothing else in the file moves, so no

@@ -1,9 +1,9 @@
 //! `cargo xtask build`: the release shim, verified, at `target/dist/nix-ld`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::elfcheck;
+use crate::{elfcheck, sections};
 use crate::util::{self, project_root, Result};
 
 /// Builds the release shim with the given compiled-in defaults (None: the NixOS ones), verifies it
@@ -30,16 +30,30 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
     };
     util::run(&mut cmd)?;
     let built = built_dir.join("release/nix-ld");
-    let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    let linked = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", built.display()))?;
     elfcheck::verify_with(&bytes, elfcheck::allowance(defaults)).map_err(|e| format!("{}: {e}", built.display()))?;
+    sections::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
     let dist = target_dir.join("dist");
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     let out = dist.join(name);
     // Copy to a temporary name and rename, so a running test never sees a half-written file.
     let tmp = dist.join(format!(".{name}.tmp"));
-    std::fs::copy(&built, &tmp).map_err(|e| e.to_string())?;
+    util::write_executable(&tmp, &bytes)?;
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+
+/// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
+pub fn finish_file(path: &Path) -> Result<()> {
+    let linked = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tmp = path.with_extension("finishing");
+    util::write_executable(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("finished {}: section table for debuggers and tracers written", path.display());
+    Ok(())
 }
 
 pub fn run() -> Result<PathBuf> {
@@ -71,8 +85,9 @@ pub fn doctor() -> Result<PathBuf> {
 pub fn verify_file(path: &std::path::Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let facts = elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    sections::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
-        "verified {}: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, at most {} bytes mapped; {} bytes mapped, {} bytes on disk",
+        "verified {}: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, no symbols, the sections debuggers read, at most {} bytes mapped; {} bytes mapped, {} bytes on disk",
         path.display(),
         elfcheck::MAX_MAPPED,
         facts.mapped,

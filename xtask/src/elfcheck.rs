@@ -58,6 +58,8 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
     let mut facts = ShimFacts { file_size: bytes.len() as u64, ..Default::default() };
     let mut loads = 0;
     let mut stack_seen = false;
+    let entry = u64_at(bytes, 24);
+    let mut entry_mapped = false;
     for i in 0..phnum {
         let p = &bytes[phoff + i * 56..phoff + (i + 1) * 56];
         let (ty, flags) = (u32_at(p, 0), u32_at(p, 4));
@@ -65,6 +67,8 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
             1 => {
                 loads += 1;
                 facts.mapped += u64_at(p, 40);
+                let (vaddr, filesz) = (u64_at(p, 16), u64_at(p, 32));
+                entry_mapped |= flags & 1 != 0 && (vaddr..vaddr + filesz).contains(&entry);
                 if flags & 2 != 0 {
                     return Err(format!(
                         "program header {i} is writable: the shim must have no writable data (a static, a GOT entry, \
@@ -91,6 +95,11 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
             "maps {} bytes, more than the {MAX_MAPPED} the shim may with NixOS's compiled-in paths (README: performance){}",
             facts.mapped,
             if allowance > 0 { format!(", plus the {allowance} of this build's longer ones") } else { String::new() }
+        ));
+    }
+    if !entry_mapped {
+        return Err(format!(
+            "its entry point {entry:#x} is not in its executable segment's file bytes (a tool such as strip rebuilt the file from its sections?)"
         ));
     }
     if !stack_seen {
@@ -120,16 +129,19 @@ mod tests {
         b[18..20].copy_from_slice(&62u16.to_le_bytes());
         b[32..40].copy_from_slice(&64u64.to_le_bytes());
         b[56..58].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        b[24..32].copy_from_slice(&ENTRY.to_le_bytes());
         for (i, &(ty, flags, memsz)) in headers.iter().enumerate() {
             let p = 64 + 56 * i;
             b[p..p + 4].copy_from_slice(&ty.to_le_bytes());
             b[p + 4..p + 8].copy_from_slice(&flags.to_le_bytes());
+            b[p + 32..p + 40].copy_from_slice(&memsz.to_le_bytes());
             b[p + 40..p + 48].copy_from_slice(&memsz.to_le_bytes());
         }
         b
     }
 
     const STACK: (u32, u32, u64) = (0x6474e551, 6, 0);
+    const ENTRY: u64 = 0x100;
 
     #[test]
     fn one_read_only_executable_segment_passes() {
@@ -150,6 +162,8 @@ mod tests {
         refused(&[(1, 5, 4096)], "PT_GNU_STACK");
         refused(&[(1, 5, 4096), (0x6474e551, 7, 0)], "executable stack");
         refused(&[(1, 5, MAX_MAPPED + 1), STACK], "more than the 16384");
+        // What strip leaves of a finished shim: the segment cut down to the headers.
+        refused(&[(1, 5, 0xb0), STACK], "entry point 0x100 is not in");
         assert!(verify(&elf(&[(1, 5, MAX_MAPPED), STACK])).is_ok());
         // A build with longer compiled-in paths may map exactly their extra length more.
         let longer = Some(("/a/much/longer/path/to/the/loader/than/nixos/has/ld.so/x/y/z", "/run/current-system/sw/share/nix-ld/lib"));

@@ -1,4 +1,4 @@
-//! The project's front door: `cargo xtask build | test | demo | bench`.
+//! The project's front door: `cargo xtask build | test | verify | finish | demo | bench`.
 //!
 //! This file only parses the command line and dispatches; each task is a module.
 
@@ -6,6 +6,7 @@ mod build;
 mod demo;
 mod elfcheck;
 mod nix_check;
+mod sections;
 mod test;
 mod util;
 
@@ -21,6 +22,8 @@ tasks:
                    run every test: unit and property tests, execve integration tests, Nix checks;
                    --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)
   verify FILE      check an installed shim as `build` checks the one it builds
+  finish FILE      give a linked shim (cargo build's) the section table debuggers and tracers
+                   read (xtask/src/sections.rs), in place; `build` does this itself
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
   bench [--compare PATH]
                    measure start-up cost against a plain ld.so start (and another shim)
@@ -34,6 +37,10 @@ fn main() -> ExitCode {
         Some("verify") => match &args[1..] {
             [file] => build::verify_file(std::path::Path::new(file)),
             _ => Err("usage: cargo xtask verify FILE".into()),
+        },
+        Some("finish") => match &args[1..] {
+            [file] => build::finish_file(std::path::Path::new(file)),
+            _ => Err("usage: cargo xtask finish FILE".into()),
         },
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),

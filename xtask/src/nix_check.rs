@@ -328,6 +328,11 @@ builtins.all (x: x) [
   (expect "nix/package.nix: the install check must verify the installed libexec/nix-ld (xtask verify)"
     (shim.doInstallCheck or false
       && contains "--package xtask -- verify $out/libexec/nix-ld" shim.installCheckPhase))
+  (expect "nix/package.nix: the installed shim must be finished (xtask finish) and kept from strip, which would drop its code"
+    (contains "--package xtask -- finish $out/libexec/nix-ld" shim.postInstall
+      && builtins.elem "libexec/nix-ld" (shim.stripExclude or [ ])))
+  (expect "nix/package.nix: must install gdb's helper at share/nix-ld/gdb/nix-ld.py"
+    (contains "gdb/nix-ld.py $out/share/nix-ld/gdb/nix-ld.py" shim.postInstall))
   (expect "nix/package.nix: nativeCheckInputs must not carry unused inputs (the tests need only the stdenv)"
     ((shim.nativeCheckInputs or [ ]) == [ ]))
   (expect "nix/package.nix: nix-support/ldpath must be derived from the host platform (/lib64/ld-linux-x86-64.so.2 here)"
@@ -426,6 +431,8 @@ builtins.all (x: x) [
       && builtins.elem libraryEnv.extraPrefix environment.pathsToLink
       && contains "$out${libraryEnv.extraPrefix}/lib/ld.so" libraryEnv.postBuild
       && libraryEnv.paths == [ (fakeDerivation "libfoo" { }) ]))
+  (expect "nix/module.nix: gdb's helper must be installed where nixpkgs' gdb reads its system init scripts"
+    (environment.etc."gdb/gdbinit.d/nix-ld-shim.py".source == "${shim}/share/nix-ld/gdb/nix-ld.py"))
   (expect "nix/module.nix: the common libraries must be defined in config, so that a user's list adds to them"
     (builtins.length config.programs.nix-ld-shim.libraries > 0))
   (expect "nix/module.nix: the assertion must hold on its own and fail together with programs.nix-ld.enable"

@@ -44,3 +44,12 @@ pub fn system_loader() -> Result<PathBuf> {
     }
     Err("no x86-64 glibc loader found on this machine".into())
 }
+
+/// Writes an executable file. It is removed first: overwriting a file that a running program still
+/// maps fails (ETXTBSY).
+pub fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
+}
