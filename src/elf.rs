@@ -353,33 +353,44 @@ impl ElfError {
     /// The entry of [`CAUSES`] for this error, and the number it carries. Not for
     /// `WrongArchitecture`, which names the machine.
     fn cause_index(&self) -> (usize, u64) {
-        match *self {
-            ElfError::Empty => (0, 0),
-            ElfError::NotElf => (1, 0),
-            ElfError::Truncated => (2, 0),
-            ElfError::BigEndian => (3, 0),
-            ElfError::UnknownVersion => (4, 0),
-            ElfError::NotPositionIndependent { e_type: 2 } => (5, 0),
-            ElfError::NotPositionIndependent { e_type: 1 } => (6, 0),
-            ElfError::NotPositionIndependent { e_type: 4 } => (7, 0),
-            ElfError::NotPositionIndependent { e_type } => (8, e_type as u64),
-            ElfError::BadProgramHeaderSize => (9, 0),
-            ElfError::NoProgramHeaders => (10, 0),
-            ElfError::TooManyProgramHeaders { count } => (11, count as u64),
-            ElfError::ProgramHeadersOutsideFile => (12, 0),
-            ElfError::ProgramHeadersTooFar => (13, 0),
-            ElfError::HasInterpreter => (14, 0),
-            ElfError::NoLoadableSegment => (15, 0),
-            ElfError::SegmentOutsideFile { index } => (16, index as u64),
-            ElfError::SegmentFileSizeExceedsMemory { index } => (17, index as u64),
-            ElfError::SegmentOutOfRange { index } => (18, index as u64),
-            ElfError::SegmentMisaligned { index } => (19, index as u64),
-            ElfError::SegmentsOverlap { index } => (20, index as u64),
-            ElfError::SegmentWritableAndExecutable { index } => (21, index as u64),
-            ElfError::SpanTooLarge => (22, 0),
-            ElfError::EntryNotExecutable => (23, 0),
-            ElfError::WrongArchitecture { .. } => (usize::MAX, 0),
-        }
+        let index = match *self {
+            ElfError::Empty => 0,
+            ElfError::NotElf => 1,
+            ElfError::Truncated => 2,
+            ElfError::BigEndian => 3,
+            ElfError::UnknownVersion => 4,
+            ElfError::NotPositionIndependent { e_type: 2 } => 5,
+            ElfError::NotPositionIndependent { e_type: 1 } => 6,
+            ElfError::NotPositionIndependent { e_type: 4 } => 7,
+            ElfError::NotPositionIndependent { .. } => 8,
+            ElfError::BadProgramHeaderSize => 9,
+            ElfError::NoProgramHeaders => 10,
+            ElfError::TooManyProgramHeaders { .. } => 11,
+            ElfError::ProgramHeadersOutsideFile => 12,
+            ElfError::ProgramHeadersTooFar => 13,
+            ElfError::HasInterpreter => 14,
+            ElfError::NoLoadableSegment => 15,
+            ElfError::SegmentOutsideFile { .. } => 16,
+            ElfError::SegmentFileSizeExceedsMemory { .. } => 17,
+            ElfError::SegmentOutOfRange { .. } => 18,
+            ElfError::SegmentMisaligned { .. } => 19,
+            ElfError::SegmentsOverlap { .. } => 20,
+            ElfError::SegmentWritableAndExecutable { .. } => 21,
+            ElfError::SpanTooLarge => 22,
+            ElfError::EntryNotExecutable => 23,
+            ElfError::WrongArchitecture { .. } => usize::MAX,
+        };
+        let number = match *self {
+            ElfError::NotPositionIndependent { e_type: n } | ElfError::TooManyProgramHeaders { count: n } => n as u64,
+            ElfError::SegmentOutsideFile { index }
+            | ElfError::SegmentFileSizeExceedsMemory { index }
+            | ElfError::SegmentOutOfRange { index }
+            | ElfError::SegmentMisaligned { index }
+            | ElfError::SegmentsOverlap { index }
+            | ElfError::SegmentWritableAndExecutable { index } => index as u64,
+            _ => 0,
+        };
+        (index, number)
     }
 
     /// Writes what is wrong with the loader, after "loader PATH ".

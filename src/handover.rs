@@ -323,7 +323,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
 
 fn log_path(log: Log, what: &[u8], path: &[u8]) {
     if let Some(mut m) = log.line(Level::Debug) {
-        m.bytes(what).bytes(path);
+        m.bytes(what).value(path);
         m.end();
     }
 }

@@ -44,7 +44,7 @@ const SHORT_HEAD: usize = 1024;
 /// (up to its length). The plan points into `head`.
 ///
 /// # Safety
-/// The byte after `path` must be readable (see `sys::with_c_path`).
+/// The byte after `path` must be readable (see `sys::open_read`).
 pub unsafe fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, LoadPlan<'h>), Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
@@ -54,7 +54,7 @@ pub unsafe fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Resul
         return Err(Problem::PathTooLong);
     }
     // SAFETY: per the function's contract.
-    let fd = unsafe { sys::with_c_path(path, sys::open_read) }.ok_or(Problem::PathTooLong)?.map_err(|Errno(e)| Problem::Open(e))?;
+    let fd = unsafe { sys::open_read(path) }.ok_or(Problem::PathTooLong)?.map_err(|Errno(e)| Problem::Open(e))?;
     let info = sys::fstat(&fd).map_err(|Errno(e)| Problem::Read(e))?;
     match info.mode & k::S_IFMT {
         k::S_IFREG => {}
@@ -97,7 +97,7 @@ fn prot(flags: u32) -> u32 {
 /// headers are ([`Mapped::phdr`]).
 ///
 /// # Safety
-/// The byte after `path` must be readable (see `sys::with_c_path`).
+/// The byte after `path` must be readable (see `sys::open_read`).
 pub unsafe fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
     // SAFETY (both calls): per the function's contract.
     match unsafe { inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) } {

@@ -78,27 +78,25 @@ impl Problem {
     }
 
     pub fn write_hint<S: Sink>(&self, m: &mut Message<S>, source: Source, secure: bool) -> bool {
-        if secure {
-            m.bytes(b"this program is setuid, setgid or has file capabilities, so the NIX_LD variables are ignored and only the compiled-in loader is used");
-            return true;
-        }
-        match (self, source) {
-            (Problem::Elf(ElfError::WrongArchitecture { .. }), _) => {
-                m.bytes(b"point NIX_LD at the x86-64 glibc loader, ld-linux-x86-64.so.2 (on Nix: the file named in $(nix eval --raw nixpkgs#stdenv.cc)/nix-support/dynamic-linker)");
-            }
-            (_, Source::CompiledIn) => {
-                m.bytes(b"set NIX_LD to glibc's ld-linux-x86-64.so.2, or on NixOS enable programs.nix-ld-shim (or programs.nix-ld), which creates the default path");
-            }
-            (_, Source::SystemSpecific) => {
-                m.bytes(b"NIX_LD_x86_64_linux overrides NIX_LD; fix it, or unset it to fall back to NIX_LD");
-            }
-            (_, Source::Generic) => {
-                m.bytes(b"fix NIX_LD, or unset it to use the compiled-in default");
-            }
-        }
+        let index = match (self, source) {
+            _ if secure => 0,
+            (Problem::Elf(ElfError::WrongArchitecture { .. }), _) => 1,
+            (_, Source::CompiledIn) => 2,
+            (_, Source::SystemSpecific) => 3,
+            (_, Source::Generic) => 4,
+        };
+        m.bytes(crate::text::nth(HINTS, index));
         true
     }
 }
+
+/// The hints of [`Problem::write_hint`], NUL-separated, in its order: one table and one lookup
+/// take less code than a call per hint.
+const HINTS: &[u8] = b"this program is setuid, setgid or has file capabilities, so the NIX_LD variables are ignored and only the compiled-in loader is used\0\
+point NIX_LD at the x86-64 glibc loader, ld-linux-x86-64.so.2 (on Nix: the file named in $(nix eval --raw nixpkgs#stdenv.cc)/nix-support/dynamic-linker)\0\
+set NIX_LD to glibc's ld-linux-x86-64.so.2, or on NixOS enable programs.nix-ld-shim (or programs.nix-ld), which creates the default path\0\
+NIX_LD_x86_64_linux overrides NIX_LD; fix it, or unset it to fall back to NIX_LD\0\
+fix NIX_LD, or unset it to use the compiled-in default";
 
 #[cfg(test)]
 mod tests {
@@ -127,6 +125,34 @@ mod tests {
         assert_eq!(cause(Problem::Map(12)), "cannot be mapped into memory (errno 12)");
         assert!(cause(Problem::NotConfigured).starts_with("is not configured (NIX_LD is unset"));
         assert_eq!(cause(Problem::PathTooLong), "has a path longer than PATH_MAX (4096 bytes)");
+    }
+
+    fn hint(p: Problem, source: Source, secure: bool) -> String {
+        let mut out = Vec::new();
+        let mut m = Message::new(&mut out);
+        assert!(p.write_hint(&mut m, source, secure));
+        m.end();
+        String::from_utf8(out).unwrap().trim_end().to_owned()
+    }
+
+    #[test]
+    fn each_case_gets_its_own_hint() {
+        let arch = Problem::Elf(ElfError::WrongArchitecture { class: 2, machine: 183 });
+        let hints = [
+            hint(Problem::Open(2), Source::Generic, true),
+            hint(arch, Source::Generic, false),
+            hint(Problem::Open(2), Source::CompiledIn, false),
+            hint(Problem::Open(2), Source::SystemSpecific, false),
+            hint(Problem::Open(2), Source::Generic, false),
+        ];
+        assert!(hints[1].starts_with("point NIX_LD at the x86-64 glibc loader") && hints[1].contains("nixpkgs#stdenv.cc"), "{}", hints[1]);
+        assert!(hints[2].starts_with("set NIX_LD to glibc's"), "{}", hints[2]);
+        assert!(hints[3].starts_with("NIX_LD_x86_64_linux overrides NIX_LD"), "{}", hints[3]);
+        assert_eq!(hints[4], "fix NIX_LD, or unset it to use the compiled-in default");
+        for (i, h) in hints.iter().enumerate() {
+            assert!(!h.is_empty() && !h.contains('\0'), "{i}: {h:?}");
+            assert_eq!(hints.iter().filter(|other| *other == h).count(), 1, "{i}: {h}");
+        }
     }
 
     #[test]

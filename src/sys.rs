@@ -51,12 +51,20 @@ impl Drop for Fd {
 #[derive(Clone, Copy)]
 pub struct CPath<'a>(*const u8, PhantomData<&'a [u8]>);
 
-/// Opens `path` read-only. `O_NONBLOCK` keeps a FIFO from hanging the open.
-pub fn open_read(path: CPath<'_>) -> Result<Fd, Errno> {
+/// Opens `path` read-only. `O_NONBLOCK` keeps a FIFO from hanging the open. `None` if the path
+/// does not fit in PATH_MAX.
+///
+/// # Safety
+/// As for [`with_c_path`]: the byte after `path` must be readable.
+pub unsafe fn open_read(path: &[u8]) -> Option<Result<Fd, Errno>> {
+    // SAFETY: forwarded to the caller.
+    unsafe { with_c_path(path, openat_read) }.map(|ret| result(ret).map(|fd| Fd(fd as i32)))
+}
+
+fn openat_read(path: CPath<'_>) -> isize {
     let flags = k::O_RDONLY | k::O_CLOEXEC | k::O_NOCTTY | k::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated (CPath).
-    let ret = unsafe { syscall3(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, flags as usize) };
-    result(ret).map(|fd| Fd(fd as i32))
+    unsafe { syscall3(k::__NR_openat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, flags as usize) }
 }
 
 /// The type bits and size of an open file.
@@ -127,17 +135,26 @@ const SHORT_PATH: usize = 256;
 
 /// Calls `f` with `path` NUL-terminated: in place when the byte after it is already a NUL (a value
 /// from the kernel's block or a compiled-in default, see `plan::choose`), else a copy. `None`
-/// (without calling `f`) if a copy is needed and does not fit in PATH_MAX.
+/// (without calling `f`) if a copy is needed and does not fit in PATH_MAX. `f` is a plain function
+/// returning a raw result, so that every caller shares one [`with_long_c_path`].
 ///
 /// # Safety
 /// The byte just after `path` must be readable: part of the same allocation.
 #[inline(always)]
-pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath<'_>) -> R) -> Option<R> {
+unsafe fn with_c_path(path: &[u8], f: fn(CPath<'_>) -> isize) -> Option<isize> {
     // SAFETY: per the function's contract, the byte after `path` is part of its allocation.
     if unsafe { path.as_ptr().add(path.len()).read() } == 0 {
         // `path` and the NUL after it are a C string already.
         return Some(f(CPath(path.as_ptr(), PhantomData)));
     }
+    with_copied_c_path(path, f)
+}
+
+/// The copying half of [`with_c_path`], out of line: only a path without a NUL after it (a
+/// component of a search path with several directories, a loader with a trailing newline) needs
+/// it, and one copy of it serves every system call.
+#[inline(never)]
+fn with_copied_c_path(path: &[u8], f: fn(CPath<'_>) -> isize) -> Option<isize> {
     if path.len() < SHORT_PATH {
         Some(f(terminated::<SHORT_PATH>(path, &mut MaybeUninit::uninit())))
     } else if path.len() < PATH_MAX {
@@ -149,7 +166,7 @@ pub unsafe fn with_c_path<R>(path: &[u8], f: impl FnOnce(CPath<'_>) -> R) -> Opt
 
 #[cold]
 #[inline(never)]
-fn with_long_c_path<R>(path: &[u8], f: impl FnOnce(CPath<'_>) -> R) -> Option<R> {
+fn with_long_c_path(path: &[u8], f: fn(CPath<'_>) -> isize) -> Option<isize> {
     Some(f(terminated::<PATH_MAX>(path, &mut MaybeUninit::uninit())))
 }
 
@@ -174,16 +191,17 @@ fn terminated<'b, const N: usize>(path: &[u8], buf: &'b mut MaybeUninit<[u8; N]>
 /// As for [`with_c_path`]: the byte after `dir` must be readable.
 pub unsafe fn is_directory(dir: &[u8]) -> bool {
     // SAFETY: forwarded to the caller.
-    unsafe { with_c_path(dir, stat_is_directory) }.unwrap_or(false)
+    unsafe { with_c_path(dir, stat_is_directory) }.is_some_and(|is| is != 0)
 }
 
-fn stat_is_directory(path: CPath<'_>) -> bool {
+/// 1 if `path` names a directory, else 0.
+fn stat_is_directory(path: CPath<'_>) -> isize {
     // Left uninitialised, as in `fstat`.
     let mut st = MaybeUninit::<k::stat>::uninit();
     // SAFETY: `path` is NUL-terminated (CPath) and `st` is a writable `struct stat`.
     let ret = unsafe { syscall4(k::__NR_newfstatat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, st.as_mut_ptr() as usize, 0) };
     // SAFETY: on success the kernel filled in the whole struct.
-    result(ret).is_ok() && unsafe { st.assume_init_ref() }.st_mode & k::S_IFMT == k::S_IFDIR
+    (result(ret).is_ok() && unsafe { st.assume_init_ref() }.st_mode & k::S_IFMT == k::S_IFDIR) as isize
 }
 
 /// `mmap(2)`.
