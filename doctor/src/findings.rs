@@ -194,9 +194,12 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
     let store = store::root();
     let loader_glibc = report.glibc.as_deref().and_then(program::glibc_version);
     let mut attributes = Vec::new();
+    let mut in_store = store::search(&store, &trace.missing);
     for library in &trace.missing {
         let located = store::nix_locate(library);
-        let mut candidates: Vec<Candidate> = store::search(&store, library)
+        let mut candidates: Vec<Candidate> = in_store
+            .remove(library)
+            .unwrap_or_default()
             .into_iter()
             .map(|directory| {
                 let name = directory.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

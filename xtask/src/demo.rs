@@ -242,7 +242,7 @@ fn package_name(soname: &str) -> String {
 }
 
 /// A stable stand-in for a Nix store hash (32 characters of Nix's base-32 alphabet).
-fn fake_hash(name: &str) -> String {
+pub(crate) fn fake_hash(name: &str) -> String {
     let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     (0..32)
