@@ -19,8 +19,12 @@ pub struct Problem {
     pub summary: String,
     pub details: Vec<String>,
     pub fixes: Vec<String>,
-    /// For `missing-library`.
+    /// For `missing-library`, the library; for `missing-symbol-version`, the one without the
+    /// version.
     pub library: Option<String>,
+    /// For `missing-symbol-version` (`GLIBC_2.38`).
+    pub version: Option<String>,
+    /// The objects that need the library or the version.
     pub needed_by: Vec<String>,
     pub candidates: Vec<Candidate>,
 }
@@ -174,14 +178,18 @@ fn search_path(choice: &Choice) -> String {
 
 fn versions(report: &mut Report, trace: &Trace) {
     for (version, library, required_by) in &trace.missing_versions {
-        let glibc = report.glibc.as_deref().map_or(String::new(), |g| format!(" (the loader's glibc is {g})"));
+        // In ld.so's words ("version `GLIBC_2.38' not found"), so that its message can be matched.
+        let glibc = report.glibc.as_deref().map_or(String::new(), |g| format!("; the loader's glibc is {g}"));
         report.problems.push(Problem {
             kind: "missing-symbol-version",
-            summary: format!("{required_by} needs {version} from {library}, which does not have it{glibc}"),
+            summary: format!("{version} is not found in {library} (needed by {required_by}){glibc}"),
             fixes: vec![
                 "use the loader of a newer glibc: NIX_LD from a newer nixpkgs (stdenv.cc.bintools.dynamicLinker)".into(),
                 "or get a build of the program made for an older glibc".into(),
             ],
+            library: Some(library.clone()),
+            version: Some(version.clone()),
+            needed_by: vec![required_by.clone()],
             ..Problem::default()
         });
     }
@@ -340,12 +348,13 @@ impl Report {
                     })
                     .collect();
                 format!(
-                    "{{\"kind\": {}, \"summary\": {}, \"details\": {}, \"fixes\": {}, \"library\": {}, \"needed_by\": {}, \"candidates\": [{}]}}",
+                    "{{\"kind\": {}, \"summary\": {}, \"details\": {}, \"fixes\": {}, \"library\": {}, \"version\": {}, \"needed_by\": {}, \"candidates\": [{}]}}",
                     s(p.kind),
                     s(&p.summary),
                     list(&p.details),
                     list(&p.fixes),
                     opt(&p.library),
+                    opt(&p.version),
                     list(&p.needed_by),
                     candidates.join(", ")
                 )

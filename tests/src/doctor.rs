@@ -1,6 +1,7 @@
 //! nix-ld-doctor on real programs: a library in a store directory but not in the set (then the
-//! setting it suggests, applied), a missing dependency of a dependency, a static program, a
-//! script with a missing interpreter, a missing file, a bad NIX_LD, a fake nix-locate.
+//! setting it suggests, applied), a missing dependency of a dependency, a glibc symbol version
+//! the loader's glibc lacks, a static program, a script with a missing interpreter, a missing
+//! file, a bad NIX_LD, a fake nix-locate.
 //! The store is a directory of `<hash>-<name>-<version>` entries made here (NIX_LD_DOCTOR_STORE).
 
 use std::path::PathBuf;
@@ -131,6 +132,65 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
     assert!(json.starts_with("{\"schema_version\": 1,"), "{json}");
     assert!(json.contains("\"kind\": \"missing-library\""), "{json}");
     assert!(json.contains(&format!("\"needed_by\": [\"{}\"]", wave_dir.join("libwave.so").display())), "{json}");
+}
+
+/// What the C runtime's start files call, and one function at a glibc version no glibc has: a
+/// stand-in for a newer glibc's libc.so.6 at link time.
+const NEWER_GLIBC: &str = "void __libc_start_main(void) {}\nvoid __cxa_finalize(void) {}\nvoid nix_ld_from_the_future(void) {}\n";
+const NEWER_GLIBC_VERSIONS: &str = "GLIBC_2.2.5 { global: __cxa_finalize; local: *; };\nGLIBC_2.34 { global: __libc_start_main; };\nGLIBC_2.99 { global: nix_ld_from_the_future; };\n";
+
+/// The glibc version of a loader, from its own `--version` line ("... release version 2.36.").
+fn glibc_version_of(loader: &std::path::Path) -> String {
+    let out = Command::new(loader).arg("--version").output().unwrap();
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap_or_default();
+    let version = first.split("release version ").nth(1).unwrap_or_else(|| panic!("no version in {first:?}"));
+    version.trim_end_matches('.').to_string()
+}
+
+#[test]
+fn a_glibc_symbol_version_the_loader_lacks_is_named_with_the_glibc_it_has() {
+    let s = store("doctor-symbol-version");
+    // Linked against a libc.so.6 that has GLIBC_2.99, then run with the machine's real one.
+    let newer = s.dir.join("newer-glibc");
+    std::fs::create_dir_all(&newer).unwrap();
+    std::fs::write(newer.join("libc.c"), NEWER_GLIBC).unwrap();
+    std::fs::write(newer.join("libc.map"), NEWER_GLIBC_VERSIONS).unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6", "-o"])
+        .arg(newer.join("libc.so"))
+        .arg(newer.join("libc.c"))
+        .arg(format!("-Wl,--version-script={}", newer.join("libc.map").display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::write(s.dir.join("future.c"), "void nix_ld_from_the_future(void);\nint main(void) { nix_ld_from_the_future(); return 0; }\n").unwrap();
+    let prog = s.dir.join("future");
+    let status = Command::new("cc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(s.dir.join("future.c"))
+        .arg(format!("-L{}", newer.display()))
+        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Started through the shim, ld.so refuses it.
+    let loader = system_loader();
+    let started = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert!(stderr(&started).contains("version `GLIBC_2.99' not found"), "{}", stderr(&started));
+
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[]);
+    let text = flat(&stdout(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let glibc = glibc_version_of(&loader);
+    assert!(text.contains("problem: GLIBC_2.99 is not found in /"), "{text}");
+    assert!(text.contains(&format!("libc.so.6 (needed by {}); the loader's glibc is {glibc}", prog.display())), "{text}");
+    assert_eq!(text.matches("problem:").count(), 1, "only GLIBC_2.99 is missing:\n{text}");
+    let json = stdout(&run_doctor(&s, &["--json", prog.to_str().unwrap()], &[]));
+    assert!(json.contains(&format!("\"glibc\": \"{glibc}\"")), "{json}");
+    assert!(json.contains("\"kind\": \"missing-symbol-version\""), "{json}");
+    assert!(json.contains("\"version\": \"GLIBC_2.99\""), "{json}");
 }
 
 #[test]
