@@ -3,10 +3,13 @@
 //! the loader's glibc lacks, a static program, a script with a missing interpreter, a missing
 //! file, a bad NIX_LD, a fake nix-locate.
 //! The store is a directory of `<hash>-<name>-<version>` entries made here (NIX_LD_DOCTOR_STORE).
+//! As root, the libcrypt case also runs in a NixOS-like root (chroot), the doctor started by the
+//! store's loader as the Nix package installs it.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::nixos_root::{self, NixosRoot, LIBXCRYPT};
 use crate::support::*;
 
 const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
@@ -262,4 +265,49 @@ fn host_32_bit_and_musl_programs_are_explained() {
     assert!(status.success(), "musl-gcc needs musl-tools (.ci/run installs it)");
     let text = flat(&stdout(&run_doctor(&s, &[musl.to_str().unwrap()], &[])));
     assert!(text.contains("problem: a musl program (/lib/ld-musl-x86_64.so.1): nix-ld serves glibc programs only"), "{text}");
+}
+
+#[test]
+fn root_in_a_nixos_root_the_doctor_names_libxcrypt_and_its_one_off_line_makes_the_program_run() {
+    require_root();
+    let dir = scratch("doctor-nixos-root");
+    let needs_crypt = dir.join("needs-crypt");
+    let status = Command::new("cc").arg("-o").arg(&needs_crypt).arg(fixtures().join("needs_crypt.c")).arg("-lcrypt").status().unwrap();
+    assert!(status.success(), "cc -lcrypt needs libcrypt-dev");
+    let root = NixosRoot::build(&dir.join("root"), &[doctor(), needs_crypt.clone()], &[LIBXCRYPT]).unwrap();
+    root.install_shim(&shim()).unwrap();
+    root.install(&needs_crypt, "/opt/foreign/bin/needs-crypt").unwrap();
+    let installed = root.install_from_the_store(&doctor(), "/opt/doctor/bin/nix-ld-doctor").unwrap();
+    let interpreter = Command::new("patchelf").arg("--print-interpreter").arg(&installed).output().unwrap();
+    assert_eq!(stdout(&interpreter).trim_end(), root.loader.to_str().unwrap(), "the doctor starts without the shim");
+    assert!(root.loader.starts_with("/nix/store"), "{}", root.loader.display());
+    let env = [("PATH", "/opt/foreign/bin")];
+
+    // The program does not start: libcrypt.so.1 is in the store, not in the library set.
+    let before = root.chroot(&["/opt/foreign/bin/needs-crypt"], &env).unwrap();
+    assert_eq!(before.status.code(), Some(127), "{}", stderr(&before));
+    assert!(stderr(&before).contains("libcrypt.so.1: cannot open shared object file"), "{}", stderr(&before));
+
+    let out = root.chroot(&["/opt/doctor/bin/nix-ld-doctor", "/opt/foreign/bin/needs-crypt"], &env).unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let flat = flat(&text);
+    let store_dir = nixos_root::store_dir(LIBXCRYPT);
+    assert!(store_dir.display().to_string().ends_with("-libxcrypt-4.4.33/lib"), "{}", store_dir.display());
+    assert!(flat.contains("loader: /run/current-system/sw/share/nix-ld/lib/ld.so (from the compiled-in default), glibc"), "{text}");
+    assert!(flat.contains("problem: libcrypt.so.1 is not found (needed by /opt/foreign/bin/needs-crypt)"), "{text}");
+    assert!(flat.contains(&format!("found in {} (libxcrypt, a guess from the store path)", store_dir.display())), "{text}");
+    assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"), "{text}");
+    assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libxcrypt ];"), "{text}");
+
+    // The one-off line, as printed: NIX_LD_LIBRARY_PATH=... PROGRAM (the wrap may split the two).
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words.iter().position(|w| w.starts_with("NIX_LD_LIBRARY_PATH=")).unwrap_or_else(|| panic!("no one-off line:\n{text}"));
+    let (setting, program) = (words[at], words[at + 1]);
+    let value = setting.strip_prefix("NIX_LD_LIBRARY_PATH=").unwrap();
+    assert_eq!(value, format!("/run/current-system/sw/share/nix-ld/lib:{}", store_dir.display()), "{text}");
+    assert_eq!(program, "/opt/foreign/bin/needs-crypt");
+    let after = root.chroot(&[program], &[env[0], ("NIX_LD_LIBRARY_PATH", value)]).unwrap();
+    assert_eq!(after.status.code(), Some(0), "{}", stderr(&after));
+    assert!(stdout(&after).starts_with("crypt works: $6$salt$"), "{}", stdout(&after));
 }

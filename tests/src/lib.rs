@@ -23,4 +23,5 @@ mod sandbox;
 #[cfg(test)]
 mod system;
 
+pub mod nixos_root;
 pub mod support;

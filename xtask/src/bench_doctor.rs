@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
+use execve_tests::nixos_root::store_hash;
+
 use crate::bench::{json_string, thousands};
 use crate::build;
-use crate::demo::fake_hash as store_hash;
 use crate::util::{self, Result};
 
 /// Entries of the measured store: the desktop system.
