@@ -6,7 +6,7 @@
 //! As root, the libcrypt case also runs in a NixOS-like root (chroot), the doctor started by the
 //! store's loader as the Nix package installs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::nixos_root::{self, NixosRoot, LIBXCRYPT};
@@ -76,6 +76,17 @@ fn run_doctor(s: &Store, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Compiles C `source` into `dir/name`, a program whose interpreter is the shim, with `link`'s
+/// arguments.
+fn through_the_shim(dir: &Path, name: &str, source: &str, link: &[String]) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let prog = dir.join(name);
+    let status = Command::new("cc").arg("-o").arg(&prog).arg(&c).args(link).arg(format!("-Wl,--dynamic-linker={}", shim().display())).status().unwrap();
+    assert!(status.success(), "cc {name}.c failed");
+    prog
+}
+
 #[test]
 fn a_library_in_the_store_but_not_in_the_set_is_named_with_its_fix_and_the_fix_works() {
     let s = store("doctor-missing");
@@ -113,19 +124,9 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
     let s = store("doctor-dependency");
     let wave_dir = s.store.join(format!("{HASH}-libwave-0.3/lib"));
     let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
-    std::fs::write(s.dir.join("prog.c"), "extern void wave(void); int main(void) { wave(); return 0; }\n").unwrap();
-    let prog = s.dir.join("prog");
-    let status = Command::new("cc")
-        .arg("-o")
-        .arg(&prog)
-        .arg(s.dir.join("prog.c"))
-        .arg(format!("-L{}", wave_dir.display()))
-        .arg("-lwave")
-        .arg(format!("-Wl,-rpath-link,{}", greet_dir.display()))
-        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let source = "extern void wave(void); int main(void) { wave(); return 0; }\n";
+    let link = [format!("-L{}", wave_dir.display()), "-lwave".into(), format!("-Wl,-rpath-link,{}", greet_dir.display())];
+    let prog = through_the_shim(&s.dir, "prog", source, &link);
     let nix = format!("{}:{}", s.set.display(), wave_dir.display());
     let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]);
     let text = flat(&stdout(&out));
@@ -143,7 +144,7 @@ const NEWER_GLIBC: &str = "void __libc_start_main(void) {}\nvoid __cxa_finalize(
 const NEWER_GLIBC_VERSIONS: &str = "GLIBC_2.2.5 { global: __cxa_finalize; local: *; };\nGLIBC_2.34 { global: __libc_start_main; };\nGLIBC_2.99 { global: nix_ld_from_the_future; };\n";
 
 /// The glibc version of a loader, from its own `--version` line ("... release version 2.36.").
-fn glibc_version_of(loader: &std::path::Path) -> String {
+fn glibc_version_of(loader: &Path) -> String {
     let out = Command::new(loader).arg("--version").output().unwrap();
     let text = stdout(&out);
     let first = text.lines().next().unwrap_or_default();
@@ -167,17 +168,8 @@ fn a_glibc_symbol_version_the_loader_lacks_is_named_with_the_glibc_it_has() {
         .status()
         .unwrap();
     assert!(status.success());
-    std::fs::write(s.dir.join("future.c"), "void nix_ld_from_the_future(void);\nint main(void) { nix_ld_from_the_future(); return 0; }\n").unwrap();
-    let prog = s.dir.join("future");
-    let status = Command::new("cc")
-        .arg("-o")
-        .arg(&prog)
-        .arg(s.dir.join("future.c"))
-        .arg(format!("-L{}", newer.display()))
-        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let source = "void nix_ld_from_the_future(void);\nint main(void) { nix_ld_from_the_future(); return 0; }\n";
+    let prog = through_the_shim(&s.dir, "future", source, &[format!("-L{}", newer.display())]);
     // Started through the shim, ld.so refuses it.
     let loader = system_loader();
     let started = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap())]);
