@@ -147,7 +147,7 @@ fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -
 fn shim_case(report: &mut Report, program: &Path) {
     let choice = loader::choose(&loader::environment());
     report.choice = Some(choice.clone());
-    if let Err((cause, hint)) = loader::check(&choice.loader, loader::source_of(&choice.loader_from)) {
+    if let Err((cause, hint)) = loader::check(&choice.loader, choice.loader_source) {
         report.problems.push(Problem {
             kind: "loader-unusable",
             summary: format!("the loader the shim would use, {} (from {}), {cause}", choice.loader, choice.loader_from),
@@ -440,6 +440,7 @@ mod tests {
         let c = Choice {
             loader: String::new(),
             loader_from: String::new(),
+            loader_source: nix_ld::plan::Source::Generic,
             library_path: String::new(),
             library_path_from: String::new(),
             directories: vec!["/n".into()],
