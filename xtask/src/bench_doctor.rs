@@ -204,13 +204,14 @@ pub fn lines(bench: &DoctorBench) -> Vec<Vec<String>> {
 
 /// The doctor's measurements for `bench.json`, as one JSON object.
 pub fn json(bench: &DoctorBench) -> String {
-    let answer = |a: &Answer| format!("{{\"median_ms\": {:.1}, \"worst_ms\": {:.1}, \"target_met\": {}}}", a.median_ms, a.worst_ms, a.worst_ms < TARGET_MS);
+    let answer = |a: &Answer| format!("\"median_ms\": {:.1}, \"worst_ms\": {:.1}", a.median_ms, a.worst_ms);
+    let judged = |a: &Answer| format!("{{{}, \"target_met\": {}}}", answer(a), a.worst_ms < TARGET_MS);
     format!(
-        "{{\"store\": {}, \"store_entries\": {}, \"runs\": {RUNS}, \"target_ms\": {TARGET_MS}, \"one_missing\": {}, \"{MISSED}_missing\": {}, \"one_missing_empty_store\": {}}}",
+        "{{\"store\": {}, \"store_entries\": {}, \"runs\": {RUNS}, \"target_ms\": {TARGET_MS}, \"many_missing_libraries\": {MISSED}, \"one_missing\": {}, \"many_missing\": {}, \"one_missing_empty_store\": {{{}}}}}",
         json_string(&bench.store.display().to_string()),
         bench.entries,
-        answer(&bench.one),
-        answer(&bench.many),
+        judged(&bench.one),
+        judged(&bench.many),
         answer(&bench.empty)
     )
 }
