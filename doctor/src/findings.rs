@@ -19,8 +19,12 @@ pub struct Problem {
     pub summary: String,
     pub details: Vec<String>,
     pub fixes: Vec<String>,
-    /// For `missing-library`.
+    /// For `missing-library`, the library; for `missing-symbol-version`, the one without the
+    /// version.
     pub library: Option<String>,
+    /// For `missing-symbol-version` (`GLIBC_2.38`).
+    pub version: Option<String>,
+    /// The objects that need the library or the version.
     pub needed_by: Vec<String>,
     pub candidates: Vec<Candidate>,
 }
@@ -143,7 +147,7 @@ fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -
 fn shim_case(report: &mut Report, program: &Path) {
     let choice = loader::choose(&loader::environment());
     report.choice = Some(choice.clone());
-    if let Err((cause, hint)) = loader::check(&choice.loader, loader::source_of(&choice.loader_from)) {
+    if let Err((cause, hint)) = loader::check(&choice.loader, choice.loader_source) {
         report.problems.push(Problem {
             kind: "loader-unusable",
             summary: format!("the loader the shim would use, {} (from {}), {cause}", choice.loader, choice.loader_from),
@@ -174,14 +178,18 @@ fn search_path(choice: &Choice) -> String {
 
 fn versions(report: &mut Report, trace: &Trace) {
     for (version, library, required_by) in &trace.missing_versions {
-        let glibc = report.glibc.as_deref().map_or(String::new(), |g| format!(" (the loader's glibc is {g})"));
+        // In ld.so's words ("version `GLIBC_2.38' not found"), so that its message can be matched.
+        let glibc = report.glibc.as_deref().map_or(String::new(), |g| format!("; the loader's glibc is {g}"));
         report.problems.push(Problem {
             kind: "missing-symbol-version",
-            summary: format!("{required_by} needs {version} from {library}, which does not have it{glibc}"),
+            summary: format!("{version} is not found in {library} (needed by {required_by}){glibc}"),
             fixes: vec![
                 "use the loader of a newer glibc: NIX_LD from a newer nixpkgs (stdenv.cc.bintools.dynamicLinker)".into(),
                 "or get a build of the program made for an older glibc".into(),
             ],
+            library: Some(library.clone()),
+            version: Some(version.clone()),
+            needed_by: vec![required_by.clone()],
             ..Problem::default()
         });
     }
@@ -194,9 +202,12 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
     let store = store::root();
     let loader_glibc = report.glibc.as_deref().and_then(program::glibc_version);
     let mut attributes = Vec::new();
+    let mut in_store = store::search(&store, &trace.missing);
     for library in &trace.missing {
         let located = store::nix_locate(library);
-        let mut candidates: Vec<Candidate> = store::search(&store, library)
+        let mut candidates: Vec<Candidate> = in_store
+            .remove(library)
+            .unwrap_or_default()
             .into_iter()
             .map(|directory| {
                 let name = directory.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -337,12 +348,13 @@ impl Report {
                     })
                     .collect();
                 format!(
-                    "{{\"kind\": {}, \"summary\": {}, \"details\": {}, \"fixes\": {}, \"library\": {}, \"needed_by\": {}, \"candidates\": [{}]}}",
+                    "{{\"kind\": {}, \"summary\": {}, \"details\": {}, \"fixes\": {}, \"library\": {}, \"version\": {}, \"needed_by\": {}, \"candidates\": [{}]}}",
                     s(p.kind),
                     s(&p.summary),
                     list(&p.details),
                     list(&p.fixes),
                     opt(&p.library),
+                    opt(&p.version),
                     list(&p.needed_by),
                     candidates.join(", ")
                 )
@@ -428,6 +440,7 @@ mod tests {
         let c = Choice {
             loader: String::new(),
             loader_from: String::new(),
+            loader_source: nix_ld::plan::Source::Generic,
             library_path: String::new(),
             library_path_from: String::new(),
             directories: vec!["/n".into()],

@@ -26,6 +26,8 @@ impl Sink for Text {
 pub struct Choice {
     pub loader: String,
     pub loader_from: String,
+    /// Where the loader came from, as the shim's hint takes it.
+    pub loader_source: Source,
     pub library_path: String,
     pub library_path_from: String,
     /// The directories of the library path that exist, in order (the shim leaves out the others).
@@ -48,6 +50,7 @@ pub fn choose(env: &[Vec<u8>]) -> Choice {
     Choice {
         loader: text(choice.loader),
         loader_from: text(choice.loader_source.describe(true)),
+        loader_source: choice.loader_source,
         library_path: text(choice.library_path),
         library_path_from: text(choice.library_path_source.describe(false)),
         directories: search.nix_dirs().map(text).collect(),
@@ -70,6 +73,11 @@ pub fn environment() -> Vec<Vec<u8>> {
 
 /// Checks the loader at `path` as the shim does before mapping it, in the same order, and says
 /// what is wrong in the shim's words, with its hint.
+///
+/// The order itself (empty, too long, open, file type, headers) is the shim's `inspect` in
+/// `src/loader.rs`, in the binary, where it makes its own system calls; the library offers only
+/// the pieces (`Problem`, `PATH_MAX`, `elf::validate`), so [`inspect`] repeats it: keep the two in
+/// step.
 pub fn check(path: &str, from: Source) -> Result<(), (String, String)> {
     let problem = match inspect(path) {
         Ok(()) => return Ok(()),
@@ -115,15 +123,6 @@ fn inspect(path: &str) -> Result<(), Problem> {
         }
     }
     nix_ld::elf::validate(&head[..len], meta.len()).map(|_| ()).map_err(Problem::Elf)
-}
-
-/// Which source a choice came from, for the shim's hint.
-pub fn source_of(described: &str) -> Source {
-    match described {
-        "the compiled-in default" => Source::CompiledIn,
-        s if s.ends_with("_x86_64_linux") => Source::SystemSpecific,
-        _ => Source::Generic,
-    }
 }
 
 #[cfg(test)]

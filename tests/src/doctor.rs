@@ -1,11 +1,15 @@
 //! nix-ld-doctor on real programs: a library in a store directory but not in the set (then the
-//! setting it suggests, applied), a missing dependency of a dependency, a static program, a
-//! script with a missing interpreter, a missing file, a bad NIX_LD, a fake nix-locate.
+//! setting it suggests, applied), a missing dependency of a dependency, a glibc symbol version
+//! the loader's glibc lacks, a static program, a script with a missing interpreter, a missing
+//! file, a bad NIX_LD, a fake nix-locate.
 //! The store is a directory of `<hash>-<name>-<version>` entries made here (NIX_LD_DOCTOR_STORE).
+//! As root, the libcrypt case also runs in a NixOS-like root (chroot), the doctor started by the
+//! store's loader as the Nix package installs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::nixos_root::{self, NixosRoot, LIBXCRYPT};
 use crate::support::*;
 
 const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
@@ -72,6 +76,17 @@ fn run_doctor(s: &Store, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// Compiles C `source` into `dir/name`, a program whose interpreter is the shim, with `link`'s
+/// arguments.
+fn through_the_shim(dir: &Path, name: &str, source: &str, link: &[String]) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let prog = dir.join(name);
+    let status = Command::new("cc").arg("-o").arg(&prog).arg(&c).args(link).arg(format!("-Wl,--dynamic-linker={}", shim().display())).status().unwrap();
+    assert!(status.success(), "cc {name}.c failed");
+    prog
+}
+
 #[test]
 fn a_library_in_the_store_but_not_in_the_set_is_named_with_its_fix_and_the_fix_works() {
     let s = store("doctor-missing");
@@ -109,19 +124,9 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
     let s = store("doctor-dependency");
     let wave_dir = s.store.join(format!("{HASH}-libwave-0.3/lib"));
     let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
-    std::fs::write(s.dir.join("prog.c"), "extern void wave(void); int main(void) { wave(); return 0; }\n").unwrap();
-    let prog = s.dir.join("prog");
-    let status = Command::new("cc")
-        .arg("-o")
-        .arg(&prog)
-        .arg(s.dir.join("prog.c"))
-        .arg(format!("-L{}", wave_dir.display()))
-        .arg("-lwave")
-        .arg(format!("-Wl,-rpath-link,{}", greet_dir.display()))
-        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let source = "extern void wave(void); int main(void) { wave(); return 0; }\n";
+    let link = [format!("-L{}", wave_dir.display()), "-lwave".into(), format!("-Wl,-rpath-link,{}", greet_dir.display())];
+    let prog = through_the_shim(&s.dir, "prog", source, &link);
     let nix = format!("{}:{}", s.set.display(), wave_dir.display());
     let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]);
     let text = flat(&stdout(&out));
@@ -131,6 +136,56 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
     assert!(json.starts_with("{\"schema_version\": 1,"), "{json}");
     assert!(json.contains("\"kind\": \"missing-library\""), "{json}");
     assert!(json.contains(&format!("\"needed_by\": [\"{}\"]", wave_dir.join("libwave.so").display())), "{json}");
+}
+
+/// What the C runtime's start files call, and one function at a glibc version no glibc has: a
+/// stand-in for a newer glibc's libc.so.6 at link time.
+const NEWER_GLIBC: &str = "void __libc_start_main(void) {}\nvoid __cxa_finalize(void) {}\nvoid nix_ld_from_the_future(void) {}\n";
+const NEWER_GLIBC_VERSIONS: &str = "GLIBC_2.2.5 { global: __cxa_finalize; local: *; };\nGLIBC_2.34 { global: __libc_start_main; };\nGLIBC_2.99 { global: nix_ld_from_the_future; };\n";
+
+/// The glibc version of a loader, from its own `--version` line ("... release version 2.36.").
+fn glibc_version_of(loader: &Path) -> String {
+    let out = Command::new(loader).arg("--version").output().unwrap();
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap_or_default();
+    let version = first.split("release version ").nth(1).unwrap_or_else(|| panic!("no version in {first:?}"));
+    version.trim_end_matches('.').to_string()
+}
+
+#[test]
+fn a_glibc_symbol_version_the_loader_lacks_is_named_with_the_glibc_it_has() {
+    let s = store("doctor-symbol-version");
+    // Linked against a libc.so.6 that has GLIBC_2.99, then run with the machine's real one.
+    let newer = s.dir.join("newer-glibc");
+    std::fs::create_dir_all(&newer).unwrap();
+    std::fs::write(newer.join("libc.c"), NEWER_GLIBC).unwrap();
+    std::fs::write(newer.join("libc.map"), NEWER_GLIBC_VERSIONS).unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6", "-o"])
+        .arg(newer.join("libc.so"))
+        .arg(newer.join("libc.c"))
+        .arg(format!("-Wl,--version-script={}", newer.join("libc.map").display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let source = "void nix_ld_from_the_future(void);\nint main(void) { nix_ld_from_the_future(); return 0; }\n";
+    let prog = through_the_shim(&s.dir, "future", source, &[format!("-L{}", newer.display())]);
+    // Started through the shim, ld.so refuses it.
+    let loader = system_loader();
+    let started = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap())]);
+    assert!(stderr(&started).contains("version `GLIBC_2.99' not found"), "{}", stderr(&started));
+
+    let out = run_doctor(&s, &[prog.to_str().unwrap()], &[]);
+    let text = flat(&stdout(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let glibc = glibc_version_of(&loader);
+    assert!(text.contains("problem: GLIBC_2.99 is not found in /"), "{text}");
+    assert!(text.contains(&format!("libc.so.6 (needed by {}); the loader's glibc is {glibc}", prog.display())), "{text}");
+    assert_eq!(text.matches("problem:").count(), 1, "only GLIBC_2.99 is missing:\n{text}");
+    let json = stdout(&run_doctor(&s, &["--json", prog.to_str().unwrap()], &[]));
+    assert!(json.contains(&format!("\"glibc\": \"{glibc}\"")), "{json}");
+    assert!(json.contains("\"kind\": \"missing-symbol-version\""), "{json}");
+    assert!(json.contains("\"version\": \"GLIBC_2.99\""), "{json}");
 }
 
 #[test]
@@ -202,4 +257,49 @@ fn host_32_bit_and_musl_programs_are_explained() {
     assert!(status.success(), "musl-gcc needs musl-tools (.ci/run installs it)");
     let text = flat(&stdout(&run_doctor(&s, &[musl.to_str().unwrap()], &[])));
     assert!(text.contains("problem: a musl program (/lib/ld-musl-x86_64.so.1): nix-ld serves glibc programs only"), "{text}");
+}
+
+#[test]
+fn root_in_a_nixos_root_the_doctor_names_libxcrypt_and_its_one_off_line_makes_the_program_run() {
+    require_root();
+    let dir = scratch("doctor-nixos-root");
+    let needs_crypt = dir.join("needs-crypt");
+    let status = Command::new("cc").arg("-o").arg(&needs_crypt).arg(fixtures().join("needs_crypt.c")).arg("-lcrypt").status().unwrap();
+    assert!(status.success(), "cc -lcrypt needs libcrypt-dev");
+    let root = NixosRoot::build(&dir.join("root"), &[doctor(), needs_crypt.clone()], &[LIBXCRYPT]).unwrap();
+    root.install_shim(&shim()).unwrap();
+    root.install(&needs_crypt, "/opt/foreign/bin/needs-crypt").unwrap();
+    let installed = root.install_from_the_store(&doctor(), "/opt/doctor/bin/nix-ld-doctor").unwrap();
+    let interpreter = Command::new("patchelf").arg("--print-interpreter").arg(&installed).output().unwrap();
+    assert_eq!(stdout(&interpreter).trim_end(), root.loader.to_str().unwrap(), "the doctor starts without the shim");
+    assert!(root.loader.starts_with("/nix/store"), "{}", root.loader.display());
+    let env = [("PATH", "/opt/foreign/bin")];
+
+    // The program does not start: libcrypt.so.1 is in the store, not in the library set.
+    let before = root.chroot(&["/opt/foreign/bin/needs-crypt"], &env).unwrap();
+    assert_eq!(before.status.code(), Some(127), "{}", stderr(&before));
+    assert!(stderr(&before).contains("libcrypt.so.1: cannot open shared object file"), "{}", stderr(&before));
+
+    let out = root.chroot(&["/opt/doctor/bin/nix-ld-doctor", "/opt/foreign/bin/needs-crypt"], &env).unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    let flat = flat(&text);
+    let store_dir = nixos_root::store_dir(LIBXCRYPT);
+    assert!(store_dir.display().to_string().ends_with("-libxcrypt-4.4.33/lib"), "{}", store_dir.display());
+    assert!(flat.contains("loader: /run/current-system/sw/share/nix-ld/lib/ld.so (from the compiled-in default), glibc"), "{text}");
+    assert!(flat.contains("problem: libcrypt.so.1 is not found (needed by /opt/foreign/bin/needs-crypt)"), "{text}");
+    assert!(flat.contains(&format!("found in {} (libxcrypt, a guess from the store path)", store_dir.display())), "{text}");
+    assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"), "{text}");
+    assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libxcrypt ];"), "{text}");
+
+    // The one-off line, as printed: NIX_LD_LIBRARY_PATH=... PROGRAM (the wrap may split the two).
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words.iter().position(|w| w.starts_with("NIX_LD_LIBRARY_PATH=")).unwrap_or_else(|| panic!("no one-off line:\n{text}"));
+    let (setting, program) = (words[at], words[at + 1]);
+    let value = setting.strip_prefix("NIX_LD_LIBRARY_PATH=").unwrap();
+    assert_eq!(value, format!("/run/current-system/sw/share/nix-ld/lib:{}", store_dir.display()), "{text}");
+    assert_eq!(program, "/opt/foreign/bin/needs-crypt");
+    let after = root.chroot(&[program], &[env[0], ("NIX_LD_LIBRARY_PATH", value)]).unwrap();
+    assert_eq!(after.status.code(), Some(0), "{}", stderr(&after));
+    assert!(stdout(&after).starts_with("crypt works: $6$salt$"), "{}", stdout(&after));
 }

@@ -25,4 +25,5 @@ mod sandbox;
 #[cfg(test)]
 mod system;
 
+pub mod nixos_root;
 pub mod support;

@@ -14,7 +14,9 @@
 //!    alternating;
 //! 3. the file system calls (strace) of one start: how many ld.so makes because of the library
 //!    set, and how many the shim adds;
-//! 4. the shim's mapped and on-disk size.
+//! 4. the shim's mapped and on-disk size;
+//! 5. how long nix-ld-doctor takes to answer with 30,000 store entries (`bench_doctor.rs`; only
+//!    that with `--doctor`).
 //!
 //! It prints a table with the targets, writes `target/bench/bench.json` and prints that path last.
 //! A missed target is reported, not an error; a program that fails to run is an error, except
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::bench_doctor;
 use crate::build;
 use crate::elfcheck;
 use crate::util::{self, project_root, Result};
@@ -55,13 +58,19 @@ const MAX_SPAWN_P10_RATIO: f64 = 1.03;
 const MAX_MAPPED: f64 = elfcheck::MAX_MAPPED as f64;
 
 pub fn run(args: &[String]) -> Result<()> {
-    let compare = parse_args(args)?;
-    let valgrind = valgrind()?;
-    require("strace", "apt-get install strace")?;
+    let (compare, only_doctor) = parse_args(args)?;
     let loader = util::system_loader()?;
     let dir = project_root().join("target/bench");
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let set = library_set(&dir)?;
+    if only_doctor {
+        let doctor = bench_doctor::measure(&dir, &loader, &set)?;
+        println!();
+        print_aligned(&bench_doctor::lines(&doctor));
+        return Ok(());
+    }
+    let valgrind = valgrind()?;
+    require("strace", "apt-get install strace")?;
     let user_lib = dir.join("user-lib");
     fs::create_dir_all(&user_lib).map_err(|e| format!("{}: {e}", user_lib.display()))?;
 
@@ -110,21 +119,26 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     syscalls(&dir, &builds, &scenarios[0], &mut results)?;
     time_starts(&builds, &scenarios[0], &mut results)?;
+    let doctor = bench_doctor::measure(&dir, &loader, &set)?;
 
     let rows = rows(&scenarios, &results);
     print_table(&builds, &rows, &set);
+    print_aligned(&bench_doctor::lines(&doctor));
+    println!();
     let json = dir.join("bench.json");
-    let text = to_json(&builds, &results, &rows, &scenarios);
+    let text = to_json(&builds, &results, &rows, &scenarios, &bench_doctor::json(&doctor));
     fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
     println!("{}", json.display());
     Ok(())
 }
 
-fn parse_args(args: &[String]) -> Result<Option<PathBuf>> {
+/// The shim to compare with, and whether only the doctor is measured (`--doctor`).
+fn parse_args(args: &[String]) -> Result<(Option<PathBuf>, bool)> {
     match args {
-        [] => Ok(None),
-        [flag, path] if flag == "--compare" => Ok(Some(PathBuf::from(path))),
-        _ => Err("usage: cargo xtask bench [--compare PATH]".into()),
+        [] => Ok((None, false)),
+        [flag, path] if flag == "--compare" => Ok((Some(PathBuf::from(path)), false)),
+        [flag] if flag == "--doctor" => Ok((None, true)),
+        _ => Err("usage: cargo xtask bench [--compare PATH | --doctor]".into()),
     }
 }
 
@@ -579,7 +593,7 @@ fn format_value(unit: Unit, v: f64) -> String {
     }
 }
 
-fn thousands(n: i64) -> String {
+pub(crate) fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -613,8 +627,6 @@ fn print_table(builds: &[Build], rows: &[Row], set: &Path) {
         }
         lines.push(line);
     }
-    let widths: Vec<usize> =
-        (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
     println!();
     for b in &builds[1..] {
         println!("{}: {}", b.name, b.shim.as_ref().map_or(String::new(), |p| p.display().to_string()));
@@ -624,7 +636,15 @@ fn print_table(builds: &[Build], rows: &[Row], set: &Path) {
     println!("library set: {} ({libraries} libraries)", set.display());
     println!("env: PATH, NIX_LD, then per row; the direct start also gets LD_LIBRARY_PATH = the same directories");
     println!("(python3 instructions: also PYTHONHASHSEED=0); JSON has every environment\n");
-    for line in &lines {
+    print_aligned(&lines);
+    println!();
+}
+
+/// Prints a table given as rows of cells, each column as wide as its widest cell.
+pub(crate) fn print_aligned(lines: &[Vec<String>]) {
+    let widths: Vec<usize> =
+        (0..lines[0].len()).map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0)).collect();
+    for line in lines {
         let cells: Vec<String> = line
             .iter()
             .zip(&widths)
@@ -634,10 +654,9 @@ fn print_table(builds: &[Build], rows: &[Row], set: &Path) {
             .collect();
         println!("{}", cells.join("  ").trim_end());
     }
-    println!();
 }
 
-fn json_string(s: &str) -> String {
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -659,8 +678,9 @@ fn json_number(v: f64) -> String {
     }
 }
 
-/// The JSON report: per build its measurements (the table's rows) and, for shims, each target met.
-fn to_json(builds: &[Build], results: &[Results], rows: &[Row], scenarios: &[Scenario]) -> String {
+/// The JSON report: per build its measurements (the table's rows) and, for shims, each target met;
+/// `doctor` is the doctor's object.
+fn to_json(builds: &[Build], results: &[Results], rows: &[Row], scenarios: &[Scenario], doctor: &str) -> String {
     let env_json = |env: &Env| format!("{{{}}}", env.iter().filter(|(k, _)| !k.starts_with("BENCH_VAR_")).map(|(k, v)| format!("{}: {}", json_string(k), json_string(v))).collect::<Vec<_>>().join(", "));
     let env = scenarios
         .iter()
@@ -693,7 +713,7 @@ fn to_json(builds: &[Build], results: &[Results], rows: &[Row], scenarios: &[Sce
         .filter_map(|r| Some(format!("{}: {}", json_string(&r.key), json_number(r.limit?))))
         .collect::<Vec<_>>();
     format!(
-        "{{\n  \"environments\": {{{}}},\n  \"extra_vars\": {EXTRA_VARS},\n  \"runs\": {{\"hello\": {HELLO_RUNS}, \"python3\": {PYTHON_RUNS}}},\n  \"targets\": {{{}}},\n  \"builds\": {{\n{}\n  }}\n}}\n",
+        "{{\n  \"environments\": {{{}}},\n  \"extra_vars\": {EXTRA_VARS},\n  \"runs\": {{\"hello\": {HELLO_RUNS}, \"python3\": {PYTHON_RUNS}}},\n  \"targets\": {{{}}},\n  \"builds\": {{\n{}\n  }},\n  \"doctor\": {doctor}\n}}\n",
         env.join(", "),
         targets.join(", "),
         builds_json.join(",\n")

@@ -4,16 +4,18 @@
 //! `/usr/lib`, no `ld.so.cache`; glibc and every other library live under `/nix/store/<hash>-<name>`;
 //! `/run/current-system/sw/share/nix-ld/lib` is laid out as the NixOS module lays it out. bash and
 //! python3 (with its standard library) are copied in unchanged, and run in a chroot: first without
-//! the shim, which fails as it does on NixOS, then with it.
+//! the shim, which fails as it does on NixOS, then with it. The root is built by
+//! `execve_tests::nixos_root`, which the tests that run the doctor in such a root use too.
 //!
 //! The second chapter is the user story the project starts from: a foreign program needs
 //! `libcrypt.so.1`, which is in the store (libxcrypt) but not in the library set. It fails;
-//! nix-ld-doctor names the library, the store path and the line to add; with that, it runs.
+//! nix-ld-doctor, installed as the Nix package installs it (the store's loader as its interpreter),
+//! names the library, the store path and the line to add; with that, it runs.
 
-use std::collections::BTreeSet;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use execve_tests::nixos_root::{self, mkdir, NixosRoot, LIBXCRYPT};
 
 use crate::build;
 use crate::util::{self, project_root, Result};
@@ -28,72 +30,34 @@ pub fn run() -> Result<()> {
     }
     let shim = build::shim(None, "nix-ld")?;
     let doctor = build::doctor()?;
-    let root = project_root().join("target/demo-root");
-    if root.exists() {
-        std::fs::remove_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-    }
     let python = Path::new("/usr/bin/python3").canonicalize().map_err(|e| format!("python3: {e}"))?;
     let python_lib = PathBuf::from(format!("/usr/lib/{}", python.file_name().unwrap().to_string_lossy()));
-    let programs = [PathBuf::from("/bin/bash"), python.clone()];
 
-    say("Building a NixOS-like root", &root.display().to_string());
+    let dir = project_root().join("target/demo-root");
+    say("Building a NixOS-like root", &dir.display().to_string());
     let work = project_root().join("target/demo-work");
     mkdir(&work)?;
     let needs_crypt = work.join("needs-crypt");
-    std::fs::write(work.join("needs-crypt.c"), NEEDS_CRYPT).map_err(|e| e.to_string())?;
-    util::run(Command::new("cc").arg("-o").arg(&needs_crypt).arg(work.join("needs-crypt.c")).arg("-lcrypt"))?;
-    let mut objects: Vec<PathBuf> = programs.to_vec();
+    util::run(Command::new("cc").arg("-o").arg(&needs_crypt).arg(project_root().join("tests/fixtures/needs_crypt.c")).arg("-lcrypt"))?;
+    let mut objects = vec![PathBuf::from("/bin/bash"), python.clone()];
     objects.extend(extension_modules(&python_lib.join("lib-dynload")));
     objects.push(doctor.clone());
     objects.push(needs_crypt.clone());
-    let libraries = shared_libraries(&objects)?;
-    let sw_lib = root.join("run/current-system/sw/share/nix-ld/lib");
-    mkdir(&sw_lib)?;
-    let mut loader_in_store = None;
-    for lib in &libraries {
-        let name = lib.file_name().unwrap().to_string_lossy().into_owned();
-        let package = if is_glibc(&name) {
-            "glibc-2.36".to_string()
-        } else if name.starts_with("libcrypt.so") {
-            LIBXCRYPT.to_string()
-        } else {
-            package_name(&name)
-        };
-        let store_lib = root.join(format!("nix/store/{}-{package}/lib", fake_hash(&package)));
-        mkdir(&store_lib)?;
-        copy(lib, &store_lib.join(&name))?;
-        let in_root = Path::new("/").join(store_lib.strip_prefix(&root).unwrap()).join(&name);
-        if name.starts_with("ld-linux-x86-64") {
-            loader_in_store = Some(in_root.clone());
-        }
-        // The module's buildEnv links every library of the configured packages here; libxcrypt
-        // is not one of them (the second chapter's case).
-        if package != LIBXCRYPT {
-            symlink(&in_root, sw_lib.join(&name)).map_err(|e| e.to_string())?;
-        }
-    }
-    let loader = loader_in_store.ok_or("no ld-linux-x86-64.so.2 among the libraries")?;
-    symlink(&loader, sw_lib.join("ld.so")).map_err(|e| e.to_string())?;
+    // libxcrypt is in the store but not in the library set: the second chapter's case.
+    let root = NixosRoot::build(&dir, &objects, &[LIBXCRYPT])?;
 
-    let bin = root.join("opt/foreign/bin");
-    mkdir(&bin)?;
-    copy(Path::new("/bin/bash"), &bin.join("bash"))?;
+    root.install(Path::new("/bin/bash"), "/opt/foreign/bin/bash")?;
     // python3 finds its standard library next to itself: <prefix>/bin/python3 and <prefix>/lib/python3.X.
-    let py_prefix = root.join("opt/python");
-    mkdir(&py_prefix.join("bin"))?;
-    copy(&python, &py_prefix.join("bin/python3"))?;
+    let py_prefix = root.host_path(Path::new("/opt/python"));
+    root.install(&python, "/opt/python/bin/python3")?;
     mkdir(&py_prefix.join("lib"))?;
     util::run(Command::new("cp").arg("-a").arg(&python_lib).arg(py_prefix.join("lib")))?;
     let _ = std::fs::remove_dir_all(py_prefix.join("lib").join(python_lib.file_name().unwrap()).join("test"));
-    mkdir(&root.join("tmp"))?;
-    mkdir(&root.join("etc"))?;
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/opt/foreign/bin/bash\n").map_err(|e| e.to_string())?;
+    mkdir(&root.host_path(Path::new("/etc")))?;
+    std::fs::write(root.host_path(Path::new("/etc/passwd")), "root:x:0:0:root:/root:/opt/foreign/bin/bash\n").map_err(|e| e.to_string())?;
 
-    for absent in ["lib", "usr/lib", "lib64/ld-linux-x86-64.so.2", "etc/ld.so.cache"] {
-        assert!(!root.join(absent).exists(), "{absent} must not exist in the NixOS-like root");
-    }
-    println!("  /nix/store holds {} libraries; no /lib, no /usr/lib, no /etc/ld.so.cache", libraries.len());
-    println!("  ld.so:  /run/current-system/sw/share/nix-ld/lib/ld.so -> {}", loader.display());
+    println!("  /nix/store holds {} libraries; no /lib, no /usr/lib, no /etc/ld.so.cache", root.library_dirs.len());
+    println!("  ld.so:  {}/ld.so -> {}", root.set.display(), root.loader.display());
 
     say("Without the shim: what a NixOS user sees", "chroot ROOT /opt/foreign/bin/bash -c 'echo hello'");
     let out = chroot(&root, &["/opt/foreign/bin/bash", "-c", "echo hello"], &[])?;
@@ -102,8 +66,7 @@ pub fn run() -> Result<()> {
         return Err("bash ran without the shim: the root is not NixOS-like".into());
     }
 
-    mkdir(&root.join("lib64"))?;
-    copy(&shim, &root.join("lib64/ld-linux-x86-64.so.2"))?;
+    root.install_shim(&shim)?;
     println!("\n  installed {} as /lib64/ld-linux-x86-64.so.2", shim.display());
 
     let log = [("NIX_LD_LOG", "info")];
@@ -132,17 +95,12 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-const LIBXCRYPT: &str = "libxcrypt-4.4.33";
-const NEEDS_CRYPT: &str = "#include <crypt.h>\n#include <stdio.h>\nint main(void) { printf(\"crypt works: %s\\n\", crypt(\"nix\", \"$6$salt$\")); return 0; }\n";
-
 /// A foreign program that needs libcrypt.so.1, which the store has (libxcrypt) and the library set
 /// does not: it fails, the doctor says why and what to set, and with that it runs.
-fn chapter_two(root: &Path, doctor: &Path, needs_crypt: &Path) -> Result<()> {
-    let opt = root.join("opt/foreign/bin");
-    copy(needs_crypt, &opt.join("needs-crypt"))?;
-    let doctor_dir = root.join("opt/doctor/bin");
-    mkdir(&doctor_dir)?;
-    copy(doctor, &doctor_dir.join("nix-ld-doctor"))?;
+fn chapter_two(root: &NixosRoot, doctor: &Path, needs_crypt: &Path) -> Result<()> {
+    root.install(needs_crypt, "/opt/foreign/bin/needs-crypt")?;
+    // As the Nix package installs it: started by the store's loader, not through the shim.
+    root.install_from_the_store(doctor, "/opt/doctor/bin/nix-ld-doctor")?;
 
     say("Chapter two: a program that needs libcrypt.so.1", "chroot ROOT /opt/foreign/bin/needs-crypt");
     let out = chroot(root, &["/opt/foreign/bin/needs-crypt"], &[])?;
@@ -155,13 +113,13 @@ fn chapter_two(root: &Path, doctor: &Path, needs_crypt: &Path) -> Result<()> {
     let out = chroot(root, &["/opt/doctor/bin/nix-ld-doctor", "/opt/foreign/bin/needs-crypt"], &[])?;
     print_output(&out);
     let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
-    let store_dir = format!("/nix/store/{}-{LIBXCRYPT}/lib", fake_hash(LIBXCRYPT));
+    let store_dir = nixos_root::store_dir(LIBXCRYPT).display().to_string();
     let wanted = ["problem: libcrypt.so.1 is not found", &format!("found in {store_dir} (libxcrypt,"), "programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"];
     if out.status.code() != Some(1) || !wanted.iter().all(|w| text.contains(w)) {
         return Err(format!("nix-ld-doctor should name libcrypt.so.1, {store_dir} and libxcrypt (exit 1)"));
     }
 
-    let nix_path = format!("/run/current-system/sw/share/nix-ld/lib:{store_dir}");
+    let nix_path = format!("{}:{store_dir}", root.set.display());
     say("With the library added", &format!("NIX_LD_LIBRARY_PATH={nix_path} chroot ROOT /opt/foreign/bin/needs-crypt"));
     let out = chroot(root, &["/opt/foreign/bin/needs-crypt"], &[("NIX_LD_LIBRARY_PATH", &nix_path)])?;
     print_output(&out);
@@ -188,69 +146,15 @@ fn expect(out: &std::process::Output, text: &str) -> Result<()> {
     }
 }
 
-fn chroot(root: &Path, argv: &[&str], env: &[(&str, &str)]) -> Result<std::process::Output> {
-    let mut cmd = Command::new("/usr/sbin/chroot");
-    cmd.arg(root).args(argv).env_clear().env("PATH", "/opt/foreign/bin:/opt/python/bin");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().map_err(|e| format!("chroot: {e}"))
-}
-
-fn mkdir(p: &Path) -> Result<()> {
-    std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+/// Runs `argv` in the root with `env` and the foreign programs' directories on PATH.
+fn chroot(root: &NixosRoot, argv: &[&str], env: &[(&str, &str)]) -> Result<std::process::Output> {
+    let mut env = env.to_vec();
+    env.push(("PATH", "/opt/foreign/bin:/opt/python/bin"));
+    root.chroot(argv, &env)
 }
 
 fn extension_modules(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "so")).collect())
         .unwrap_or_default()
-}
-
-/// Every shared library the objects need, as resolved by this machine's ldd.
-fn shared_libraries(objects: &[PathBuf]) -> Result<BTreeSet<PathBuf>> {
-    let mut libs = BTreeSet::new();
-    for object in objects {
-        let out = Command::new("ldd").arg(object).output().map_err(|e| format!("ldd: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let path = match line.split_once("=> ") {
-                Some((_, rest)) => rest.split(" (").next().unwrap_or("").trim().to_string(),
-                None => line.trim().split(" (").next().unwrap_or("").to_string(),
-            };
-            if path.starts_with('/') {
-                libs.insert(Path::new(&path).canonicalize().map_err(|e| format!("{path}: {e}"))?.with_file_name(Path::new(&path).file_name().unwrap()));
-            }
-        }
-    }
-    Ok(libs)
-}
-
-fn is_glibc(name: &str) -> bool {
-    ["libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "libutil.so", "libresolv.so", "libnsl.so", "ld-linux"]
-        .iter()
-        .any(|p| name.starts_with(p))
-}
-
-/// "libssl.so.3" -> "libssl-3", standing in for a Nix package name.
-fn package_name(soname: &str) -> String {
-    let (base, version) = soname.split_once(".so").unwrap_or((soname, ""));
-    format!("{base}{}", version.replace('.', "-"))
-}
-
-/// A stable stand-in for a Nix store hash (32 characters of Nix's base-32 alphabet).
-fn fake_hash(name: &str) -> String {
-    let alphabet = b"0123456789abcdfghijklmnpqrsvwxyz";
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    (0..32)
-        .map(|i| {
-            for b in name.bytes().chain([i as u8]) {
-                h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-            }
-            alphabet[(h >> 59) as usize] as char
-        })
-        .collect()
 }

@@ -2,6 +2,8 @@
 //!
 //! This file only parses the command line and dispatches; each task is a module.
 
+mod bench;
+mod bench_doctor;
 mod build;
 mod demo;
 mod elfcheck;
@@ -25,8 +27,9 @@ tasks:
   finish FILE      give a linked shim (cargo build's) the section table debuggers and tracers
                    read (xtask/src/sections.rs), in place; `build` does this itself
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
-  bench [--compare PATH]
-                   measure start-up cost against a plain ld.so start (and another shim)
+  bench [--compare PATH | --doctor]
+                   measure start-up cost against a plain ld.so start (and another shim), and
+                   nix-ld-doctor's answer time with 30,000 store entries (--doctor: only that)
 ";
 
 fn main() -> ExitCode {
@@ -58,8 +61,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-mod bench;
 
 fn test_mode(args: &[String]) -> Result<test::Mode, String> {
     match args {
