@@ -132,6 +132,7 @@ class LoaderEvents(gdb.Breakpoint):
 
     def stop(self):
         self.enabled = False
+        gdb.post_event(self.delete)
         # Sets up gdb's library tracking again (solib.c, reload_shared_libraries), which now reads
         # ld.so's hook from r_debug and breaks there itself from here on.
         gdb.execute("set solib-search-path " + (gdb.parameter("solib-search-path") or ""), to_string=True)
@@ -142,7 +143,10 @@ class EnterLoader(gdb.Breakpoint):
     """The shim's jump into ld.so: the argument block is in rsi."""
 
     def stop(self):
+        # Used once; deleted once gdb is done with this stop (a breakpoint may not delete itself
+        # while it decides whether to stop).
         self.enabled = False
+        gdb.post_event(self.delete)
         inferior = gdb.selected_inferior()
         block = int(gdb.parse_and_eval("$rsi")) & (2**64 - 1)
         base = block_at_base(inferior, block)
@@ -159,31 +163,31 @@ class EnterLoader(gdb.Breakpoint):
         return False
 
 
-armed = set()
+seen = set()
 
 
 def on_new_objfile(event):
     inferior = gdb.selected_inferior()
-    path = event.new_objfile.filename
-    if inferior.pid == 0 or not path or not os.path.exists(f"/proc/{inferior.pid}/auxv"):
+    if inferior.pid == 0 or not os.path.exists(f"/proc/{inferior.pid}/auxv"):
         return
-    offsets = shim_offsets(path)
-    if offsets is None:
-        return
-    entry, hook = offsets
     try:
         base = kernel_at_base(inferior.pid)
-        # The interpreter the kernel started, and (below) the program stopped at its first
-        # instruction: a program gdb runs, at exec. An attached program went past it long ago.
-        running_shim = base is not None and mapped_file(inferior.pid, base) == os.path.realpath(path)
+        # One look per program image: the same process gets a new AT_BASE at each exec.
+        key = (inferior.pid, base)
+        if base is None or key in seen:
+            return
+        seen.add(key)
+        interpreter = mapped_file(inferior.pid, base)
     except OSError:
         return
-    key = (inferior.pid, base)
-    if not running_shim or key in armed:
+    offsets = interpreter and shim_offsets(interpreter)
+    if not offsets:
         return
+    entry, hook = offsets
+    # Stopped at the shim's first instruction: a program gdb starts, at its exec. An attached
+    # program went past it long ago, and gdb needs no help there.
     if int(gdb.parse_and_eval("$pc")) & (2**64 - 1) != base + entry:
         return
-    armed.add(key)
     EnterLoader("*0x%x" % (base + hook), internal=True)
 
 

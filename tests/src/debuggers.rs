@@ -204,6 +204,20 @@ fn host_gdb_is_given_only_the_real_hook_of_another_loader() {
     assert_eq!(shlib_event_addresses(&first), Vec::<u64>::new(), "at exec, before ld.so exists, gdb was given a hook:\n{first}");
 }
 
+/// With the helper loaded, a program started by ld.so itself is debugged as ever: the helper sets
+/// no breakpoint of its own.
+#[test]
+fn host_the_helper_leaves_programs_without_the_shim_alone() {
+    let d = debuggee("gdb-helper-direct", &shim());
+    let direct = compile(&d.dir, "debuggee.c", "debuggee-direct", &system_loader(), &["-s", "-ldl"]);
+    let mut env = d.env();
+    env.push(("LD_LIBRARY_PATH".into(), d.lib.display().to_string()));
+    let text = gdb(&env, true, &[&direct.display().to_string()], &["break greet", "run", "maint info breakpoints"]);
+    assert!(text.contains(STOPPED_IN_GREET), "{text}");
+    let helpers: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with('-') && l.contains(" breakpoint ")).collect();
+    assert!(helpers.is_empty(), "the helper set breakpoints in a program without the shim: {helpers:?}\n{text}");
+}
+
 #[test]
 fn host_valgrind_runs_a_program_through_the_shim() {
     let d = debuggee("valgrind", &shim());
