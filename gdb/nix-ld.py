@@ -96,13 +96,19 @@ def kernel_at_base(pid):
 
 
 def mapped_file(pid, address):
-    """The file mapped at `address` from its start (offset 0), from /proc/PID/maps."""
+    """A path that opens the file mapped at `address` from its start (offset 0), from
+    /proc/PID/maps: the file's own path, or, when it has been deleted or replaced since (a glibc
+    upgrade, a store garbage collection), its /proc/PID/map_files entry."""
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             fields = line.split(maxsplit=5)
             start = int(fields[0].split("-")[0], 16)
-            if start == address and int(fields[2], 16) == 0 and len(fields) == 6:
-                return fields[5].strip()
+            if start != address or int(fields[2], 16) != 0 or len(fields) < 6:
+                continue
+            path = fields[5].strip()
+            if path.endswith(" (deleted)") or not os.path.exists(path):
+                return f"/proc/{pid}/map_files/{fields[0]}"
+            return path
     return None
 
 
@@ -127,68 +133,114 @@ def block_at_base(inferior, block):
         at += 16
 
 
-class LoaderEvents(gdb.Breakpoint):
-    """ld.so's `_dl_debug_state`, until its first call: then gdb's own tracking takes over."""
+def warn(what):
+    gdb.write(f"nix-ld.py: {what}; gdb will not see libraries loaded from here on through the shim\n")
+
+
+class Helper(gdb.Breakpoint):
+    """One of this helper's internal breakpoints, used once: it never stops the program, and it is
+    deleted once gdb is done with the stop (a breakpoint may not delete itself while gdb asks it
+    whether to stop)."""
+
+    def __init__(self, address):
+        super().__init__("*0x%x" % address, internal=True)
 
     def stop(self):
         self.enabled = False
-        gdb.post_event(self.delete)
-        # Sets up gdb's library tracking again (solib.c, reload_shared_libraries), which now reads
-        # ld.so's hook from r_debug and breaks there itself from here on.
-        gdb.execute("set solib-search-path " + (gdb.parameter("solib-search-path") or ""), to_string=True)
+        gdb.post_event(lambda: self.is_valid() and self.delete())
+        try:
+            self.act()
+        except Exception as e:  # noqa: BLE001 - any failure here must not stop the user's program
+            warn(f"{type(e).__name__}: {e}")
         return False
 
 
-class EnterLoader(gdb.Breakpoint):
+class LoaderEvents(Helper):
+    """ld.so's `_dl_debug_state`, at its first call: then gdb's own tracking takes over."""
+
+    def act(self):
+        # Sets up gdb's library tracking again (solib.c, reload_shared_libraries), which now reads
+        # ld.so's hook from r_debug and breaks there itself from here on.
+        gdb.execute("set solib-search-path " + (gdb.parameter("solib-search-path") or ""), to_string=True)
+
+
+# Per program space: the ld.so symbol file this helper added, so that a new start replaces it
+# rather than adding another. (Removing it by address could take its separate debug file only.)
+added = {}
+
+
+class EnterLoader(Helper):
     """The shim's jump into ld.so: the argument block is in rsi."""
 
-    def stop(self):
-        # Used once; deleted once gdb is done with this stop (a breakpoint may not delete itself
-        # while it decides whether to stop).
-        self.enabled = False
-        gdb.post_event(self.delete)
-        inferior = gdb.selected_inferior()
+    def __init__(self, address, inferior):
+        super().__init__(address)
+        self.inferior = inferior
+
+    def act(self):
+        inferior = self.inferior
         block = int(gdb.parse_and_eval("$rsi")) & (2**64 - 1)
         base = block_at_base(inferior, block)
         loader = base is not None and mapped_file(inferior.pid, base)
         hook = loader and symbol_value(loader, b"_dl_debug_state")
         if not hook:
-            gdb.write("nix-ld.py: cannot find ld.so's _dl_debug_state behind the shim; libraries "
-                      "loaded later will not be seen\n")
-            return False
+            warn("ld.so's _dl_debug_state is not found behind the shim")
+            return
         # ld.so's link-map entry names the shim's file (after PT_INTERP), so gdb has no symbols
         # or unwinding tables for ld.so's code; give it ld.so's own.
+        space = inferior.progspace
+        if space in added:
+            try:
+                gdb.execute("remove-symbol-file %s" % added.pop(space), from_tty=False, to_string=True)
+            except gdb.error:
+                pass  # already gone (`symbol-file`, `file`)
         gdb.execute("add-symbol-file %s -o 0x%x" % (loader, base), from_tty=False, to_string=True)
-        LoaderEvents("*0x%x" % (base + hook), internal=True)
+        added[space] = loader
+        LoaderEvents(base + hook)
+
+
+def native(inferior):
+    """Whether `inferior` is a live process of this machine (not a core file, not remote)."""
+    connection = getattr(inferior, "connection", None)
+    if connection is not None and connection.type != "native":
         return False
+    return inferior.pid != 0 and os.path.exists(f"/proc/{inferior.pid}/auxv")
 
 
-seen = set()
+# Per process and program image (the shim's base): the breakpoint set where it enters ld.so.
+entering = {}
 
 
 def on_new_objfile(event):
-    inferior = gdb.selected_inferior()
-    if inferior.pid == 0 or not os.path.exists(f"/proc/{inferior.pid}/auxv"):
+    space = event.new_objfile.progspace
+    inferior = next((i for i in gdb.inferiors() if i.progspace == space and i.pid != 0), None)
+    if inferior is None or not native(inferior):
         return
     try:
         base = kernel_at_base(inferior.pid)
-        # One look per program image: the same process gets a new AT_BASE at each exec.
-        key = (inferior.pid, base)
-        if base is None or key in seen:
+        if base is None:
             return
-        seen.add(key)
+        key = (inferior.pid, base)
+        pending = entering.get(key)
+        if pending is not None and pending.is_valid() and pending.enabled:
+            return
         interpreter = mapped_file(inferior.pid, base)
-    except OSError:
-        return
-    offsets = interpreter and shim_offsets(interpreter)
-    if not offsets:
-        return
-    entry, hook = offsets
-    # Stopped at the shim's first instruction: a program gdb starts, at its exec. An attached
-    # program went past it long ago, and gdb needs no help there.
-    if int(gdb.parse_and_eval("$pc")) & (2**64 - 1) != base + entry:
-        return
-    EnterLoader("*0x%x" % (base + hook), internal=True)
+        offsets = interpreter and shim_offsets(interpreter)
+        if not offsets:
+            return
+        entry, hook = offsets
+        # Stopped at the shim's first instruction: a program gdb starts, at its exec (a new
+        # image, even in the same process at the same base). An attached program went past it
+        # long ago, and gdb needs no help there.
+        if int(gdb.parse_and_eval("$pc")) & (2**64 - 1) != base + entry:
+            return
+        # One start at a time: a start killed before it reached ld.so leaves its breakpoint.
+        for stale in [k for k, bp in entering.items() if k != key]:
+            bp = entering.pop(stale)
+            if bp.is_valid():
+                bp.delete()
+        entering[key] = EnterLoader(base + hook, inferior)
+    except Exception as e:  # noqa: BLE001 - never break gdb's own loading of symbols
+        warn(f"{type(e).__name__}: {e}")
 
 
 gdb.events.new_objfile.connect(on_new_objfile)

@@ -17,6 +17,12 @@ pub mod restore;
 pub mod symbols;
 pub mod text;
 
+/// How much address space from ld.so's base the shim keeps for ld.so, at least: its file tells
+/// debuggers that ld.so's code lies in that much from ld.so's base (xtask/src/sections.rs), so no
+/// other object may be mapped there. More than any x86-64 glibc loader's code (about 150 KiB);
+/// what ld.so's own segments do not use stays reserved, costing address space only.
+pub const LOADER_RESERVATION: usize = 512 * 1024;
+
 /// The defaults compiled into this build (see `build.rs`: `DEFAULT_NIX_LD`, `DEFAULT_NIX_LD_LIBRARY_PATH`).
 pub mod defaults {
     const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), "/run/current-system/sw/share/nix-ld/lib/ld.so");

@@ -121,16 +121,24 @@ unsafe fn load_with_long_head(path: &[u8], log: Log, as_program: bool) -> Result
 /// Maps the loader `plan` describes from `fd`.
 fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mapped, Problem> {
     let span = plan.span as usize;
+    // What follows ld.so's span, up to LOADER_RESERVATION, stays mapped and unused, so that what
+    // the shim's file tells debuggers about ld.so's range covers no other object.
+    let reserved = span.max(nix_ld::LOADER_RESERVATION);
     let first = plan.segments().next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
     // One call reserves the whole span and maps the first segment's file pages at its start (as
     // glibc does): every mmap costs microseconds, and every process pays for these.
     let reserve_with_file = first.filesz > 0 && plan.stale_tail(&first) == 0;
+    // Asked for just above the shim's own image, where the kernel's layout leaves room: then the
+    // range the shim's file describes as ld.so's code holds it whether a debugger places that file
+    // at the shim's base (the kernel's AT_BASE, at `run`) or at ld.so's (the link map's, once
+    // ld.so runs). Only a hint: the kernel takes any other free range if that one is not.
+    let hint = elf::segment_page_up(crate::arch::image_end() as u64) as usize;
     // SAFETY: a fresh mapping, not MAP_FIXED: it takes nothing from anyone.
     let reservation = unsafe {
         if reserve_with_file {
-            sys::mmap(0, span, prot(first.flags), k::MAP_PRIVATE, fd.raw(), elf::page_down(first.offset))
+            sys::mmap(hint, reserved, prot(first.flags), k::MAP_PRIVATE, fd.raw(), elf::page_down(first.offset))
         } else {
-            sys::mmap(0, span, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS, -1, 0)
+            sys::mmap(hint, reserved, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS, -1, 0)
         }
     }
     .map_err(|Errno(e)| Problem::Map(e))?;
@@ -145,8 +153,8 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     let mut file_mapped = reserve_with_file;
     for segment in plan.segments() {
         if let Err(Errno(e)) = map_segment(fd, bias, &segment, plan.stale_tail(&segment), file_mapped) {
-            // SAFETY: the span is ours, and nothing in it has been used.
-            unsafe { sys::munmap(reservation, span) };
+            // SAFETY: the reservation is ours, and nothing in it has been used.
+            unsafe { sys::munmap(reservation, reserved) };
             return Err(Problem::Map(e));
         }
         file_mapped = false;

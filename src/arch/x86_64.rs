@@ -101,6 +101,14 @@ pub fn trampoline_address() -> usize {
     address
 }
 
+/// The end of the shim's own image, where `linker.ld` puts `__nix_ld_end`, computed from `rip`.
+pub fn image_end() -> usize {
+    let address: usize;
+    // SAFETY: `lea` only computes an address; it reads and writes nothing.
+    unsafe { asm!("lea {}, [rip + __nix_ld_end]", out(reg) address, options(pure, nomem, nostack, preserves_flags)) };
+    address
+}
+
 // Where the shim leaves for ld.so: `rsp` becomes the argument block, and `rdx` = 0 tells ld.so
 // there is no finaliser to register, as from the kernel. A function of its own, with a global
 // name, because the linker script records its address in the file's `.nix-ld.hooks` section:

@@ -164,6 +164,81 @@ fn host_gdb_stops_in_a_library_constructor_with_the_helper() {
     assert!(!without.contains("in ctor_hello () from "), "without the helper gdb cannot see library constructors through the shim; if it now can, the helper is no longer needed:\n{without}");
 }
 
+/// `step` into a function the program calls for the first time goes through ld.so's lazy-binding
+/// resolver. gdb must know that code as ld.so's, or it unwinds it blindly and plants its
+/// step-resume breakpoint in ld.so's data: the program then crashed, with or without the helper.
+/// ld.so now lies in the range the shim's file gives gdb, at either of gdb's placements of it.
+#[test]
+fn host_gdb_steps_into_a_function_bound_lazily() {
+    let d = debuggee("gdb-step", &shim());
+    let source = d.dir.join("lazy.c");
+    std::fs::write(&source, "int greet_value(int);\nint main(void) { return greet_value(3) != 4; }\n").unwrap();
+    let library = d.dir.join("libvalue.c");
+    std::fs::write(&library, "int greet_value(int x) {\n    return x + 1;\n}\n").unwrap();
+    let status = Command::new("cc").args(["-g", "-shared", "-fPIC", "-o"]).arg(d.dir.join("libvalue.so")).arg(&library).status().unwrap();
+    assert!(status.success());
+    let program = d.dir.join("lazy");
+    let status = Command::new("cc")
+        .args(["-g", "-o"])
+        .arg(&program)
+        .arg(&source)
+        .arg(format!("-L{}", d.dir.display()))
+        .arg("-lvalue")
+        .arg(format!("-Wl,-rpath,{}", d.dir.display()))
+        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for with_helper in [false, true] {
+        let text = gdb(&d.env(), with_helper, &[&program.display().to_string()], &["break main", "run", "step", "bt 1", "continue"]);
+        assert!(text.contains("greet_value (x=3) at"), "`step` did not stop in the lazily bound function (helper: {with_helper}):\n{text}");
+        assert!(text.contains("exited normally"), "the program did not finish normally after the step (helper: {with_helper}):\n{text}");
+    }
+}
+
+/// A program started through the shim that starts another through the shim, with gdb following
+/// the exec: the same process and, without address randomisation (gdb's default), the same shim
+/// base. And a second `run` in the same session: gdb ends up with one copy of ld.so's symbols.
+#[test]
+fn host_gdb_follows_an_exec_and_a_second_run_with_the_helper() {
+    let d = debuggee("gdb-exec", &shim());
+    let launch = compile(&d.dir, "launch.c", "launch", &shim(), &[]);
+    let env_file_path = d.dir.join("env");
+    let entries: Vec<Vec<u8>> = d.env().iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect();
+    env_file(&env_file_path, &entries);
+    let args = ["--args".to_string(), launch.display().to_string(), env_file_path.display().to_string(), d.program.display().to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = gdb(&d.env(), true, &args, &["break greet", "run"]);
+    assert!(text.contains(STOPPED_IN_GREET), "gdb did not follow the dlopen after the exec:\n{text}");
+
+    let program = d.program.display().to_string();
+    let count = "python print('ld.so symbol files:', sum(1 for o in gdb.objfiles() if o.filename and o.filename.endswith('ld-linux-x86-64.so.2')))";
+    let text = gdb(&d.env(), true, &[&program], &["break greet", "run", count, "kill", "run", count]);
+    let counts: Vec<&str> = text.lines().filter(|l| l.starts_with("ld.so symbol files:")).collect();
+    assert_eq!(counts.len(), 2, "{text}");
+    assert_eq!(counts[0], counts[1], "a second run added another copy of ld.so's symbols:\n{text}");
+    assert_eq!(text.matches(STOPPED_IN_GREET).count(), 2, "both runs stop in the dlopened library:\n{text}");
+}
+
+/// The loader's file is removed after the shim mapped it (a glibc upgrade, a garbage-collected
+/// store path): the helper reads it through /proc/PID/map_files and gdb still follows the dlopen.
+#[test]
+fn host_the_helper_copes_with_a_loader_removed_after_it_was_mapped() {
+    let d = debuggee("gdb-loader-removed", &shim());
+    let loader = d.dir.join("ld-copy.so");
+    std::fs::copy(system_loader(), &loader).unwrap();
+    let mut env = d.env();
+    env.retain(|(k, _)| k != "NIX_LD");
+    env.push(("NIX_LD".into(), loader.display().to_string()));
+    let program = d.program.display().to_string();
+    let remove = format!("shell rm -f {}", loader.display());
+    // The shim closes the loader once it has mapped it: remove the file then.
+    let text = gdb(&env, true, &[&program], &["break greet", "starti", "catch syscall close", "continue", &remove, "delete 2", "continue"]);
+    assert!(!loader.exists());
+    assert!(!text.contains("nix-ld.py:") && !text.contains("Python Exception"), "{text}");
+    assert!(text.contains(STOPPED_IN_GREET), "gdb did not follow the dlopen:\n{text}");
+}
+
 /// Through the shim with a loader at another path, gdb's library-event breakpoints sit at that
 /// loader's own `_dl_debug_state` and nowhere else: when gdb runs the program (with the helper),
 /// when it attaches (without), and at the program's first instruction, where ld.so is not mapped

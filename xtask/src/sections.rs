@@ -10,11 +10,12 @@
 //! - **`.text`, SHT_NOBITS, allocated and executable, from address 0 for [`LOADER_TEXT`] bytes.**
 //!   gdb trusts the `r_brk` hook that ld.so writes into `r_debug` only if the address lies in a
 //!   section of some object it knows (solib-svr4.c, `enable_break`); without one, attaching to a
-//!   running program or opening a core file cannot follow `dlopen`. Placed at ld.so's base, this
-//!   section covers ld.so's code and nothing else: every x86-64 glibc loader since 2.26 spans more
-//!   than 128 KiB, and its debugger hook lies in its first pages. NOBITS: it claims no bytes of the
-//!   file, so gdb reads the process's memory, which is ld.so's real code. gdb also takes `.text`
-//!   as the range of "dynamic linker code" it steps over.
+//!   running program or opening a core file cannot follow `dlopen`. gdb also takes `.text` as the
+//!   range of "dynamic linker code" that `step` goes through rather than stopping in (a first call
+//!   through the PLT runs ld.so's resolver, then its lookup code). Placed at ld.so's base, this
+//!   section covers all of ld.so's code and nothing else, because the shim keeps that much address
+//!   space for ld.so. NOBITS: it claims no bytes of the file, so gdb reads the process's memory,
+//!   which is ld.so's real code.
 //! - **An empty `.dynsym` with its `.dynstr`, not allocated.** ltrace refuses to trace a process
 //!   whose loader file has no dynamic symbol table (`Couldn't find .dynsym or .dynstr`); it finds
 //!   its hook through the link map, never through symbols in this file.
@@ -31,9 +32,10 @@
 
 use crate::util::Result;
 
-/// The span from ld.so's base that the `.text` section claims: less than any x86-64 glibc
-/// loader's (from 2.26 on, about 150-250 KiB), so it never covers another object's addresses.
-pub const LOADER_TEXT: u64 = 128 * 1024;
+/// The span from ld.so's base that the `.text` section claims: all of ld.so's code, and no other
+/// object's, because the shim keeps that much address space for ld.so
+/// (`nix_ld::LOADER_RESERVATION`, src/loader.rs).
+pub const LOADER_TEXT: u64 = nix_ld::LOADER_RESERVATION as u64;
 
 const SHT_PROGBITS: u32 = 1;
 const SHT_STRTAB: u32 = 3;
