@@ -8,6 +8,8 @@
   patchelf,
   zlib,
   glibc,
+  gdb,
+  ltrace,
   nixosModule ? ./module.nix,
 }:
 
@@ -91,6 +93,23 @@ let
     cc -o $out/bin/uses-extra uses-extra.c -L$out/lib -lnixldextra
     unpatch $out/bin/uses-extra
 
+    # Loads the same library at run time, for debuggers to follow (as a plugin would be).
+    cat > dlopen-extra.c <<'EOF'
+    #include <dlfcn.h>
+    #include <stdio.h>
+    int main(void)
+    {
+        void *lib = dlopen("libnixldextra.so", RTLD_NOW);
+        if (lib == NULL)
+            return 1;
+        int (*extra)(void) = (int (*)(void))dlsym(lib, "nix_ld_extra");
+        printf("dlopened library says %d\n", extra());
+        return 0;
+    }
+    EOF
+    cc -o $out/bin/dlopen-extra dlopen-extra.c -ldl
+    unpatch $out/bin/dlopen-extra
+
     # A stand-in for ld.so that only says it ran: a freestanding static-pie, which the shim can map
     # and enter like the real loader.
     cat > fake-ld.c <<'EOF'
@@ -123,7 +142,11 @@ testers.runNixOSTest {
     programs.nix-ld-shim.enable = true;
     programs.nix-ld-shim.libraryDirectories = [ "${fixtures}/lib" ];
     users.users.alice.isNormalUser = true;
-    environment.systemPackages = [ fixtures ];
+    environment.systemPackages = [
+      fixtures
+      gdb
+      ltrace
+    ];
   };
 
   testScript =
@@ -187,6 +210,18 @@ testers.runNixOSTest {
           out = machine.succeed(f"bash /tmp/fhs-ldd {fixtures}/hello-zlib")
           libz = [line for line in out.splitlines() if "libz.so.1" in line]
           assert libz and "not found" not in libz[0], out
+
+      with subtest("gdb follows a dlopen through the shim, with the helper the module installs"):
+          machine.succeed("test -e /etc/gdb/gdbinit.d/nix-ld-shim.py")
+          out = machine.succeed(
+              "gdb -batch -ex 'set breakpoint pending on' -ex 'break nix_ld_extra' -ex run "
+              f"{fixtures}/dlopen-extra 2>&1"
+          )
+          assert "in nix_ld_extra ()" in out, out
+
+      with subtest("ltrace traces library calls through the shim"):
+          out = machine.succeed(f"ltrace -e nix_ld_extra {fixtures}/uses-extra 2>&1")
+          assert "nix_ld_extra()" in out and "= 42" in out, out
 
       with subtest("the program sees exactly the environment it was given"):
           out = machine.succeed(f"env -i FOO=bar {fixtures}/print-env")

@@ -259,6 +259,8 @@ let
     patchelf = fakeDerivation "patchelf" { };
     zlib = fakeDerivation "zlib" { };
     glibc = fakeDerivation "glibc" { bin = fakeDerivation "glibc-bin" { }; };
+    gdb = fakeDerivation "gdb" { };
+    ltrace = fakeDerivation "ltrace" { };
   };
 in
 "##;
@@ -455,6 +457,10 @@ builtins.all (x: x) [
       && machine.programs.nix-ld-shim.enable == true))
   (expect "nix/vm-test.nix: the test script must evaluate to Python that waits for the machine"
     (builtins.isString script && contains "machine.wait_for_unit(" script))
+  (expect "nix/vm-test.nix: the machine must have gdb and ltrace, and the script must run them through the shim"
+    (builtins.elem pkgs.gdb machine.environment.systemPackages
+      && builtins.elem pkgs.ltrace machine.environment.systemPackages
+      && contains "gdb -batch" script && contains "ltrace -e" script))
 ]
 "##;
 
