@@ -127,7 +127,9 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     let first = plan.segments().next().ok_or(Problem::Elf(elf::ElfError::NoLoadableSegment))?;
     // One call reserves the whole span and maps the first segment's file pages at its start (as
     // glibc does): every mmap costs microseconds, and every process pays for these.
-    let reserve_with_file = first.filesz > 0 && plan.stale_tail(&first) == 0;
+    // Not when the first segment is executable (loaders linked without separate code): the part of
+    // the reservation past ld.so's span would map the file's remaining bytes executable.
+    let reserve_with_file = first.filesz > 0 && plan.stale_tail(&first) == 0 && first.flags & PF_X == 0;
     // Asked for just above the shim's own image, where the kernel's layout leaves room: then the
     // range the shim's file describes as ld.so's code holds it whether a debugger places that file
     // at the shim's base (the kernel's AT_BASE, at `run`) or at ld.so's (the link map's, once
