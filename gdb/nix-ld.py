@@ -239,6 +239,8 @@ def on_new_objfile(event):
             if bp.is_valid():
                 bp.delete()
         entering[key] = EnterLoader(base + hook, inferior)
+        gdb.write("nix-ld.py: this program starts ld.so through the nix-ld shim; gdb follows\n"
+                  "nix-ld.py: ld.so's libraries from its first event (the warning below does not apply)\n")
     except Exception as e:  # noqa: BLE001 - never break gdb's own loading of symbols
         warn(f"{type(e).__name__}: {e}")
 
