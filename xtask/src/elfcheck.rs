@@ -1,16 +1,6 @@
 //! Checks on the built shim: the properties `cargo xtask build` promises, read from the ELF file.
 
-use crate::util::Result;
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().unwrap())
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
+use crate::util::{u16_at, u32_at, u64_at, Result};
 
 /// The most the shim may map: it stays mapped in every foreign process, and each page of it is a
 /// page fault at each exec.
@@ -47,27 +37,27 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err("not an ELF file".into());
     }
-    if bytes[4] != 2 || u16_at(bytes, 18) != 62 {
+    if bytes[4] != 2 || u16_at(bytes, 18)? != 62 {
         return Err("not ELF64 x86-64".into());
     }
-    if u16_at(bytes, 16) != 3 {
+    if u16_at(bytes, 16)? != 3 {
         return Err("not ET_DYN (a position-independent executable is ET_DYN)".into());
     }
-    let phoff = u64_at(bytes, 32) as usize;
-    let phnum = u16_at(bytes, 56) as usize;
+    let phoff = u64_at(bytes, 32)? as usize;
+    let phnum = u16_at(bytes, 56)? as usize;
     let mut facts = ShimFacts { file_size: bytes.len() as u64, ..Default::default() };
     let mut loads = 0;
     let mut stack_seen = false;
-    let entry = u64_at(bytes, 24);
+    let entry = u64_at(bytes, 24)?;
     let mut entry_mapped = false;
     for i in 0..phnum {
-        let p = &bytes[phoff + i * 56..phoff + (i + 1) * 56];
-        let (ty, flags) = (u32_at(p, 0), u32_at(p, 4));
+        let p = phoff + i * 56;
+        let (ty, flags) = (u32_at(bytes, p)?, u32_at(bytes, p + 4)?);
         match ty {
             1 => {
                 loads += 1;
-                facts.mapped += u64_at(p, 40);
-                let (vaddr, filesz) = (u64_at(p, 16), u64_at(p, 32));
+                facts.mapped += u64_at(bytes, p + 40)?;
+                let (vaddr, filesz) = (u64_at(bytes, p + 16)?, u64_at(bytes, p + 32)?);
                 entry_mapped |= flags & 1 != 0 && (vaddr..vaddr + filesz).contains(&entry);
                 if flags & 2 != 0 {
                     return Err(format!(
@@ -105,11 +95,10 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
     if !stack_seen {
         return Err("no PT_GNU_STACK: the kernel would make the stack executable".into());
     }
-    let (shoff, shnum) = (u64_at(bytes, 40) as usize, u16_at(bytes, 60) as usize);
+    let (shoff, shnum) = (u64_at(bytes, 40)? as usize, u16_at(bytes, 60)? as usize);
     for i in 0..shnum {
-        let sh = &bytes[shoff + i * 64..shoff + (i + 1) * 64];
         // SHT_RELA, SHT_REL, SHT_RELR
-        if matches!(u32_at(sh, 4), 4 | 9 | 19) {
+        if matches!(u32_at(bytes, shoff + i * 64 + 4)?, 4 | 9 | 19) {
             return Err(format!("section {i} holds relocations, which nothing would apply"));
         }
     }
@@ -160,6 +149,10 @@ mod tests {
         refused(&[(1, 5, 4096), (3, 4, 0), STACK], "PT_INTERP");
         refused(&[(1, 5, 4096), (1, 4, 4096), STACK], "2 PT_LOAD");
         refused(&[(1, 5, 4096)], "PT_GNU_STACK");
+        // Program headers past the end of the file: an error, not a panic.
+        let mut truncated = elf(&[(1, 5, 4096), STACK]);
+        truncated.truncate(64 + 56);
+        assert!(verify(&truncated).unwrap_err().contains("truncated"));
         refused(&[(1, 5, 4096), (0x6474e551, 7, 0)], "executable stack");
         refused(&[(1, 5, MAX_MAPPED + 1), STACK], "more than the 16384");
         // What strip leaves of a finished shim: the segment cut down to the headers.

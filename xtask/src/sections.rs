@@ -30,7 +30,7 @@
 //! - **`.dep-v0`, kept when present**: cargo-auditable's record of the crates built in, which
 //!   nixpkgs adds to every Rust package for vulnerability scanners.
 
-use crate::util::Result;
+use crate::util::{u16_at, u32_at, u64_at, Result};
 
 /// The span from ld.so's base that the `.text` section claims: all of ld.so's code, and no other
 /// object's, because the shim keeps that much address space for ld.so
@@ -51,16 +51,6 @@ pub const HOOKS: &str = ".nix-ld.hooks";
 
 /// Sections kept from the linker's output, by name.
 const KEPT: &[&str] = &[HOOKS, ".dep-v0"];
-
-fn u16_at(b: &[u8], at: usize) -> Result<u16> {
-    Ok(u16::from_le_bytes(b.get(at..at + 2).ok_or("truncated ELF file")?.try_into().unwrap()))
-}
-fn u32_at(b: &[u8], at: usize) -> Result<u32> {
-    Ok(u32::from_le_bytes(b.get(at..at + 4).ok_or("truncated ELF file")?.try_into().unwrap()))
-}
-fn u64_at(b: &[u8], at: usize) -> Result<u64> {
-    Ok(u64::from_le_bytes(b.get(at..at + 8).ok_or("truncated ELF file")?.try_into().unwrap()))
-}
 
 /// One section header.
 #[derive(Debug, Clone, PartialEq, Eq)]

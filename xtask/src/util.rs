@@ -53,3 +53,18 @@ pub fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Little-endian integers read from an ELF file's bytes; an error, not a panic, past its end
+/// (`cargo xtask verify` reads any file it is given).
+pub fn u16_at(b: &[u8], at: usize) -> Result<u16> {
+    Ok(u16::from_le_bytes(field(b, at)?))
+}
+pub fn u32_at(b: &[u8], at: usize) -> Result<u32> {
+    Ok(u32::from_le_bytes(field(b, at)?))
+}
+pub fn u64_at(b: &[u8], at: usize) -> Result<u64> {
+    Ok(u64::from_le_bytes(field(b, at)?))
+}
+fn field<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N]> {
+    at.checked_add(N).and_then(|end| b.get(at..end)).map(|s| s.try_into().unwrap()).ok_or_else(|| "truncated ELF file".to_string())
+}
