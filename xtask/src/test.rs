@@ -54,7 +54,7 @@ pub fn run(mode: Mode) -> Result<()> {
     cmd.arg("--");
     if mode == Mode::NixSandbox {
         left_out.push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
-        left_out.push("the host_* execve tests (libfaketime at Debian's path, 32-bit and musl programs): the sandbox has no /usr, gcc-multilib or musl-gcc");
+        left_out.push("the host_* execve tests (libfaketime at Debian's path; gdb, ltrace and valgrind; 32-bit and musl programs): the sandbox has no /usr, debuggers, gcc-multilib or musl-gcc");
         cmd.args(["--skip", "root_", "--skip", "host_"]);
     } else if !util::is_root() {
         eprintln!("SKIPPING the root_* tests (setuid, mount namespaces, chroot): not running as root. CI runs them as root.");
