@@ -40,7 +40,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     if original != 0 {
         // The user's own LD_LIBRARY_PATH was borrowed. The string written for ld.so now reads as the
         // user's entry too, for any copy of `environ` a constructor made with it.
-        // SAFETY: `ours` has room for the entry (EnvEdit::original_len), and both are the shim's
+        // SAFETY: `ours` has room for the entry (EnvEdit::string_room), and both are the shim's
         // or the kernel's strings, which nothing else writes.
         unsafe { mem::copy_bytes(ours as *mut u8, original as *const u8, word(tw::ORIGINAL_LEN)) };
         // SAFETY: envp holds `env_words` words, then its NULL (module contract).
@@ -51,7 +51,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     // Appended: take it out of the block's envp (with its NULL) and of any copy libc now uses.
     // SAFETY: as above, with the NULL.
     let stack_env = unsafe { core::slice::from_raw_parts_mut(envp, env_words + 1) };
-    restore::take_out(stack_env, slot, ours);
+    restore::take_out(stack_env, ours);
     let auxv = word(tw::AUXV) as *const usize;
     let environ = find_environ(word(tw::PHDR), word(tw::PHNUM));
     // Without a way to find `__environ`, it is taken to be the block's envp, as ld.so left it.
@@ -64,7 +64,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
         if !current.is_null() && !environ_is_stack {
             // SAFETY: a live `environ` array ends in a NULL (module contract).
             let heap = unsafe { core::slice::from_raw_parts_mut(current, live_len(current) + 1) };
-            restore::take_out(heap, usize::MAX, ours);
+            restore::take_out(heap, ours);
         }
     }
     if stack_env[env_words - 1] != 0 {
@@ -131,6 +131,6 @@ impl Memory for Process {
 /// `DT_DEBUG` (its program headers are at `phdr`). None if the program has no `DT_DEBUG` or no
 /// object defines it in a GNU hash table.
 fn find_environ(phdr: usize, phnum: usize) -> Option<*mut *mut usize> {
-    let (bias, dynamic) = symbols::program_dynamic(&Process, phdr, phnum)?;
-    symbols::find_loaded(&Process, bias, dynamic, ENVIRON).map(|a| a as *mut *mut usize)
+    let dynamic = symbols::program_dynamic(&Process, phdr, phnum)?;
+    symbols::find_loaded(&Process, dynamic, ENVIRON).map(|a| a as *mut *mut usize)
 }

@@ -31,7 +31,7 @@ use crate::arch::{self, tw, TRAMPOLINE_WORDS};
 use crate::loader::Mapped;
 use crate::mem;
 use crate::report::Log;
-use crate::stack::InitialStack;
+use crate::stack::{CStr, InitialStack};
 
 /// How the process was started.
 #[derive(Clone, Copy)]
@@ -100,7 +100,7 @@ impl Mode {
 
     fn strings_len(&self) -> usize {
         match self {
-            Mode::Interpreter { edit: Some(edit) } => edit.entry_room() + 1,
+            Mode::Interpreter { edit: Some(edit) } => edit.string_room(),
             Mode::Command { library_path: Some(path) } => LIBRARY_PATH_OPTION.len() + path.room() + 1,
             _ => 0,
         }
@@ -294,7 +294,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let auxv_copy = unsafe { out.copy(source.auxv_ptr(), 2 * source.aux_count) };
     // SAFETY: the copy holds the kernel's pairs.
     unsafe { plan.edit_auxv(auxv_copy, edit.is_some()) };
-    if let Some(edit) = edit {
+    if edit.is_some() {
         // The kernel always passes AT_ENTRY; without it there is no program to return to.
         let Some(word) = source.aux_value_word(auxvec::AT_ENTRY) else { arch::trap() };
         let env_words = source.env_count + plan.appended_env();
@@ -310,7 +310,9 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         }
         state[tw::OURS] = strings as usize;
         state[tw::ORIGINAL] = original;
-        state[tw::ORIGINAL_LEN] = edit.original_len();
+        // The borrowed entry is a kernel string (module contract of `stack`), and fits where the
+        // string for ld.so is (EnvEdit::string_room).
+        state[tw::ORIGINAL_LEN] = if original == 0 { 0 } else { CStr(original as *const u8).bytes().len() + 1 };
         state[tw::SLOT] = slot;
         state[tw::ENV_WORDS] = env_words;
         state[tw::AUXV] = auxv_copy as usize;

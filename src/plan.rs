@@ -82,18 +82,20 @@ pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
 
 /// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
 ///
-/// Only the user's own `LD_LIBRARY_PATH` is borrowed. Whatever a library constructor then does to
-/// that entry (unset it, set it, copy `environ` to the heap with it) it would have done to the
-/// user's entry in a direct start too, so putting the original back at the program's entry gives
-/// the direct start's result. A borrowed `NIX_LD*` entry would vanish from the program's
-/// environment when a constructor unsets or sets `LD_LIBRARY_PATH`, and constructors could not see
-/// it; so without an `LD_LIBRARY_PATH` the entry is appended instead.
+/// An entry that nothing but the shim reads before `main` is borrowed: the user's own
+/// `LD_LIBRARY_PATH`, or else the `NIX_LD_LIBRARY_PATH*` entry the library path came from (the
+/// path every NixOS start takes). Whatever a library constructor does to a borrowed entry (unset
+/// it, set it, copy `environ` to the heap with it) it would have done to the user's
+/// `LD_LIBRARY_PATH` in a direct start too; for a borrowed `NIX_LD*` entry that holds until a
+/// constructor edits `LD_LIBRARY_PATH` or that variable itself (README: "Library constructors").
+/// With nothing to borrow, the entry is appended, which costs the entry trampoline a lookup of
+/// libc's `environ` and a copy of the argument block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
-    /// Point entry `index` of `envp` (the user's `LD_LIBRARY_PATH`) at the new string for ld.so, and
-    /// back at its original string at the program's entry.
+    /// Point entry `index` of `envp` at the new string for ld.so, and back at its original string
+    /// at the program's entry.
     Replace { index: usize },
-    /// No `LD_LIBRARY_PATH` to borrow: add one at the end of `envp`, and take it out again at the
+    /// Nothing to borrow: add an entry at the end of `envp`, and take it out again at the
     /// program's entry.
     Append,
 }
@@ -114,14 +116,12 @@ impl EnvEdit<'_> {
         envscan::LD_LIBRARY_PATH.len() + 1 + self.path_room
     }
 
-    /// The length of the borrowed entry (`LD_LIBRARY_PATH=` and the user's value) with its NUL, or
-    /// 0 when the entry is appended. It fits in [`EnvEdit::entry_room`] + 1 bytes, so the string
-    /// written for ld.so can be overwritten with it.
-    pub fn original_len(&self) -> usize {
-        match (self.slot, self.path.user) {
-            (Slot::Replace { .. }, Some(user)) => envscan::LD_LIBRARY_PATH.len() + 1 + user.len() + 1,
-            _ => 0,
-        }
+    /// Bytes to keep for the string written for ld.so: room for it with its NUL, and for the
+    /// borrowed entry, which overwrites it at the program's entry. The borrowed entry's value is
+    /// the user's `LD_LIBRARY_PATH` or the library path with at most one newline more, both
+    /// counted in the path's room; its name is at most the longest variable name's bytes.
+    pub fn string_room(&self) -> usize {
+        self.entry_room() + 1 + (envscan::LIBRARY_PATH_SYSTEM.len() - envscan::LD_LIBRARY_PATH.len())
     }
 
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_room() + 1` bytes, and
@@ -154,8 +154,12 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
     if secure || !path.needs_edit() {
         return None;
     }
-    let slot = match scan.ld_library_path {
-        Some(found) => Slot::Replace { index: found.index },
+    // The user's LD_LIBRARY_PATH, or the variable `choose` took the library path from (the
+    // system-specific one first).
+    let index = |found: Option<Found>| found.map(|f| f.index);
+    let borrowed = index(scan.ld_library_path).or(index(scan.library_path_system)).or(index(scan.library_path_generic));
+    let slot = match borrowed {
+        Some(index) => Slot::Replace { index },
         None => Slot::Append,
     };
     Some(EnvEdit { slot, path, path_room: path.room() })
@@ -295,6 +299,11 @@ mod tests {
         })
     }
 
+    /// Where the edit for `env` puts ld.so's entry.
+    fn slot_of(env: &[&[u8]]) -> Slot {
+        edit_of(env).unwrap().0
+    }
+
     #[test]
     fn the_users_entry_is_replaced_with_the_merged_path() {
         let env: &[&[u8]] = &[b"A=1", b"LD_LIBRARY_PATH=/u", b"NIX_LD_LIBRARY_PATH=/n"];
@@ -302,25 +311,32 @@ mod tests {
     }
 
     #[test]
-    fn without_ld_library_path_no_nix_variable_is_borrowed() {
-        // A constructor that unsets or sets LD_LIBRARY_PATH would take a borrowed NIX_LD* entry
-        // with it; an appended entry it can only take away.
+    fn without_ld_library_path_the_nix_variable_that_gave_the_path_is_borrowed() {
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l", b"NIX_LD_LIBRARY_PATH=/n"];
-        assert_eq!(edit_of(env), Some((Slot::Append, b"LD_LIBRARY_PATH=/n".to_vec())));
+        assert_eq!(edit_of(env), Some((Slot::Replace { index: 2 }, b"LD_LIBRARY_PATH=/n".to_vec())));
+        // The system-specific one, when it is the one used; its newline is part of the entry.
+        let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH=/g", b"NIX_LD_LIBRARY_PATH_x86_64_linux=/s\n"];
+        assert_eq!(edit_of(env), Some((Slot::Replace { index: 1 }, b"LD_LIBRARY_PATH=/s".to_vec())));
+        // NIX_LD is not borrowed: a constructor that unsets it would not find it.
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l"];
-        assert_eq!(edit_of(env).unwrap().0, Slot::Append);
+        assert_eq!(slot_of(env), Slot::Append);
     }
 
     #[test]
     fn the_borrowed_entry_fits_where_the_string_for_ld_so_was() {
-        for env in [&[&b"LD_LIBRARY_PATH=/u::"[..], b"NIX_LD_LIBRARY_PATH="][..], &[b"LD_LIBRARY_PATH=/a", b"NIX_LD_LIBRARY_PATH=/n\n"]] {
+        let cases: [&[&[u8]]; 4] = [
+            &[b"LD_LIBRARY_PATH=/u::", b"NIX_LD_LIBRARY_PATH="],
+            &[b"LD_LIBRARY_PATH=/a", b"NIX_LD_LIBRARY_PATH=/n\n"],
+            &[b"NIX_LD_LIBRARY_PATH_x86_64_linux=/n"],
+            &[b"NIX_LD_LIBRARY_PATH=/a:/b::::::::/c"],
+        ];
+        for env in cases {
             let s = scan(env.iter().copied());
-            let e = env_edit(&s, search_path(&s, &choose(&s, false)), false).unwrap();
-            assert_eq!(e.original_len(), b"LD_LIBRARY_PATH=".len() + s.ld_library_path.unwrap().value.len() + 1);
-            assert!(e.original_len() <= e.entry_room() + 1);
+            let c = choose(&s, false);
+            let e = env_edit(&s, search_path(&s, &c), false).unwrap();
+            let Slot::Replace { index } = e.slot else { panic!("{env:?}: nothing borrowed") };
+            assert!(env[index].len() + 1 <= e.string_room() && e.entry_room() < e.string_room(), "{env:?}");
         }
-        let s = scan([&b"NIX_LD_LIBRARY_PATH=/n"[..]].into_iter());
-        assert_eq!(env_edit(&s, search_path(&s, &choose(&s, false)), false).unwrap().original_len(), 0);
     }
 
     #[test]
@@ -375,15 +391,20 @@ mod tests {
             let mut seen = env.iter().map(|v| v.to_vec()).collect::<Vec<_>>();
             match edit_of(&env) {
                 Some((Slot::Replace { index }, entry)) => {
-                    // Only the user's LD_LIBRARY_PATH may be borrowed.
-                    prop_assert!(seen[index].starts_with(b"LD_LIBRARY_PATH="));
+                    // Only the user's LD_LIBRARY_PATH, or without it the NIX_LD_LIBRARY_PATH* entry
+                    // the path came from, may be borrowed.
+                    let borrowed: &[u8] = match (s.ld_library_path, c.library_path_source) {
+                        (Some(_), _) => b"LD_LIBRARY_PATH=",
+                        (None, Source::SystemSpecific) => b"NIX_LD_LIBRARY_PATH_x86_64_linux=",
+                        (None, _) => b"NIX_LD_LIBRARY_PATH=",
+                    };
+                    prop_assert!(seen[index].starts_with(borrowed));
                     let e = env_edit(&s, search_path(&s, &c), false).unwrap();
-                    prop_assert_eq!(e.original_len(), seen[index].len() + 1);
-                    prop_assert!(e.original_len() <= e.entry_room() + 1);
+                    prop_assert!(seen[index].len() + 1 <= e.string_room());
                     seen[index] = entry;
                 }
                 Some((Slot::Append, entry)) => {
-                    prop_assert!(s.ld_library_path.is_none());
+                    prop_assert!(s.ld_library_path.is_none() && c.library_path_source == Source::CompiledIn);
                     seen.push(entry);
                 }
                 None => {}

@@ -28,14 +28,10 @@ pub fn put_back(entries: &mut [usize], hint: usize, ours: usize, original: usize
 }
 
 /// Removes the entry `ours` from the live part of `entries` as `unsetenv` would: later entries
-/// move down and the array ends with one more NULL. `hint` is where it was appended (the end of
-/// the live part, unless a constructor shifted it). Returns whether it was there.
-pub fn take_out(entries: &mut [usize], hint: usize, ours: usize) -> bool {
-    // Appended last and not moved: only the NULL after it follows.
-    if entries.get(hint) == Some(&ours) && entries.get(hint + 1) == Some(&0) {
-        entries[hint] = 0;
-        return true;
-    }
+/// move down and the array ends with one more NULL. Returns whether it was there. (Only a start
+/// with nothing to borrow appends an entry: `env -i`, or `NIX_LD` alone, so the search from the
+/// front is short.)
+pub fn take_out(entries: &mut [usize], ours: usize) -> bool {
     let Some(mut at) = position(entries, ours) else { return false };
     // unsetenv's own loop: each entry takes the next one's value, up to and including a NULL.
     loop {
@@ -101,7 +97,7 @@ mod tests {
                 // unsetenv("LD_LIBRARY_PATH") takes ours (the direct start has none to take).
                 unset(&mut shim, |e| e == OURS);
             }
-            let was_there = take_out(&mut shim, n, OURS);
+            let was_there = take_out(&mut shim, OURS);
             prop_assert_eq!(was_there, !also_ours);
             prop_assert_eq!(live(&shim), live(&direct));
             // One word more than the direct array, and it is a NULL: the trampoline drops it.
@@ -129,11 +125,11 @@ mod tests {
     fn an_entry_that_is_gone_is_not_invented() {
         let mut env = vec![1, 2, 0, 0];
         assert!(!put_back(&mut env, 1, OURS, ORIGINAL));
-        assert!(!take_out(&mut env, 2, OURS));
+        assert!(!take_out(&mut env, OURS));
         assert_eq!(env, [1, 2, 0, 0]);
         // A stale copy past the first NULL is not live.
         let mut env = vec![1, 0, OURS, 0];
-        assert!(!take_out(&mut env, 5, OURS));
+        assert!(!take_out(&mut env, OURS));
         assert!(!put_back(&mut env, 7, OURS, ORIGINAL));
         assert_eq!(env, [1, 0, OURS, 0]);
     }
@@ -142,7 +138,7 @@ mod tests {
     fn a_heap_copy_loses_the_appended_entry_in_the_middle() {
         // setenv of a new name copied the array with ours, then appended.
         let mut heap = vec![1, 2, OURS, 7, 0];
-        assert!(take_out(&mut heap, 99, OURS));
+        assert!(take_out(&mut heap, OURS));
         assert_eq!(heap, [1, 2, 7, 0, 0]);
     }
 }

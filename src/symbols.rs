@@ -61,8 +61,6 @@ pub struct Tables {
     pub gnu_hash: usize,
     pub symtab: usize,
     pub strtab: usize,
-    /// Where `DT_DEBUG`'s value is (ld.so writes the address of its `r_debug` there).
-    pub debug: usize,
 }
 
 /// An address from the dynamic section: ld.so relocates most of them in place, but not those of an
@@ -76,58 +74,56 @@ fn absolute(value: usize, bias: usize) -> usize {
     }
 }
 
-/// Reads the tables of the object whose dynamic section is at `dynamic`, loaded at `bias`, and,
-/// with `debug`, where its `DT_DEBUG` is. Linkers put the tables near the start of the section, so
-/// the scan stops once it has them: every program start looks at a few objects, and each entry it
-/// passes costs a few instructions (small tags are sorted out with one bit test).
-#[inline]
-pub fn tables(mem: &impl Memory, dynamic: usize, bias: usize, debug: bool) -> Option<Tables> {
-    const SMALL_TAGS: u32 = 1 << DT_NULL | 1 << DT_STRTAB | 1 << DT_SYMTAB | 1 << DT_DEBUG;
-    let mut t = Tables::default();
-    // Bit 0: the hash table, 1: the symbol table, 2: the string table, 3: DT_DEBUG.
-    let want = if debug { 0b1111 } else { 0b0111 };
-    let mut found = 0u32;
+/// Where the value of the entry with `tag` is in the dynamic section at `dynamic`.
+pub fn dynamic_value(mem: &impl Memory, dynamic: usize, tag: u64) -> Option<usize> {
     let mut at = dynamic;
     for _ in 0..MAX_DYNAMIC {
-        let tag = mem.u64_at(at)?;
-        let (bit, field) = if tag < 32 {
-            if SMALL_TAGS & (1 << tag) == 0 {
-                at = at.wrapping_add(16);
-                continue;
-            }
-            match tag {
-                DT_NULL => return Some(t),
-                DT_SYMTAB => (0b0010, &mut t.symtab),
-                DT_STRTAB => (0b0100, &mut t.strtab),
-                _ => {
-                    t.debug = at.wrapping_add(8);
-                    (0b1000, &mut t.debug)
-                }
-            }
-        } else if tag == DT_GNU_HASH {
-            (0b0001, &mut t.gnu_hash)
-        } else {
-            at = at.wrapping_add(16);
-            continue;
-        };
-        if bit != 0b1000 {
-            *field = absolute(mem.word_at(at.wrapping_add(8))?, bias);
+        match mem.u64_at(at)? {
+            DT_NULL => return None,
+            t if t == tag => return Some(at.wrapping_add(8)),
+            _ => at = at.wrapping_add(16),
         }
-        found |= bit;
-        if found & want == want {
-            return Some(t);
-        }
-        at = at.wrapping_add(16);
     }
     None
+}
+
+/// Where `l_info` starts in glibc's `struct link_map`: after `l_addr`, `l_name`, `l_ld`, `l_next`,
+/// `l_prev` (the public part) and `l_real`, `l_ns`, `l_libname`, which every glibc since 2.3 has.
+const L_INFO: usize = 64;
+/// `l_info`'s index for `DT_GNU_HASH`: DT_NUM + 41, DT_NUM being 38 since glibc 2.36 (which added
+/// the DT_RELR tags) and 35 before. `l_info[5]` and `l_info[6]` are DT_STRTAB and DT_SYMTAB in all.
+const GNU_HASH_INDICES: [usize; 2] = [38 + 41, 35 + 41];
+
+/// The value of the dynamic entry that the link map `map` (dynamic section at `ld`) keeps at
+/// `l_info[index]`, if that word points into the section, at an entry with tag `tag`. Nothing else
+/// is believed: a word that points elsewhere (another glibc's layout, or no such entry) gives
+/// `None` and is never read through.
+fn info_value(mem: &impl Memory, map: usize, ld: usize, index: usize, tag: u64) -> Option<usize> {
+    let entry = mem.word_at(map.wrapping_add(L_INFO + 8 * index))?;
+    let offset = entry.wrapping_sub(ld);
+    if offset >= 16 * MAX_DYNAMIC || mem.u64_at(entry)? != tag {
+        return None;
+    }
+    mem.word_at(entry + 8)
+}
+
+/// The tables of the object that link map `map` describes (loaded at `bias`, its dynamic section
+/// at `ld`), from the entries ld.so already found for it. A glibc whose `l_info` has another
+/// length than those known has the hash table looked up in the dynamic section instead.
+pub fn map_tables(mem: &impl Memory, map: usize, bias: usize, ld: usize) -> Option<Tables> {
+    let symtab = info_value(mem, map, ld, DT_SYMTAB as usize, DT_SYMTAB)?;
+    let strtab = info_value(mem, map, ld, DT_STRTAB as usize, DT_STRTAB)?;
+    let from_map = GNU_HASH_INDICES.iter().find_map(|&index| info_value(mem, map, ld, index, DT_GNU_HASH));
+    let gnu_hash = match from_map {
+        Some(value) => value,
+        None => mem.word_at(dynamic_value(mem, ld, DT_GNU_HASH)?)?,
+    };
+    Some(Tables { gnu_hash: absolute(gnu_hash, bias), symtab: absolute(symtab, bias), strtab: absolute(strtab, bias) })
 }
 
 /// The address of `name` if the object defines it (a defined symbol whose GNU hash and name match).
 #[inline]
 pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<usize> {
-    if t.gnu_hash == 0 || t.symtab == 0 || t.strtab == 0 {
-        return None;
-    }
     let h = name.hash;
     let nbuckets = mem.u32_at(t.gnu_hash)? as usize;
     let symoffset = mem.u32_at(t.gnu_hash + 4)? as usize;
@@ -135,7 +131,8 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     if nbuckets == 0 {
         return None;
     }
-    // The bloom filter is skipped: it saves nothing on the few objects of a process start.
+    // The bloom filter is skipped: on the few objects of a process start, it saves less than its
+    // code costs in the shim's size.
     let bloom = t.gnu_hash + 16;
     let buckets = bloom + 8 * bloom_size;
     let chains = buckets + 4 * nbuckets;
@@ -174,8 +171,8 @@ fn names_match(mem: &impl Memory, at: usize, name: &[u8]) -> bool {
     name[i..].iter().enumerate().all(|(j, &b)| mem.u8_at(at + i + j) == Some(b)) && mem.u8_at(at + name.len()) == Some(0)
 }
 
-/// The program's load bias and dynamic section, from its program headers (AT_PHDR, AT_PHNUM).
-pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(usize, usize)> {
+/// The program's dynamic section, from its program headers (AT_PHDR, AT_PHNUM).
+pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<usize> {
     // PT_PHDR comes first when there is one (the ELF specification says so); the scan stops at
     // PT_DYNAMIC.
     let mut bias = None;
@@ -184,7 +181,7 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(
         let vaddr = mem.word_at(at + 16)?;
         match mem.u32_at(at)? {
             PT_PHDR => bias = Some(phdr.wrapping_sub(vaddr)),
-            PT_DYNAMIC => return bias.map(|bias| (bias, bias.wrapping_add(vaddr))),
+            PT_DYNAMIC => return bias.map(|bias| bias.wrapping_add(vaddr)),
             _ => {}
         }
     }
@@ -192,34 +189,22 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<(
 }
 
 /// The first definition of `name` in the objects ld.so has loaded, in the order of its link map
-/// (the program first), which is the order it binds symbols in. The program (loaded at
-/// `program_bias`, its dynamic section at `program_dynamic`) leads there: its `DT_DEBUG` holds
-/// ld.so's `r_debug`, which holds the link map.
-pub fn find_loaded(mem: &impl Memory, program_bias: usize, program_dynamic: usize, name: Name) -> Option<usize> {
-    let (mut bias, mut dynamic) = (program_bias, program_dynamic);
-    // The program's entry in the link map, once found.
-    let mut map = 0;
+/// (the program first), which is the order it binds symbols in. The program's dynamic section (at
+/// `program_dynamic`) leads there: its `DT_DEBUG` holds ld.so's `r_debug`, which holds the link map.
+pub fn find_loaded(mem: &impl Memory, program_dynamic: usize, name: Name) -> Option<usize> {
+    // struct r_debug { int r_version; struct link_map *r_map; ... }
+    let r_debug = mem.word_at(dynamic_value(mem, program_dynamic, DT_DEBUG)?)?;
+    let mut map = mem.word_at(r_debug.checked_add(8)?)?;
     for _ in 0..MAX_OBJECTS {
-        // One call site each, so both are inlined: every start that appended an entry comes here.
-        let t = tables(mem, dynamic, bias, map == 0);
-        if let Some(found) = t.and_then(|t| lookup(mem, bias, &t, name)) {
-            return Some(found);
-        }
-        if map == 0 {
-            // struct r_debug { int r_version; struct link_map *r_map; ... }
-            let debug = t?.debug;
-            map = mem.word_at(mem.word_at(if debug == 0 { return None } else { debug })?.checked_add(8)?)?;
-            if map == 0 {
-                return None;
-            }
-        }
-        // struct link_map { l_addr, l_name, l_ld, l_next, l_prev }: the public part of glibc's.
-        map = mem.word_at(map + 24)?;
         if map == 0 {
             return None;
         }
-        bias = mem.word_at(map)?;
-        dynamic = mem.word_at(map + 16)?;
+        // struct link_map { l_addr, l_name, l_ld, l_next, l_prev, ... }
+        let (bias, ld) = (mem.word_at(map)?, mem.word_at(map + 16)?);
+        if let Some(found) = map_tables(mem, map, bias, ld).and_then(|t| lookup(mem, bias, &t, name)) {
+            return Some(found);
+        }
+        map = mem.word_at(map + 24)?;
     }
     None
 }
@@ -299,6 +284,12 @@ mod tests {
             .collect()
     }
 
+    /// An object's tables, each looked up in its dynamic section.
+    fn tables(mem: &impl Memory, dynamic: usize, bias: usize) -> Option<Tables> {
+        let value = |tag| dynamic_value(mem, dynamic, tag).and_then(|at| mem.word_at(at)).map(|v| absolute(v, bias));
+        Some(Tables { gnu_hash: value(DT_GNU_HASH)?, symtab: value(DT_SYMTAB)?, strtab: value(DT_STRTAB)? })
+    }
+
     #[test]
     fn the_hash_is_the_gnu_one() {
         // 5381 for the empty name, as the function is defined; the others are known values.
@@ -313,8 +304,7 @@ mod tests {
         let Some(path) = libc() else { panic!("no libc.so.6 found to read") };
         let bias = 0x7f00_0000_0000;
         let loaded = Loaded::new(&path, bias);
-        let t = tables(&loaded, loaded.dynamic, bias, false).expect("libc's dynamic section");
-        assert_eq!(t, tables(&loaded, loaded.dynamic, bias, true).unwrap(), "a shared library has no DT_DEBUG");
+        let t = tables(&loaded, loaded.dynamic, bias).expect("libc's dynamic section");
         let defined = nm_defined(&path);
         assert!(defined.len() > 1000, "nm listed {} symbols", defined.len());
         for (name, value) in &defined {
@@ -357,11 +347,126 @@ mod tests {
     fn garbage_tables_end_the_lookup() {
         for seed in [0, 1, 0xffff_ffff, 0x1234_5678_9abc_def0, u64::MAX] {
             let mem = Garbage(seed);
-            let t = Tables { gnu_hash: 0x1000, symtab: 0x2000, strtab: 0x3000, debug: 0x4000 };
+            let t = Tables { gnu_hash: 0x1000, symtab: 0x2000, strtab: 0x3000 };
             let _ = lookup(&mem, 0, &t, Name::new(b"__environ"));
-            let _ = tables(&mem, 0x5000, 0, true);
-            let _ = find_loaded(&mem, 0, 0x5000, Name::new(b"__environ"));
+            let _ = dynamic_value(&mem, 0x5000, DT_DEBUG);
+            let _ = map_tables(&mem, 0x7000, 0, 0x5000);
+            let _ = find_loaded(&mem, 0x5000, Name::new(b"__environ"));
             let _ = program_dynamic(&mem, 0x6000, 13);
         }
+    }
+
+    /// A loaded file, with a glibc link map for it written at `map`, whose `l_info` words are
+    /// `info` (index, value).
+    struct WithMap<'a> {
+        loaded: &'a Loaded,
+        map: usize,
+        words: Vec<u64>,
+    }
+
+    impl<'a> WithMap<'a> {
+        fn new(loaded: &'a Loaded, map: usize, info: &[(usize, usize)]) -> WithMap<'a> {
+            let mut words = vec![0u64; 8 + 100];
+            words[0] = loaded.bias as u64;
+            words[2] = loaded.dynamic as u64;
+            for &(index, value) in info {
+                words[8 + index] = value as u64;
+            }
+            WithMap { loaded, map, words }
+        }
+
+        fn word(&self, a: usize) -> Option<u64> {
+            let i = a.checked_sub(self.map)?;
+            (i % 8 == 0 && i / 8 < self.words.len()).then(|| self.words[i / 8])
+        }
+    }
+
+    impl Memory for WithMap<'_> {
+        fn u64_at(&self, a: usize) -> Option<u64> {
+            self.word(a).or_else(|| self.loaded.u64_at(a))
+        }
+        fn u32_at(&self, a: usize) -> Option<u32> {
+            self.loaded.u32_at(a)
+        }
+        fn u8_at(&self, a: usize) -> Option<u8> {
+            self.loaded.u8_at(a)
+        }
+    }
+
+    /// Where the dynamic entry with `tag` is in the loaded file.
+    fn entry_of(loaded: &Loaded, tag: u64) -> usize {
+        (0..).map(|i| loaded.dynamic + 16 * i).find(|&at| loaded.u64_at(at) == Some(tag)).unwrap()
+    }
+
+    #[test]
+    fn the_link_map_s_entries_are_used_in_either_glibc_layout_and_only_when_they_check_out() {
+        let Some(path) = libc() else { panic!("no libc.so.6 found to read") };
+        let bias = 0x7f00_0000_0000;
+        let loaded = Loaded::new(&path, bias);
+        let walked = tables(&loaded, loaded.dynamic, bias).unwrap();
+        let map = 0x5555_0000_0000;
+        let (sym, str_, gnu) = (entry_of(&loaded, DT_SYMTAB), entry_of(&loaded, DT_STRTAB), entry_of(&loaded, DT_GNU_HASH));
+        // Where `map_tables` read them from: a map whose words are wrong, but that checks out,
+        // would give other tables than the walk.
+        let [newer, older] = GNU_HASH_INDICES;
+        for gnu_index in [newer, older] {
+            let mem = WithMap::new(&loaded, map, &[(5, str_), (6, sym), (gnu_index, gnu)]);
+            assert_eq!(map_tables(&mem, map, bias, loaded.dynamic), Some(walked), "l_info[{gnu_index}]");
+            let environ = map_tables(&mem, map, bias, loaded.dynamic).and_then(|t| lookup(&mem, bias, &t, Name::new(b"__environ")));
+            assert!(environ.is_some());
+        }
+        // A wrong word (a pointer outside the section, one between entries, one at an entry with
+        // another tag, a small number as an older glibc has past l_info) is never believed: for the
+        // hash table the section is searched instead, which gives the right tables; without the
+        // symbol or string table (which every glibc keeps at l_info[6] and [5]) there are none.
+        for wrong in [0, 0x1000, sym + 8, sym + 1, str_, 0x0022_000d, loaded.dynamic + 16 * MAX_DYNAMIC] {
+            for slot in [5, 6, newer] {
+                let mut info = vec![(5, str_), (6, sym), (newer, gnu)];
+                let word = &mut info.iter_mut().find(|(i, _)| *i == slot).unwrap().1;
+                if *word == wrong {
+                    continue;
+                }
+                *word = wrong;
+                let mem = WithMap::new(&loaded, map, &info);
+                let want = if slot == newer { Some(walked) } else { None };
+                assert_eq!(map_tables(&mem, map, bias, loaded.dynamic), want, "l_info[{slot}] = {wrong:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_lookup_follows_r_debug_from_the_program_through_the_link_map() {
+        let Some(path) = libc() else { panic!("no libc.so.6 found to read") };
+        let bias = 0x7f00_0000_0000;
+        let loaded = Loaded::new(&path, bias);
+        // A program's dynamic section (DT_DEBUG second) and r_debug, and a link map for libc with
+        // an older glibc's l_info.
+        let program_dynamic = 0x5555_0001_0000usize;
+        let r_debug = 0x5555_0002_0000usize;
+        let map = 0x5555_0000_0000usize;
+        struct Process<'a> {
+            libc: WithMap<'a>,
+            words: std::collections::BTreeMap<usize, u64>,
+        }
+        impl Memory for Process<'_> {
+            fn u64_at(&self, a: usize) -> Option<u64> {
+                self.words.get(&a).copied().or_else(|| self.libc.u64_at(a))
+            }
+            fn u32_at(&self, a: usize) -> Option<u32> {
+                self.libc.u32_at(a)
+            }
+            fn u8_at(&self, a: usize) -> Option<u8> {
+                self.libc.u8_at(a)
+            }
+        }
+        let words = [(program_dynamic, DT_STRTAB), (program_dynamic + 8, 0x1000), (program_dynamic + 16, DT_DEBUG), (program_dynamic + 24, r_debug as u64), (r_debug + 8, map as u64)];
+        let info = [(5, entry_of(&loaded, DT_STRTAB)), (6, entry_of(&loaded, DT_SYMTAB)), (GNU_HASH_INDICES[1], entry_of(&loaded, DT_GNU_HASH))];
+        let mem = Process { libc: WithMap::new(&loaded, map, &info), words: words.into_iter().collect() };
+        let defined = nm_defined(&path);
+        let environ = defined.iter().find(|(n, _)| n == "__environ").unwrap().1;
+        assert_eq!(find_loaded(&mem, program_dynamic, Name::new(b"__environ")), Some(bias + environ));
+        assert_eq!(find_loaded(&mem, program_dynamic, Name::new(b"no_such_symbol")), None);
+        // No DT_DEBUG: no link map to follow.
+        assert_eq!(find_loaded(&mem, program_dynamic + 32, Name::new(b"__environ")), None);
     }
 }
