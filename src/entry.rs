@@ -38,8 +38,9 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     let (argc, envp) = unsafe { (*block, block.add(*block + 2)) };
     let (ours, original, slot, env_words) = (word(tw::OURS), word(tw::ORIGINAL), word(tw::SLOT), word(tw::ENV_WORDS));
     if original != 0 {
-        // The user's own LD_LIBRARY_PATH was borrowed. The string written for ld.so now reads as the
-        // user's entry too, for any copy of `environ` a constructor made with it.
+        // An entry was borrowed (the user's LD_LIBRARY_PATH, or NIX_LD_LIBRARY_PATH*). The string
+        // written for ld.so now reads as that entry too, for any copy of `environ` a constructor
+        // made with it.
         // SAFETY: `ours` has room for the entry (EnvEdit::string_room), and both are the shim's
         // or the kernel's strings, which nothing else writes.
         unsafe { mem::copy_bytes(ours as *mut u8, original as *const u8, word(tw::ORIGINAL_LEN)) };

@@ -8,8 +8,8 @@
 //! may be anywhere before the first NULL of the array it was put in, or in a copy of it, or gone;
 //! it is found by its value, never by its index.
 
-/// Points the entry that points at `ours` back at `original`: the user's own `LD_LIBRARY_PATH`,
-/// borrowed for ld.so. Only the live part (up to the first NULL) is searched, and `hint` (where the
+/// Points the entry that points at `ours` back at `original`, the entry borrowed for ld.so (the
+/// user's `LD_LIBRARY_PATH`, or the `NIX_LD_LIBRARY_PATH*` the library path came from). Only the live part (up to the first NULL) is searched, and `hint` (where the
 /// entry was put) first. Returns whether it was there.
 pub fn put_back(entries: &mut [usize], hint: usize, ours: usize, original: usize) -> bool {
     if let Some(slot) = entries.get_mut(hint) {

@@ -38,7 +38,7 @@ pub mod tw {
     pub const RESERVE: usize = 1;
     /// The `LD_LIBRARY_PATH=` string written for ld.so.
     pub const OURS: usize = 2;
-    /// The entry it replaced (the user's `LD_LIBRARY_PATH`), or 0 if it was appended.
+    /// The entry it replaced (the borrowed one: see `plan::Slot`), or 0 if it was appended.
     pub const ORIGINAL: usize = 3;
     /// Bytes of that entry with its NUL.
     pub const ORIGINAL_LEN: usize = 4;
