@@ -12,8 +12,10 @@
 //!
 //! The block stays where it is: ld.so, libc and the program's `__libc_stack_end` point into it. A
 //! copy, when one is needed, is written below it, into room the trampoline left free above this
-//! function's frames. The only other memory read is what ld.so's link map describes (program
-//! headers, dynamic sections, symbol tables of loaded objects), through [`Process`].
+//! function's frames. The only other memory read is ld.so's link map and what it describes
+//! (program headers, dynamic sections, symbol tables of loaded objects), through [`Process`]. A
+//! word of a link map's private `l_info` is read through only if it points into that object's
+//! dynamic section (`symbols::map_tables`), where glibc's `l_info` entries point.
 
 use nix_ld::restore;
 use nix_ld::symbols::{self, Memory, Name};

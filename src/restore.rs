@@ -9,8 +9,9 @@
 //! it is found by its value, never by its index.
 
 /// Points the entry that points at `ours` back at `original`, the entry borrowed for ld.so (the
-/// user's `LD_LIBRARY_PATH`, or the `NIX_LD_LIBRARY_PATH*` the library path came from). Only the live part (up to the first NULL) is searched, and `hint` (where the
-/// entry was put) first. Returns whether it was there.
+/// user's `LD_LIBRARY_PATH`, or the `NIX_LD_LIBRARY_PATH*` the library path came from). Only the
+/// live part (up to the first NULL) is searched, and `hint` (where the entry was put) first.
+/// Returns whether it was there.
 pub fn put_back(entries: &mut [usize], hint: usize, ours: usize, original: usize) -> bool {
     if let Some(slot) = entries.get_mut(hint) {
         if *slot == ours {

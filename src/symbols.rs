@@ -56,7 +56,7 @@ impl Name {
 }
 
 /// The tables of one object, as addresses.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tables {
     pub gnu_hash: usize,
     pub symtab: usize,
