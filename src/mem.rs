@@ -56,7 +56,7 @@ pub fn copy_into(dst: &mut [u8], src: &[u8]) {
 #[inline(always)]
 pub unsafe fn put<T: Copy>(place: *mut T, value: &T) {
     let words = const {
-        assert!(core::mem::size_of::<T>() % 8 == 0 && core::mem::align_of::<T>() == 8);
+        assert!(core::mem::size_of::<T>().is_multiple_of(8) && core::mem::align_of::<T>() == 8);
         core::mem::size_of::<T>() / 8
     };
     // SAFETY: per the function's contract; `T: Copy`, so a copy of its bytes is a valid `T`.

@@ -136,11 +136,11 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     let bloom = t.gnu_hash + 16;
     let buckets = bloom + 8 * bloom_size;
     let chains = buckets + 4 * nbuckets;
-    let mut index = mem.u32_at(buckets + 4 * (h as usize % nbuckets))? as usize;
-    if index < symoffset {
+    let first = mem.u32_at(buckets + 4 * (h as usize % nbuckets))? as usize;
+    if first < symoffset {
         return None;
     }
-    for _ in 0..MAX_CHAIN {
+    for index in first..first + MAX_CHAIN {
         let chain = mem.u32_at(chains + 4 * (index - symoffset))?;
         if chain | 1 == h | 1 {
             let sym = t.symtab + 24 * index;
@@ -152,7 +152,6 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
         if chain & 1 != 0 {
             return None;
         }
-        index += 1;
     }
     None
 }

@@ -207,7 +207,7 @@ fn what_a_constructor_that_edits_the_borrowed_variable_does_is_as_readme_says() 
     // unsetenv("NIX_LD_LIBRARY_PATH") finds nothing to take: the program keeps it.
     let (want, got) = both("u NIX_LD_LIBRARY_PATH");
     assert_eq!(nix_entries(&want).0, Vec::<String>::new());
-    assert_eq!(nix_entries(&got).0, [ours.clone()]);
+    assert_eq!(nix_entries(&got).0, std::slice::from_ref(&ours));
     assert_eq!(program_environ(&want), without(program_environ(&got), &ours));
 
     // A constructor that reads the variables sees ld.so's view: LD_LIBRARY_PATH holds the Nix
