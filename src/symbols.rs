@@ -76,15 +76,18 @@ fn absolute(value: usize, bias: usize) -> usize {
 
 /// Where the value of the entry with `tag` is in the dynamic section at `dynamic`.
 pub fn dynamic_value(mem: &impl Memory, dynamic: usize, tag: u64) -> Option<usize> {
+    let end = dynamic.wrapping_add(16 * MAX_DYNAMIC);
     let mut at = dynamic;
-    for _ in 0..MAX_DYNAMIC {
-        match mem.u64_at(at)? {
-            DT_NULL => return None,
-            t if t == tag => return Some(at.wrapping_add(8)),
-            _ => at = at.wrapping_add(16),
+    loop {
+        let t = mem.u64_at(at)?;
+        at = at.wrapping_add(16);
+        if t == tag {
+            return Some(at.wrapping_sub(8));
+        }
+        if t == DT_NULL || at == end {
+            return None;
         }
     }
-    None
 }
 
 /// Where `l_info` starts in glibc's `struct link_map`: after `l_addr`, `l_name`, `l_ld`, `l_next`,
@@ -98,6 +101,7 @@ const GNU_HASH_INDICES: [usize; 2] = [38 + 41, 35 + 41];
 /// `l_info[index]`, if that word points into the section, at an entry with tag `tag`. Nothing else
 /// is believed: a word that points elsewhere (another glibc's layout, or no such entry) gives
 /// `None` and is never read through.
+#[inline(always)]
 fn info_value(mem: &impl Memory, map: usize, ld: usize, index: usize, tag: u64) -> Option<usize> {
     let entry = mem.word_at(map.wrapping_add(L_INFO + 8 * index))?;
     let offset = entry.wrapping_sub(ld);
@@ -175,14 +179,15 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<u
     // PT_PHDR comes first when there is one (the ELF specification says so); the scan stops at
     // PT_DYNAMIC.
     let mut bias = None;
-    for i in 0..phnum.min(MAX_DYNAMIC) {
-        let at = phdr + 56 * i;
-        let vaddr = mem.word_at(at + 16)?;
+    let end = phdr + 56 * phnum.min(MAX_DYNAMIC);
+    let mut at = phdr;
+    while at != end {
         match mem.u32_at(at)? {
-            PT_PHDR => bias = Some(phdr.wrapping_sub(vaddr)),
-            PT_DYNAMIC => return bias.map(|bias| bias.wrapping_add(vaddr)),
+            PT_PHDR => bias = Some(phdr.wrapping_sub(mem.word_at(at + 16)?)),
+            PT_DYNAMIC => return Some(bias?.wrapping_add(mem.word_at(at + 16)?)),
             _ => {}
         }
+        at += 56;
     }
     None
 }
