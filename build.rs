@@ -9,7 +9,6 @@ fn main() {
         "-Wl,-z,text",
         "-Wl,-z,noexecstack",
         "-Wl,--gc-sections",
-        "-Wl,--icf=all",
         "-Wl,--build-id=none",
         "-Wl,-z,norelro",
         "-Wl,-e,_start",

@@ -71,6 +71,13 @@ fn first_colon(word: &[u8; 8]) -> Option<usize> {
     (zero_bytes != 0).then(|| zero_bytes.trailing_zeros() as usize / 8)
 }
 
+/// `out` from `at` on, or nothing when `at` is past its end (the copy that follows then fails as a
+/// short destination). Not `&mut out[at..]`: that is a second copy of the slicing code (beside
+/// the shared-slice one), which GNU ld, unlike lld's `--icf`, does not fold.
+fn tail(out: &mut [u8], at: usize) -> &mut [u8] {
+    out.get_mut(at..).unwrap_or_default()
+}
+
 /// Whether ld.so reads `path` as it is: no empty component, or no component at all (ld.so ignores
 /// an empty `LD_LIBRARY_PATH`).
 fn is_clean(path: &[u8]) -> bool {
@@ -183,7 +190,7 @@ impl<'a> SearchPath<'a> {
                 out[user.len()] = b':';
                 len = user.len() + 1;
             }
-            copy(&mut out[len..], nix);
+            copy(tail(out, len), nix);
             return len + nix.len();
         }
         let mut len = 0;
@@ -192,7 +199,7 @@ impl<'a> SearchPath<'a> {
                 out[len] = b':';
                 len += 1;
             }
-            copy(&mut out[len..], dir);
+            copy(tail(out, len), dir);
             len += dir.len();
         }
         len

@@ -14,7 +14,8 @@
 //!    alternating;
 //! 3. the file system calls (strace) of one start: how many ld.so makes because of the library
 //!    set, and how many the shim adds;
-//! 4. the shim's mapped and on-disk size;
+//! 4. the shim's mapped and on-disk size, linked with rust-lld (rustup's default) and with `cc`
+//!    and GNU ld (nixpkgs' way);
 //! 5. how long nix-ld-doctor takes to answer with 30,000 store entries (`bench_doctor.rs`; only
 //!    that with `--doctor`).
 //!
@@ -94,7 +95,15 @@ pub fn run(args: &[String]) -> Result<()> {
         "nix-ld" => Some(nixos_build.clone()),
         _ => b.shim.clone(),
     };
-    let mut results: Vec<Results> = builds.iter().map(|b| Results { size: sized(b).map(|p| size_of(&p)).transpose().ok().flatten(), ..Default::default() }).collect();
+    let gnu_ld_build = build::shim_linked(None, "nix-ld-gnu-ld", "variant", build::Linker::GnuLd)?;
+    let mut results: Vec<Results> = builds
+        .iter()
+        .map(|b| Results {
+            size: sized(b).map(|p| size_of(&p)).transpose().ok().flatten(),
+            gnu_ld_size: if b.name == "nix-ld" { size_of(&gnu_ld_build).ok() } else { None },
+            ..Default::default()
+        })
+        .collect();
     for (b, r) in builds.iter().zip(&mut results) {
         eprintln!("callgrind: {}", b.name);
         for sc in &scenarios {
@@ -388,6 +397,9 @@ struct Results {
     /// Direct start only: the same, without the library set in `LD_LIBRARY_PATH`.
     file_calls_without_set: Option<u64>,
     size: Option<Size>,
+    /// This project's shim only: its size linked with GNU ld, as nixpkgs links it (`size` is
+    /// the toolchain's default linker's).
+    gnu_ld_size: Option<Size>,
 }
 
 fn hello_instructions(valgrind: &Path, dir: &Path, b: &Build, label: &str, env: &[(String, String)]) -> Result<u64> {
@@ -575,7 +587,8 @@ fn rows(scenarios: &[Scenario], r: &[Results]) -> Vec<Row> {
         row(s("python3_median_us"), s("NixOS path: python3 -c pass median (us)"), Micros, micros(|x| x.python_time.median_ns), None),
         row(s("python3_p10_us"), s("NixOS path: python3 -c pass p10 (us)"), Micros, micros(|x| x.python_time.p10_ns), None),
         row(s("python3_p10_ratio"), s("  p10 ratio to direct"), Ratio, ratio(|x| x.python_time.p10_ns), None),
-        row(s("mapped_bytes"), s("shim: mapped (PT_LOAD memsz), NixOS's paths compiled in"), Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
+        row(s("mapped_bytes"), s("shim: mapped (PT_LOAD memsz), NixOS's paths compiled in, rust-lld"), Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
+        row(s("mapped_bytes_gnu_ld"), s("  the same linked with cc and GNU ld (as nixpkgs)"), Bytes, shims(&|x| x.gnu_ld_size.as_ref().map(|s| s.mapped as f64)), Some(MAX_MAPPED)),
         row(s("file_bytes"), s("shim: file size"), Bytes, size(|s| s.file), None),
     ]);
     rows

@@ -6,6 +6,21 @@ use std::process::Command;
 use crate::{elfcheck, sections};
 use crate::util::{self, project_root, Result};
 
+/// The linker a shim is built with. Both must give a shim that passes `verify`: nixpkgs' rustc
+/// links through its cc wrapper with GNU ld (it is built with `--disable-lld`), rustup's links
+/// x86_64 programs with its own rust-lld.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Linker {
+    /// The toolchain's default (rust-lld with rustup's).
+    Default,
+    /// `cc` and GNU ld, the way nixpkgs' rustc links.
+    GnuLd,
+}
+
+/// The flags that make rustup's rustc link the way nixpkgs' does: through `cc`, with the system's
+/// GNU ld rather than its own rust-lld.
+pub const GNU_LD_RUSTFLAGS: &str = "-C linker-features=-lld -C link-self-contained=-linker";
+
 /// Builds the release shim with the given compiled-in defaults (None: the NixOS ones), verifies it
 /// and returns its path, `target/dist/NAME`. A build with other defaults goes to
 /// `target/variant`.
@@ -16,11 +31,17 @@ pub fn shim(defaults: Option<(&str, &str)>, name: &str) -> Result<PathBuf> {
 /// As [`shim`], with a build with other defaults in `target/VARIANT_DIR`: each set of defaults
 /// keeps its own target directory, so that one does not rebuild over another.
 pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) -> Result<PathBuf> {
+    shim_linked(defaults, name, variant_dir, Linker::Default)
+}
+
+/// As [`shim_in`], linked by `linker`; a GNU ld build keeps its own target directory,
+/// `target/gnu-ld`, with the NixOS defaults.
+pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str, linker: Linker) -> Result<PathBuf> {
     let root = project_root();
     let target_dir = root.join("target");
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld"]);
-    let built_dir = if let Some((loader, libs)) = defaults {
+    let mut built_dir = if let Some((loader, libs)) = defaults {
         cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs);
         cmd.arg("--target-dir").arg(target_dir.join(variant_dir));
         target_dir.join(variant_dir)
@@ -28,6 +49,14 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
         cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH");
         target_dir.clone()
     };
+    if linker == Linker::GnuLd {
+        // An explicit --target keeps the flags off build scripts, and its own directory keeps this
+        // build from rebuilding over the default one.
+        built_dir = target_dir.join("gnu-ld");
+        cmd.arg("--target-dir").arg(&built_dir).args(["--target", "x86_64-unknown-linux-gnu"]);
+        cmd.env("CARGO_ENCODED_RUSTFLAGS", GNU_LD_RUSTFLAGS.replace(' ', "\x1f"));
+        built_dir = built_dir.join("x86_64-unknown-linux-gnu");
+    }
     util::run(&mut cmd)?;
     let built = built_dir.join("release/nix-ld");
     let linked = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;

@@ -42,6 +42,9 @@ pub fn run(mode: Mode) -> Result<()> {
     let libs = defaults_dir.join("lib");
     let defaults_shim = build::shim(Some((loader.to_str().unwrap(), libs.to_str().unwrap())), "nix-ld-test-defaults")?;
     let doctor = build::doctor()?;
+    // nixpkgs links with cc and GNU ld, not rust-lld: the shim must pass `verify` both ways.
+    let gnu_ld = build::shim_linked(None, "nix-ld-gnu-ld", "variant", build::Linker::GnuLd)?;
+    eprintln!("built and verified {}, linked with cc and GNU ld", gnu_ld.display());
 
     eprintln!("== execve integration tests");
     let mut cmd = Command::new(&cargo);
