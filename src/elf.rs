@@ -33,25 +33,44 @@ pub enum ElfError {
     NotElf,
     Truncated,
     /// Not ELF64 x86-64: `class` is EI_CLASS (1 = 32-bit), `machine` is e_machine.
-    WrongArchitecture { class: u8, machine: u16 },
+    WrongArchitecture {
+        class: u8,
+        machine: u16,
+    },
     BigEndian,
     UnknownVersion,
     /// e_type is not ET_DYN (ET_EXEC is a fixed-address executable).
-    NotPositionIndependent { e_type: u16 },
+    NotPositionIndependent {
+        e_type: u16,
+    },
     BadProgramHeaderSize,
     NoProgramHeaders,
-    TooManyProgramHeaders { count: u16 },
+    TooManyProgramHeaders {
+        count: u16,
+    },
     ProgramHeadersOutsideFile,
     ProgramHeadersTooFar,
     /// The file has its own PT_INTERP: it is a program, not a loader.
     HasInterpreter,
     NoLoadableSegment,
-    SegmentOutsideFile { index: usize },
-    SegmentFileSizeExceedsMemory { index: usize },
-    SegmentOutOfRange { index: usize },
-    SegmentMisaligned { index: usize },
-    SegmentsOverlap { index: usize },
-    SegmentWritableAndExecutable { index: usize },
+    SegmentOutsideFile {
+        index: usize,
+    },
+    SegmentFileSizeExceedsMemory {
+        index: usize,
+    },
+    SegmentOutOfRange {
+        index: usize,
+    },
+    SegmentMisaligned {
+        index: usize,
+    },
+    SegmentsOverlap {
+        index: usize,
+    },
+    SegmentWritableAndExecutable {
+        index: usize,
+    },
     SpanTooLarge,
     EntryNotExecutable,
 }
@@ -479,7 +498,10 @@ pub mod tests {
         assert_eq!(plan.span, 0x5000);
         assert_eq!(plan.entry, 0x1010);
         assert_eq!(plan.phdr_vaddr(), Some(64));
-        assert_eq!(plan.segments().nth(2).unwrap(), Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W });
+        assert_eq!(
+            plan.segments().nth(2).unwrap(),
+            Segment { vaddr: 0x3000, memsz: 0x2000, offset: 0x2000, filesz: 0x100, flags: PF_R | PF_W }
+        );
     }
 
     #[test]
@@ -518,9 +540,18 @@ pub mod tests {
             assert_eq!(messages.iter().filter(|other| *other == m).count(), 1, "{e:?}: {m}");
         }
         assert_eq!(cause(ElfError::NotPositionIndependent { e_type: 77 }), "has an unknown ELF type 77");
-        assert_eq!(cause(ElfError::TooManyProgramHeaders { count: 999 }), "has an absurd number of program headers (999)");
-        assert_eq!(cause(ElfError::SegmentFileSizeExceedsMemory { index: 62 }), "has a malformed segment (program header 62: file size larger than memory size)");
-        assert_eq!(cause(ElfError::WrongArchitecture { class: 7, machine: 9999 }), "is not an x86-64 ELF file (it is of unknown class, an unknown machine)");
+        assert_eq!(
+            cause(ElfError::TooManyProgramHeaders { count: 999 }),
+            "has an absurd number of program headers (999)"
+        );
+        assert_eq!(
+            cause(ElfError::SegmentFileSizeExceedsMemory { index: 62 }),
+            "has a malformed segment (program header 62: file size larger than memory size)"
+        );
+        assert_eq!(
+            cause(ElfError::WrongArchitecture { class: 7, machine: 9999 }),
+            "is not an x86-64 ELF file (it is of unknown class, an unknown machine)"
+        );
         assert_eq!(cause(ElfError::EntryNotExecutable), "has its entry point outside its executable code");
     }
 

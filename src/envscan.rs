@@ -194,12 +194,7 @@ mod tests {
 
     #[test]
     fn nix_variables_keep_the_first_and_ld_library_path_the_last() {
-        let env: &[&[u8]] = &[
-            b"NIX_LD=/first",
-            b"LD_LIBRARY_PATH=/one",
-            b"NIX_LD=/second",
-            b"LD_LIBRARY_PATH=/two",
-        ];
+        let env: &[&[u8]] = &[b"NIX_LD=/first", b"LD_LIBRARY_PATH=/one", b"NIX_LD=/second", b"LD_LIBRARY_PATH=/two"];
         let s = scan_of(env);
         assert_eq!(s.loader_generic.unwrap().value, b"/first");
         assert_eq!(s.ld_library_path, Some(Found { index: 3, value: b"/two" }));
@@ -284,23 +279,41 @@ mod tests {
 
     fn entry() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
-        let names = [LOADER_GENERIC, LOADER_SYSTEM, LIBRARY_PATH_GENERIC, LIBRARY_PATH_SYSTEM, LOG, LD_LIBRARY_PATH, b"NIX_LD_", b"LD_", b"M", b"O", b"J", b"NIX_PATH"];
+        let names = [
+            LOADER_GENERIC,
+            LOADER_SYSTEM,
+            LIBRARY_PATH_GENERIC,
+            LIBRARY_PATH_SYSTEM,
+            LOG,
+            LD_LIBRARY_PATH,
+            b"NIX_LD_",
+            b"LD_",
+            b"M",
+            b"O",
+            b"J",
+            b"NIX_PATH",
+        ];
         let name = prop_oneof![
             proptest::sample::select(names.to_vec()).prop_map(|n| n.to_vec()),
             // A known name with one byte changed or cut short.
             (proptest::sample::select(names.to_vec()), any::<usize>(), any::<u8>()).prop_map(|(n, at, b)| {
                 let mut n = n.to_vec();
                 let at = at % n.len();
-                if b % 2 == 0 { n.truncate(at) } else { n[at] = b.max(1) }
+                if b % 2 == 0 {
+                    n.truncate(at)
+                } else {
+                    n[at] = b.max(1)
+                }
                 n
             }),
         ];
-        (name, proptest::option::of(proptest::collection::vec(prop_oneof![Just(b'='), Just(b'/'), Just(b'x')], 0..6))).prop_map(|(mut n, v)| {
-            if let Some(v) = v {
-                n.push(b'=');
-                n.extend(v);
-            }
-            n
-        })
+        (name, proptest::option::of(proptest::collection::vec(prop_oneof![Just(b'='), Just(b'/'), Just(b'x')], 0..6)))
+            .prop_map(|(mut n, v)| {
+                if let Some(v) = v {
+                    n.push(b'=');
+                    n.extend(v);
+                }
+                n
+            })
     }
 }

@@ -147,7 +147,10 @@ impl<'a> SearchPath<'a> {
     /// The Nix directories kept, in order.
     pub fn nix_dirs(&self) -> impl Iterator<Item = &'a [u8]> {
         let mask = self.left_out;
-        components(if self.none_kept { &[] } else { self.nix }).enumerate().filter(move |&(i, _)| i >= MAX_CHECKED || mask & (1 << i) == 0).map(|(_, c)| c)
+        components(if self.none_kept { &[] } else { self.nix })
+            .enumerate()
+            .filter(move |&(i, _)| i >= MAX_CHECKED || mask & (1 << i) == 0)
+            .map(|(_, c)| c)
     }
 
     /// Every directory of the merged path, in order.

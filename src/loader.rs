@@ -146,7 +146,11 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     .map_err(|Errno(e)| Problem::Map(e))?;
     let bias = reservation.wrapping_sub(plan.first_page as usize);
     // Keep what the reservation maps as it should stay: the first segment's file pages, or nothing.
-    let kept = if reserve_with_file { (elf::segment_page_up(first.vaddr + first.filesz) - plan.first_page) as usize } else { 0 };
+    let kept = if reserve_with_file {
+        (elf::segment_page_up(first.vaddr + first.filesz) - plan.first_page) as usize
+    } else {
+        0
+    };
     if kept < span {
         // SAFETY: the end of our own fresh reservation, not yet used. Should this fail, the later
         // MAP_FIXED calls replace reservation pages, which are ours too.
@@ -195,7 +199,14 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_map
         if !file_mapped {
             // SAFETY: inside the span `map` owns and emptied.
             unsafe {
-                sys::mmap(bias + start as usize, len, first_prot, k::MAP_PRIVATE | k::MAP_FIXED, fd.raw(), elf::page_down(s.offset))?;
+                sys::mmap(
+                    bias + start as usize,
+                    len,
+                    first_prot,
+                    k::MAP_PRIVATE | k::MAP_FIXED,
+                    fd.raw(),
+                    elf::page_down(s.offset),
+                )?;
             }
         }
         if stale_tail > 0 {

@@ -167,7 +167,8 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
 
 /// ld.so's options that take a value, each followed by a NUL. One string, not a table of slices: a
 /// table of pointers would need relocating at every start.
-const VALUE_OPTIONS: &[u8] = b"--inhibit-rpath\0--audit\0--preload\0--argv0\0--glibc-hwcaps-prepend\0--glibc-hwcaps-mask\0";
+const VALUE_OPTIONS: &[u8] =
+    b"--inhibit-rpath\0--audit\0--preload\0--argv0\0--glibc-hwcaps-prepend\0--glibc-hwcaps-mask\0";
 
 /// The entries of a NUL-separated list.
 pub fn entries(list: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -368,7 +369,10 @@ mod tests {
             Just(b"NIX_LD_LIBRARY_PATH_x86_64_linux".to_vec()),
             Just(b"LD_LIBRARY_PATH".to_vec()),
             Just(b"NIX_PATH".to_vec()),
-            proptest::collection::vec(proptest::num::u8::ANY.prop_filter("no NUL or =", |b| *b != 0 && *b != b'='), 0..8),
+            proptest::collection::vec(
+                proptest::num::u8::ANY.prop_filter("no NUL or =", |b| *b != 0 && *b != b'='),
+                0..8
+            ),
         ];
         let value = proptest::collection::vec(prop_oneof![Just(b':'), Just(b'/'), Just(b'x'), Just(b'\n')], 0..12);
         (name, proptest::option::of(value)).prop_map(|(mut n, v)| {

@@ -145,7 +145,11 @@ mod tests {
             hint(Problem::Open(2), Source::SystemSpecific, false),
             hint(Problem::Open(2), Source::Generic, false),
         ];
-        assert!(hints[1].starts_with("point NIX_LD at the x86-64 glibc loader") && hints[1].contains("nixpkgs#stdenv.cc"), "{}", hints[1]);
+        assert!(
+            hints[1].starts_with("point NIX_LD at the x86-64 glibc loader") && hints[1].contains("nixpkgs#stdenv.cc"),
+            "{}",
+            hints[1]
+        );
         assert!(hints[2].starts_with("set NIX_LD to glibc's"), "{}", hints[2]);
         assert!(hints[3].starts_with("NIX_LD_x86_64_linux overrides NIX_LD"), "{}", hints[3]);
         assert_eq!(hints[4], "fix NIX_LD, or unset it to use the compiled-in default");

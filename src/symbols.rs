@@ -171,7 +171,8 @@ fn names_match(mem: &impl Memory, at: usize, name: &[u8]) -> bool {
         }
         i += 8;
     }
-    name[i..].iter().enumerate().all(|(j, &b)| mem.u8_at(at + i + j) == Some(b)) && mem.u8_at(at + name.len()) == Some(0)
+    name[i..].iter().enumerate().all(|(j, &b)| mem.u8_at(at + i + j) == Some(b))
+        && mem.u8_at(at + name.len()) == Some(0)
 }
 
 /// The program's dynamic section, from its program headers (AT_PHDR, AT_PHNUM).
@@ -236,7 +237,8 @@ mod tests {
             let mut dynamic = 0;
             for i in 0..phnum {
                 let at = phoff + 56 * i;
-                let (kind, offset, vaddr, filesz, memsz) = (u(at, 4), u(at + 8, 8), u(at + 16, 8), u(at + 32, 8), u(at + 40, 8));
+                let (kind, offset, vaddr, filesz, memsz) =
+                    (u(at, 4), u(at + 8, 8), u(at + 16, 8), u(at + 32, 8), u(at + 40, 8));
                 if kind == 1 {
                     segments.push((vaddr, offset, filesz, memsz));
                 }
@@ -249,7 +251,8 @@ mod tests {
 
         fn bytes(&self, address: usize, n: usize) -> Option<&[u8]> {
             let vaddr = address.checked_sub(self.bias)?;
-            let &(start, offset, filesz, _) = self.segments.iter().find(|&&(v, _, _, m)| vaddr >= v && vaddr + n <= v + m)?;
+            let &(start, offset, filesz, _) =
+                self.segments.iter().find(|&&(v, _, _, m)| vaddr >= v && vaddr + n <= v + m)?;
             let at = vaddr - start;
             (at + n <= filesz).then(|| &self.file[offset + at..offset + at + n])
         }
@@ -270,13 +273,22 @@ mod tests {
     fn libc() -> Option<String> {
         // The test machine's libc; the Nix build gives its own glibc's path in NIX_LD's directory.
         let dirs = ["/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64"];
-        let from_loader = std::env::var("NIX_LD").ok().and_then(|l| std::path::Path::new(&l).parent().map(|d| d.display().to_string()));
-        from_loader.into_iter().chain(dirs.iter().map(|d| d.to_string())).map(|d| format!("{d}/libc.so.6")).find(|p| std::path::Path::new(p).exists())
+        let from_loader = std::env::var("NIX_LD")
+            .ok()
+            .and_then(|l| std::path::Path::new(&l).parent().map(|d| d.display().to_string()));
+        from_loader
+            .into_iter()
+            .chain(dirs.iter().map(|d| d.to_string()))
+            .map(|d| format!("{d}/libc.so.6"))
+            .find(|p| std::path::Path::new(p).exists())
     }
 
     /// The dynamic symbols `nm -D` lists as defined in `path`, with their values.
     fn nm_defined(path: &str) -> Vec<(String, usize)> {
-        let out = std::process::Command::new("nm").args(["-D", "--defined-only", path]).output().expect("nm (binutils) is needed");
+        let out = std::process::Command::new("nm")
+            .args(["-D", "--defined-only", path])
+            .output()
+            .expect("nm (binutils) is needed");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
@@ -409,14 +421,16 @@ mod tests {
         let loaded = Loaded::new(&path, bias);
         let walked = tables(&loaded, loaded.dynamic, bias).unwrap();
         let map = 0x5555_0000_0000;
-        let (sym, str_, gnu) = (entry_of(&loaded, DT_SYMTAB), entry_of(&loaded, DT_STRTAB), entry_of(&loaded, DT_GNU_HASH));
+        let (sym, str_, gnu) =
+            (entry_of(&loaded, DT_SYMTAB), entry_of(&loaded, DT_STRTAB), entry_of(&loaded, DT_GNU_HASH));
         // Where `map_tables` read them from: a map whose words are wrong, but that checks out,
         // would give other tables than the walk.
         let [newer, older] = GNU_HASH_INDICES;
         for gnu_index in [newer, older] {
             let mem = WithMap::new(&loaded, map, &[(5, str_), (6, sym), (gnu_index, gnu)]);
             assert_eq!(map_tables(&mem, map, bias, loaded.dynamic), Some(walked), "l_info[{gnu_index}]");
-            let environ = map_tables(&mem, map, bias, loaded.dynamic).and_then(|t| lookup(&mem, bias, &t, Name::new(b"__environ")));
+            let environ = map_tables(&mem, map, bias, loaded.dynamic)
+                .and_then(|t| lookup(&mem, bias, &t, Name::new(b"__environ")));
             assert!(environ.is_some());
         }
         // A wrong word (a pointer outside the section, one between entries, one at an entry with
@@ -463,8 +477,18 @@ mod tests {
                 self.libc.u8_at(a)
             }
         }
-        let words = [(program_dynamic, DT_STRTAB), (program_dynamic + 8, 0x1000), (program_dynamic + 16, DT_DEBUG), (program_dynamic + 24, r_debug as u64), (r_debug + 8, map as u64)];
-        let info = [(5, entry_of(&loaded, DT_STRTAB)), (6, entry_of(&loaded, DT_SYMTAB)), (GNU_HASH_INDICES[1], entry_of(&loaded, DT_GNU_HASH))];
+        let words = [
+            (program_dynamic, DT_STRTAB),
+            (program_dynamic + 8, 0x1000),
+            (program_dynamic + 16, DT_DEBUG),
+            (program_dynamic + 24, r_debug as u64),
+            (r_debug + 8, map as u64),
+        ];
+        let info = [
+            (5, entry_of(&loaded, DT_STRTAB)),
+            (6, entry_of(&loaded, DT_SYMTAB)),
+            (GNU_HASH_INDICES[1], entry_of(&loaded, DT_GNU_HASH)),
+        ];
         let mem = Process { libc: WithMap::new(&loaded, map, &info), words: words.into_iter().collect() };
         let defined = nm_defined(&path);
         let environ = defined.iter().find(|(n, _)| n == "__environ").unwrap().1;

@@ -104,7 +104,15 @@ pub unsafe fn pread(fd: &Fd, buf: *mut u8, len: usize, at: u64) -> Result<usize,
     let mut done = 0;
     while done < len {
         // SAFETY: the kernel writes at most `len - done` bytes at `buf + done`, inside the buffer.
-        let ret = unsafe { syscall4(k::__NR_pread64 as usize, fd.0 as usize, buf.add(done) as usize, len - done, (at + done as u64) as usize) };
+        let ret = unsafe {
+            syscall4(
+                k::__NR_pread64 as usize,
+                fd.0 as usize,
+                buf.add(done) as usize,
+                len - done,
+                (at + done as u64) as usize,
+            )
+        };
         match result(ret) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -199,7 +207,15 @@ fn stat_is_directory(path: CPath<'_>) -> isize {
     // Left uninitialised, as in `fstat`.
     let mut st = MaybeUninit::<k::stat>::uninit();
     // SAFETY: `path` is NUL-terminated (CPath) and `st` is a writable `struct stat`.
-    let ret = unsafe { syscall4(k::__NR_newfstatat as usize, k::AT_FDCWD as isize as usize, path.0 as usize, st.as_mut_ptr() as usize, 0) };
+    let ret = unsafe {
+        syscall4(
+            k::__NR_newfstatat as usize,
+            k::AT_FDCWD as isize as usize,
+            path.0 as usize,
+            st.as_mut_ptr() as usize,
+            0,
+        )
+    };
     // SAFETY: on success the kernel filled in the whole struct.
     (result(ret).is_ok() && unsafe { st.assume_init_ref() }.st_mode & k::S_IFMT == k::S_IFDIR) as isize
 }
@@ -210,7 +226,9 @@ fn stat_is_directory(path: CPath<'_>) -> isize {
 /// With `MAP_FIXED`, the range must not hold anything still in use.
 pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: forwarded to the caller.
-    result(unsafe { syscall6(k::__NR_mmap as usize, addr, len, prot as usize, flags as usize, fd as isize as usize, offset as usize) })
+    result(unsafe {
+        syscall6(k::__NR_mmap as usize, addr, len, prot as usize, flags as usize, fd as isize as usize, offset as usize)
+    })
 }
 
 /// `mprotect(2)`.

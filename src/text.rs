@@ -167,7 +167,16 @@ mod tests {
     #[test]
     fn numbers_and_bytes() {
         let mut out = Vec::new();
-        Message::new(&mut out).bytes(b"a ").dec(0).bytes(b" ").dec(u64::MAX).bytes(b" ").hex(0).bytes(b" ").hex(0xdead_beef).end();
+        Message::new(&mut out)
+            .bytes(b"a ")
+            .dec(0)
+            .bytes(b" ")
+            .dec(u64::MAX)
+            .bytes(b" ")
+            .hex(0)
+            .bytes(b" ")
+            .hex(0xdead_beef)
+            .end();
         assert_eq!(out, b"a 0 18446744073709551615 0x0 0xdeadbeef\n");
     }
 

@@ -45,7 +45,9 @@ pub fn examine(path: &Path) -> Result<Report, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("it does not exist".into()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Err("it is not readable (permission denied)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err("it is not readable (permission denied)".into())
+        }
         Err(_) if path.is_dir() => return Err("it is a directory".into()),
         Err(e) => return Err(format!("it cannot be read ({e})")),
     };
@@ -89,7 +91,8 @@ fn script(report: &mut Report, interpreter: &str) {
 fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -> bool {
     let arch = program::machine_name(machine);
     report.kind = format!("a dynamically linked {arch} program, loader {interpreter}");
-    let not_covered = |summary: String, fixes: Vec<String>| Problem { kind: "not-covered", summary, fixes, ..Problem::default() };
+    let not_covered =
+        |summary: String, fixes: Vec<String>| Problem { kind: "not-covered", summary, fixes, ..Problem::default() };
     if machine == program::EM_X86_64 && class == Class::Elf64 {
         if interpreter == program::GLIBC_X86_64 || program::is_shim(interpreter) {
             if !program::exists(interpreter) {
@@ -137,9 +140,10 @@ fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -
         ));
         return false;
     }
-    report.problems.push(not_covered(format!("a program for {arch}: this machine runs x86-64 programs"), vec![
-        "get a build of the program for x86-64 (x86_64 or amd64 in download names)".into(),
-    ]));
+    report.problems.push(not_covered(
+        format!("a program for {arch}: this machine runs x86-64 programs"),
+        vec!["get a build of the program for x86-64 (x86_64 or amd64 in download names)".into()],
+    ));
     false
 }
 
@@ -167,7 +171,9 @@ fn shim_case(report: &mut Report, program: &Path) {
     };
     versions(report, &trace);
     missing(report, program, &trace, &choice.directories.join(":"));
-    report.notes.push("libraries the program opens later with dlopen are not checked: run it with LD_DEBUG=libs to see them".into());
+    report.notes.push(
+        "libraries the program opens later with dlopen are not checked: run it with LD_DEBUG=libs to see them".into(),
+    );
 }
 
 /// The path the shim hands ld.so: the user's LD_LIBRARY_PATH, then the Nix directories that exist.
@@ -184,7 +190,8 @@ fn versions(report: &mut Report, trace: &Trace) {
             kind: "missing-symbol-version",
             summary: format!("{version} is not found in {library} (needed by {required_by}){glibc}"),
             fixes: vec![
-                "use the loader of a newer glibc: NIX_LD from a newer nixpkgs (stdenv.cc.bintools.dynamicLinker)".into(),
+                "use the loader of a newer glibc: NIX_LD from a newer nixpkgs (stdenv.cc.bintools.dynamicLinker)"
+                    .into(),
                 "or get a build of the program made for an older glibc".into(),
             ],
             library: Some(library.clone()),
@@ -210,7 +217,11 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
             .unwrap_or_default()
             .into_iter()
             .map(|directory| {
-                let name = directory.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = directory
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let guessed = store::attribute(&name);
                 let confirmed = located.as_ref().is_some_and(|l| guessed.as_ref().is_some_and(|g| l.contains(g)));
                 let needs_glibc = std::fs::read(directory.join(library))
@@ -239,9 +250,13 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
                 (None, _) => "no nixpkgs attribute by that name".into(),
             };
             problem.details.push(format!("found in {} ({what})", c.directory.display()));
-            if let (Some(needs), Some(have)) = (c.needs_glibc.as_deref().and_then(program::glibc_version), loader_glibc) {
+            if let (Some(needs), Some(have)) = (c.needs_glibc.as_deref().and_then(program::glibc_version), loader_glibc)
+            {
                 if needs > have {
-                    problem.details.push(format!("  that build needs glibc {}.{}, newer than the loader's {}.{}", needs.0, needs.1, have.0, have.1));
+                    problem.details.push(format!(
+                        "  that build needs glibc {}.{}, newer than the loader's {}.{}",
+                        needs.0, needs.1, have.0, have.1
+                    ));
                 }
             }
         }
@@ -251,11 +266,18 @@ fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
             .or_else(|| candidates.iter().find_map(|c| c.attribute.clone()));
         match (&attribute, candidates.first()) {
             (Some(a), _) => attributes.push(a.clone()),
-            (None, None) => problem.details.push(format!("not in {}: look it up with nix-locate --top-level /lib/{library} (nix-index)", store.display())),
+            (None, None) => problem.details.push(format!(
+                "not in {}: look it up with nix-locate --top-level /lib/{library} (nix-index)",
+                store.display()
+            )),
             (None, Some(_)) => {}
         }
         if let Some(c) = candidates.first() {
-            let joined = if nix_path.is_empty() { c.directory.display().to_string() } else { format!("{nix_path}:{}", c.directory.display()) };
+            let joined = if nix_path.is_empty() {
+                c.directory.display().to_string()
+            } else {
+                format!("{nix_path}:{}", c.directory.display())
+            };
             problem.fixes.push("for one run (until the garbage collector removes that store path):".into());
             problem.fixes.push(format!("  NIX_LD_LIBRARY_PATH={joined} {}", report.program));
         }

@@ -42,7 +42,8 @@ pub fn parse(stdout: &str, stderr: &str) -> Trace {
         let library = before.rsplit(": ").next().unwrap_or(before).to_string();
         let rest = &line[at + ": version `".len()..];
         let Some((version, rest)) = rest.split_once('\'') else { continue };
-        let required_by = rest.split("(required by ").nth(1).map(|r| r.trim_end_matches(')').to_string()).unwrap_or_default();
+        let required_by =
+            rest.split("(required by ").nth(1).map(|r| r.trim_end_matches(')').to_string()).unwrap_or_default();
         trace.missing_versions.push((version.to_string(), library, required_by));
     }
     trace
@@ -66,7 +67,8 @@ pub fn trace(loader: &str, library_path: &str, program: &Path) -> Result<Trace, 
 /// For each missing library, the objects that need it: the program, or a library ld.so found.
 pub fn needers(program: &Path, trace: &Trace) -> BTreeMap<String, Vec<String>> {
     let mut by_name: BTreeMap<String, Vec<String>> = trace.missing.iter().map(|m| (m.clone(), Vec::new())).collect();
-    let objects = std::iter::once(program.display().to_string()).chain(trace.found.iter().map(|(_, path)| path.clone()));
+    let objects =
+        std::iter::once(program.display().to_string()).chain(trace.found.iter().map(|(_, path)| path.clone()));
     for object in objects {
         let Ok(bytes) = std::fs::read(&object) else { continue };
         let (needed, _) = program::needs(&bytes);
@@ -106,6 +108,9 @@ mod tests {
     fn version_errors_name_the_version_the_library_and_who_needs_it() {
         let err = "./prog: /nix/store/x-glibc/lib/libc.so.6: version `GLIBC_2.38' not found (required by ./prog)\n";
         let t = parse("", err);
-        assert_eq!(t.missing_versions, [("GLIBC_2.38".into(), "/nix/store/x-glibc/lib/libc.so.6".into(), "./prog".into())]);
+        assert_eq!(
+            t.missing_versions,
+            [("GLIBC_2.38".into(), "/nix/store/x-glibc/lib/libc.so.6".into(), "./prog".into())]
+        );
     }
 }

@@ -137,7 +137,10 @@ mod tests {
     fn the_choice_is_the_shims() {
         let c = choose(&env(&["NIX_LD=/x/ld.so", "NIX_LD_LIBRARY_PATH=/nonexistent/a:/tmp", "LD_LIBRARY_PATH=/u"]));
         assert_eq!((c.loader.as_str(), c.loader_from.as_str()), ("/x/ld.so", "NIX_LD"));
-        assert_eq!((c.library_path.as_str(), c.library_path_from.as_str()), ("/nonexistent/a:/tmp", "NIX_LD_LIBRARY_PATH"));
+        assert_eq!(
+            (c.library_path.as_str(), c.library_path_from.as_str()),
+            ("/nonexistent/a:/tmp", "NIX_LD_LIBRARY_PATH")
+        );
         assert_eq!(c.directories, ["/tmp"]);
         assert_eq!(c.left_out, ["/nonexistent/a"]);
         assert_eq!(c.user_path.as_deref(), Some("/u"));

@@ -12,11 +12,18 @@ pub const GLIBC_I386: &str = "/lib/ld-linux.so.2";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// `#!` and the interpreter it names (the first word after it).
-    Script { interpreter: String },
+    Script {
+        interpreter: String,
+    },
     /// An ELF program with no PT_INTERP: it needs no loader.
     Static,
     /// An ELF program and the loader it names.
-    Dynamic { class: Class, machine: u16, interpreter: String, needed: Vec<String> },
+    Dynamic {
+        class: Class,
+        machine: u16,
+        interpreter: String,
+        needed: Vec<String>,
+    },
     NotAProgram,
 }
 

@@ -97,7 +97,9 @@ global_asm!(
 pub fn trampoline_address() -> usize {
     let address: usize;
     // SAFETY: `lea` only computes an address; it reads and writes nothing.
-    unsafe { asm!("lea {}, [rip + nix_ld_trampoline]", out(reg) address, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("lea {}, [rip + nix_ld_trampoline]", out(reg) address, options(pure, nomem, nostack, preserves_flags))
+    };
     address
 }
 

@@ -47,7 +47,12 @@ fn setup(test: &str) -> Setup {
     };
     let preload = build_lib("libenvedit_a.so", "ENVEDIT_A");
     build_lib("libenvedit_b.so", "ENVEDIT_B");
-    let link = [format!("-L{}", dir.display()), "-lenvedit_b".into(), format!("-Wl,-rpath,{}", dir.display()), "-Wl,-e,fixture_entry".into()];
+    let link = [
+        format!("-L{}", dir.display()),
+        "-lenvedit_b".into(),
+        format!("-Wl,-rpath,{}", dir.display()),
+        "-Wl,-e,fixture_entry".into(),
+    ];
     let link: Vec<&str> = link.iter().map(String::as_str).collect();
     let through_shim = compile(&dir, "envdump.c", "envdump-shim", &defaults_shim(), &link);
     let direct = compile(&dir, "envdump.c", "envdump-direct", &system_loader(), &link);
@@ -91,15 +96,23 @@ fn shown(out: &Output) -> String {
     let parts: Vec<String> = out
         .stdout
         .split(|&b| b == 1)
-        .map(|part| part.split(|&b| b == 0).filter(|e| !e.is_empty()).map(|e| String::from_utf8_lossy(e).into_owned()).collect::<Vec<_>>().join(" | "))
+        .map(|part| {
+            part.split(|&b| b == 0)
+                .filter(|e| !e.is_empty())
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
         .collect();
-    format!("status {:?}\n      environ: {}\n  entry stack: {}\n       layout: {}\n        child: {}\n       stderr: {}",
+    format!(
+        "status {:?}\n      environ: {}\n  entry stack: {}\n       layout: {}\n        child: {}\n       stderr: {}",
         out.status,
         parts.first().map_or("", String::as_str),
         parts.get(1).map_or("", String::as_str),
         parts.get(2).map_or("", String::as_str),
         parts.get(3).map_or("", String::as_str),
-        stderr(out).trim())
+        stderr(out).trim()
+    )
 }
 
 /// Every edit the contract covers: the program must end up as a direct start leaves it.
@@ -147,25 +160,42 @@ fn constructors_that_edit_the_environment_leave_it_as_a_direct_start_does() {
         for &edits in EDITS {
             let want = run(&s, &s.direct, &env, edits);
             assert!(want.status.success(), "{case}, {edits:?}: the direct start fails: {}", shown(&want));
-            assert!(want.stdout.split(|&b| b == 1).count() == 5, "{case}, {edits:?}: incomplete output: {}", shown(&want));
+            assert!(
+                want.stdout.split(|&b| b == 1).count() == 5,
+                "{case}, {edits:?}: incomplete output: {}",
+                shown(&want)
+            );
             let got = run(&s, &s.through_shim, &env, edits);
             compared += 1;
             let same = got.status.code() == want.status.code() && got.stdout == want.stdout;
             let named = BORROWED_DIFFERS.iter().any(|&(c, e)| case.starts_with(c) && e == edits);
             if same == named {
                 let what = if named { "is named in README as differing, but does not" } else { "differs" };
-                failures.push(format!("{case}, edits {edits:?} {what}:\n  direct:\n    {}\n  through the shim:\n    {}", shown(&want), shown(&got)));
+                failures.push(format!(
+                    "{case}, edits {edits:?} {what}:\n  direct:\n    {}\n  through the shim:\n    {}",
+                    shown(&want),
+                    shown(&got)
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {compared} starts are not as README says:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} starts are not as README says:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// The `NIX_LD_LIBRARY_PATH=` entries of the program's environment, and of its child's.
 fn nix_entries(out: &Output) -> (Vec<String>, Vec<String>) {
     let part = |i: usize| {
         let bytes = out.stdout.split(|&b| b == 1).nth(i).unwrap_or(&[]).to_vec();
-        bytes.split(|&b| b == 0).map(|e| String::from_utf8_lossy(e).into_owned()).filter(|e| e.starts_with("NIX_LD_LIBRARY_PATH=")).collect::<Vec<_>>()
+        bytes
+            .split(|&b| b == 0)
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .filter(|e| e.starts_with("NIX_LD_LIBRARY_PATH="))
+            .collect::<Vec<_>>()
     };
     (part(0), part(3))
 }
@@ -255,13 +285,25 @@ fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
         };
         let want = start(&s.direct);
         assert!(want.status.success(), "{case}: the direct start fails: {}", shown(&want));
-        assert!(stdout(&want).contains("FAKETIME_SHARED="), "{case}: libfaketime's constructor did not run: {}", shown(&want));
+        assert!(
+            stdout(&want).contains("FAKETIME_SHARED="),
+            "{case}: libfaketime's constructor did not run: {}",
+            shown(&want)
+        );
         let got = start(&s.through_shim);
         if got.status.code() != want.status.code() || normalised(&got) != normalised(&want) {
-            failures.push(format!("{case}:\n  direct:\n    {}\n  through the shim:\n    {}", shown(&want), shown(&got)));
+            failures.push(format!(
+                "{case}:\n  direct:\n    {}\n  through the shim:\n    {}",
+                shown(&want),
+                shown(&got)
+            ));
         }
     }
-    assert!(failures.is_empty(), "through libfaketime, the shim's start differs from a direct one:\n\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "through libfaketime, the shim's start differs from a direct one:\n\n{}",
+        failures.join("\n\n")
+    );
 }
 
 /// The environment entries of the program (the first part of envdump's output).
@@ -293,7 +335,12 @@ fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
 
     // setenv(LD_LIBRARY_PATH, ..., 0) finds ld.so's entry and changes nothing; the entry is then
     // taken out, so the program has none, where a direct start has the constructor's.
-    let kept = |program: &Path| program_environ(&run(&s, program, nix_only, ("k LD_LIBRARY_PATH=/c", ""))).into_iter().filter(|e| e.starts_with("LD_LIBRARY_PATH=")).collect::<Vec<_>>();
+    let kept = |program: &Path| {
+        program_environ(&run(&s, program, nix_only, ("k LD_LIBRARY_PATH=/c", "")))
+            .into_iter()
+            .filter(|e| e.starts_with("LD_LIBRARY_PATH="))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(kept(&s.direct), ["LD_LIBRARY_PATH=/c"]);
     assert!(kept(&s.through_shim).is_empty());
 

@@ -83,13 +83,23 @@ fn host_ltrace_traces_calls_in_the_program_and_in_a_dlopened_library() {
     let d = debuggee("ltrace", &shim());
     let direct = compile(&d.dir, "debuggee.c", "debuggee-direct", &system_loader(), &["-s", "-ldl"]);
     let ltrace = |program: &Path, env: Vec<(String, String)>| -> Output {
-        Command::new(on_path("ltrace")).args(["-e", "puts"]).arg(program).env_clear().envs(env).output().expect("ltrace is installed (.ci/run installs it)")
+        Command::new(on_path("ltrace"))
+            .args(["-e", "puts"])
+            .arg(program)
+            .env_clear()
+            .envs(env)
+            .output()
+            .expect("ltrace is installed (.ci/run installs it)")
     };
     let mut direct_env = d.env();
     direct_env.push(("LD_LIBRARY_PATH".into(), d.lib.display().to_string()));
     let traced = |out: &Output| -> Vec<String> {
         let text = String::from_utf8_lossy(&out.stderr);
-        let mut calls: Vec<String> = text.lines().filter(|l| l.contains("->puts(")).map(|l| l.split(" = ").next().unwrap().trim().replace("debuggee-direct", "debuggee")).collect();
+        let mut calls: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("->puts("))
+            .map(|l| l.split(" = ").next().unwrap().trim().replace("debuggee-direct", "debuggee"))
+            .collect();
         calls.sort();
         calls
     };
@@ -97,7 +107,11 @@ fn host_ltrace_traces_calls_in_the_program_and_in_a_dlopened_library() {
     let through_shim = ltrace(&d.program, d.env());
     assert!(through_shim.status.success(), "ltrace through the shim failed:\n{}", stderr(&through_shim));
     assert_eq!(traced(&through_shim), traced(&expected), "ltrace through the shim:\n{}", stderr(&through_shim));
-    assert!(traced(&expected).iter().any(|c| c.starts_with("libgreet.so->puts(")), "the direct run traces the dlopened library:\n{}", stderr(&expected));
+    assert!(
+        traced(&expected).iter().any(|c| c.starts_with("libgreet.so->puts(")),
+        "the direct run traces the dlopened library:\n{}",
+        stderr(&expected)
+    );
 }
 
 #[test]
@@ -108,10 +122,18 @@ fn host_gdb_attached_to_a_program_stops_in_a_dlopened_library() {
         let flag = d.dir.join(format!("go-{with_helper}"));
         let mut child = d.start_waiting(&flag);
         let pid = child.id().to_string();
-        let text = gdb(&d.env(), with_helper, &["-p", &pid], &["break greet", &format!("shell touch {}", flag.display()), "continue", "info sharedlibrary"]);
+        let text = gdb(
+            &d.env(),
+            with_helper,
+            &["-p", &pid],
+            &["break greet", &format!("shell touch {}", flag.display()), "continue", "info sharedlibrary"],
+        );
         let _ = child.kill();
         let _ = child.wait();
-        assert!(text.contains(STOPPED_IN_GREET), "gdb attached through the shim did not stop in the dlopened library (helper: {with_helper}):\n{text}");
+        assert!(
+            text.contains(STOPPED_IN_GREET),
+            "gdb attached through the shim did not stop in the dlopened library (helper: {with_helper}):\n{text}"
+        );
         assert!(shared_library_line(&text, "libc.so.6").contains("Yes"), "libc's symbols are read:\n{text}");
     }
 }
@@ -122,7 +144,12 @@ fn host_gdb_reads_a_core_file_with_its_libraries_symbols() {
     let flag = d.dir.join("never");
     let mut child = d.start_waiting(&flag);
     let core = d.dir.join("core");
-    let text = gdb(&d.env(), false, &["-p", &child.id().to_string()], &[&format!("generate-core-file {}", core.display()), "detach"]);
+    let text = gdb(
+        &d.env(),
+        false,
+        &["-p", &child.id().to_string()],
+        &[&format!("generate-core-file {}", core.display()), "detach"],
+    );
     let _ = child.kill();
     let _ = child.wait();
     assert!(core.exists(), "no core file was written:\n{text}");
@@ -137,7 +164,12 @@ fn host_gdb_reads_a_core_file_with_its_libraries_symbols() {
 fn host_gdb_runs_a_stripped_program_with_the_helper_as_with_ld_so_itself() {
     let d = debuggee("gdb-run", &shim());
     let program = d.program.display().to_string();
-    let text = gdb(&d.env(), true, &[&program], &["break puts", "run", "info sharedlibrary", "delete", "break greet", "continue"]);
+    let text = gdb(
+        &d.env(),
+        true,
+        &[&program],
+        &["break puts", "run", "info sharedlibrary", "delete", "break greet", "continue"],
+    );
     // `break puts` set before the start resolves into libc, not the program's PLT stub: gdb knew
     // libc before the program ran.
     assert!(!text.contains("puts@plt"), "puts stopped in the program's PLT, so libc was unknown:\n{text}");
@@ -153,7 +185,14 @@ fn host_gdb_stops_in_a_library_constructor_with_the_helper() {
     std::fs::write(&source, "#include <stdio.h>\n__attribute__((constructor)) void ctor_hello(void) { puts(\"ctor\"); }\nvoid ctor_mark(void) {}\n").unwrap();
     let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&constructor).arg(&source).status().unwrap();
     assert!(status.success());
-    let link = [format!("-L{}", d.dir.display()), "-Wl,--no-as-needed".into(), "-lctor".into(), format!("-Wl,-rpath,{}", d.dir.display()), "-s".into(), "-ldl".into()];
+    let link = [
+        format!("-L{}", d.dir.display()),
+        "-Wl,--no-as-needed".into(),
+        "-lctor".into(),
+        format!("-Wl,-rpath,{}", d.dir.display()),
+        "-s".into(),
+        "-ldl".into(),
+    ];
     let link: Vec<&str> = link.iter().map(String::as_str).collect();
     let program = compile(&d.dir, "debuggee.c", "with-constructor", &shim(), &link);
     let text = gdb(&d.env(), true, &[&program.display().to_string()], &["break ctor_hello", "run", "bt 3"]);
@@ -175,7 +214,12 @@ fn host_gdb_steps_into_a_function_bound_lazily() {
     std::fs::write(&source, "int greet_value(int);\nint main(void) { return greet_value(3) != 4; }\n").unwrap();
     let library = d.dir.join("libvalue.c");
     std::fs::write(&library, "int greet_value(int x) {\n    return x + 1;\n}\n").unwrap();
-    let status = Command::new("cc").args(["-g", "-shared", "-fPIC", "-o"]).arg(d.dir.join("libvalue.so")).arg(&library).status().unwrap();
+    let status = Command::new("cc")
+        .args(["-g", "-shared", "-fPIC", "-o"])
+        .arg(d.dir.join("libvalue.so"))
+        .arg(&library)
+        .status()
+        .unwrap();
     assert!(status.success());
     let program = d.dir.join("lazy");
     let status = Command::new("cc")
@@ -190,9 +234,20 @@ fn host_gdb_steps_into_a_function_bound_lazily() {
         .unwrap();
     assert!(status.success());
     for with_helper in [false, true] {
-        let text = gdb(&d.env(), with_helper, &[&program.display().to_string()], &["break main", "run", "step", "bt 1", "continue"]);
-        assert!(text.contains("greet_value (x=3) at"), "`step` did not stop in the lazily bound function (helper: {with_helper}):\n{text}");
-        assert!(text.contains("exited normally"), "the program did not finish normally after the step (helper: {with_helper}):\n{text}");
+        let text = gdb(
+            &d.env(),
+            with_helper,
+            &[&program.display().to_string()],
+            &["break main", "run", "step", "bt 1", "continue"],
+        );
+        assert!(
+            text.contains("greet_value (x=3) at"),
+            "`step` did not stop in the lazily bound function (helper: {with_helper}):\n{text}"
+        );
+        assert!(
+            text.contains("exited normally"),
+            "the program did not finish normally after the step (helper: {with_helper}):\n{text}"
+        );
     }
 }
 
@@ -206,7 +261,12 @@ fn host_gdb_follows_an_exec_and_a_second_run_with_the_helper() {
     let env_file_path = d.dir.join("env");
     let entries: Vec<Vec<u8>> = d.env().iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect();
     env_file(&env_file_path, &entries);
-    let args = ["--args".to_string(), launch.display().to_string(), env_file_path.display().to_string(), d.program.display().to_string()];
+    let args = [
+        "--args".to_string(),
+        launch.display().to_string(),
+        env_file_path.display().to_string(),
+        d.program.display().to_string(),
+    ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let text = gdb(&d.env(), true, &args, &["break greet", "run"]);
     assert!(text.contains(STOPPED_IN_GREET), "gdb did not follow the dlopen after the exec:\n{text}");
@@ -233,9 +293,17 @@ fn host_the_helper_copes_with_a_loader_removed_after_it_was_mapped() {
     let program = d.program.display().to_string();
     let remove = format!("shell rm -f {}", loader.display());
     // The shim closes the loader once it has mapped it: remove the file then.
-    let text = gdb(&env, true, &[&program], &["break greet", "starti", "catch syscall close", "continue", &remove, "delete 2", "continue"]);
+    let text = gdb(
+        &env,
+        true,
+        &[&program],
+        &["break greet", "starti", "catch syscall close", "continue", &remove, "delete 2", "continue"],
+    );
     assert!(!loader.exists());
-    assert!(!text.contains("gdb will not see libraries") && !text.contains("Python Exception"), "the helper gave up:\n{text}");
+    assert!(
+        !text.contains("gdb will not see libraries") && !text.contains("Python Exception"),
+        "the helper gave up:\n{text}"
+    );
     assert!(text.contains(STOPPED_IN_GREET), "gdb did not follow the dlopen:\n{text}");
 }
 
@@ -262,21 +330,40 @@ fn host_gdb_is_given_only_the_real_hook_of_another_loader() {
     let run = gdb(&env, true, &[&program], &["break greet", "run", "maint info breakpoints", "info proc mappings"]);
     assert!(run.contains(STOPPED_IN_GREET), "with the helper gdb follows the dlopen:\n{run}");
     let (events, hook) = hooks(&run);
-    assert_eq!(events, [hook], "gdb's library-event breakpoints are not the loader's _dl_debug_state ({hook:#x}):\n{run}");
+    assert_eq!(
+        events,
+        [hook],
+        "gdb's library-event breakpoints are not the loader's _dl_debug_state ({hook:#x}):\n{run}"
+    );
 
     let flag = d.dir.join("never");
-    let mut child = Command::new(&d.program).args([os("wait-for"), flag.as_os_str()]).env_clear().envs(env.clone()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(&d.program)
+        .args([os("wait-for"), flag.as_os_str()])
+        .env_clear()
+        .envs(env.clone())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let attached = gdb(&env, false, &["-p", &child.id().to_string()], &["maint info breakpoints", "info proc mappings", "detach"]);
+    let attached =
+        gdb(&env, false, &["-p", &child.id().to_string()], &["maint info breakpoints", "info proc mappings", "detach"]);
     let _ = child.kill();
     let _ = child.wait();
     let (events, hook) = hooks(&attached);
-    assert_eq!(events, [hook], "attached, gdb's library-event breakpoints are not the loader's _dl_debug_state ({hook:#x}):\n{attached}");
+    assert_eq!(
+        events,
+        [hook],
+        "attached, gdb's library-event breakpoints are not the loader's _dl_debug_state ({hook:#x}):\n{attached}"
+    );
 
     let first = gdb(&env, false, &[&program], &["starti", "maint info breakpoints"]);
     assert!(first.contains("Program stopped"), "gdb did not start the program:\n{first}");
-    assert_eq!(shlib_event_addresses(&first), Vec::<u64>::new(), "at exec, before ld.so exists, gdb was given a hook:\n{first}");
+    assert_eq!(
+        shlib_event_addresses(&first),
+        Vec::<u64>::new(),
+        "at exec, before ld.so exists, gdb was given a hook:\n{first}"
+    );
 }
 
 /// With the helper loaded, a program started by ld.so itself is debugged as ever: the helper sets
@@ -289,7 +376,8 @@ fn host_the_helper_leaves_programs_without_the_shim_alone() {
     env.push(("LD_LIBRARY_PATH".into(), d.lib.display().to_string()));
     let text = gdb(&env, true, &[&direct.display().to_string()], &["break greet", "run", "maint info breakpoints"]);
     assert!(text.contains(STOPPED_IN_GREET), "{text}");
-    let helpers: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with('-') && l.contains(" breakpoint ")).collect();
+    let helpers: Vec<&str> =
+        text.lines().filter(|l| l.trim_start().starts_with('-') && l.contains(" breakpoint ")).collect();
     assert!(helpers.is_empty(), "the helper set breakpoints in a program without the shim: {helpers:?}\n{text}");
 }
 
@@ -309,7 +397,9 @@ fn host_valgrind_runs_a_program_through_the_shim() {
 
 /// The `info sharedlibrary` line of `name`.
 fn shared_library_line<'a>(text: &'a str, name: &str) -> &'a str {
-    text.lines().find(|l| l.contains(name) && l.starts_with("0x")).unwrap_or_else(|| panic!("{name} is not in gdb's list of libraries:\n{text}"))
+    text.lines()
+        .find(|l| l.contains(name) && l.starts_with("0x"))
+        .unwrap_or_else(|| panic!("{name} is not in gdb's list of libraries:\n{text}"))
 }
 
 /// The start of `file`'s first mapping, from gdb's `info proc mappings`.
@@ -317,7 +407,9 @@ fn mapping_base(text: &str, file: &Path) -> Option<u64> {
     let file = file.canonicalize().unwrap();
     text.lines()
         .filter(|l| l.trim_end().ends_with(&*file.to_string_lossy()))
-        .filter_map(|l| l.split_whitespace().next().and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok()))
+        .filter_map(|l| {
+            l.split_whitespace().next().and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        })
         .min()
 }
 
@@ -325,7 +417,9 @@ fn mapping_base(text: &str, file: &Path) -> Option<u64> {
 fn shlib_event_addresses(text: &str) -> Vec<u64> {
     text.lines()
         .filter(|l| l.contains("shlib events"))
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("0x")).and_then(|a| u64::from_str_radix(&a[2..], 16).ok()))
+        .filter_map(|l| {
+            l.split_whitespace().find(|w| w.starts_with("0x")).and_then(|a| u64::from_str_radix(&a[2..], 16).ok())
+        })
         .collect()
 }
 
@@ -333,6 +427,9 @@ fn shlib_event_addresses(text: &str) -> Vec<u64> {
 fn dynamic_symbol(file: &Path, name: &str) -> u64 {
     let out = Command::new("nm").arg("-D").arg(file).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.split_whitespace().nth(2).is_some_and(|n| n.split('@').next() == Some(name))).unwrap_or_else(|| panic!("{name} is not in {}", file.display()));
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(2).is_some_and(|n| n.split('@').next() == Some(name)))
+        .unwrap_or_else(|| panic!("{name} is not in {}", file.display()));
     u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).unwrap()
 }

@@ -45,7 +45,13 @@ fn list_shows_libraries_from_the_nix_directories() {
     assert!(stderr(&alone).contains("libgreet.so: cannot open shared object file"), "{}", stderr(&alone));
     // ...the shim applies NIX_LD_LIBRARY_PATH, exactly as --library-path would.
     let want = Command::new(&loader).arg("--library-path").arg(&lib).arg("--list").arg(&prog).output().unwrap();
-    let got = Command::new(shim()).arg("--list").arg(&prog).env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", &lib).output().unwrap();
+    let got = Command::new(shim())
+        .arg("--list")
+        .arg(&prog)
+        .env("NIX_LD", &loader)
+        .env("NIX_LD_LIBRARY_PATH", &lib)
+        .output()
+        .unwrap();
     assert_eq!(got.status.code(), want.status.code());
     // ld.so names itself by the path it was started as: the shim's path, here.
     let got_text = stdout(&got).replace(&format!(" => {}", shim().display()), "");
@@ -61,15 +67,33 @@ fn running_a_program_through_the_shim_command_applies_the_library_path() {
     let loader = system_loader();
     let without = Command::new(shim()).arg(&prog).env_clear().env("NIX_LD", &loader).output().unwrap();
     assert_eq!(without.status.code(), Some(127));
-    let with = Command::new(shim()).arg(&prog).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", &lib).output().unwrap();
+    let with = Command::new(shim())
+        .arg(&prog)
+        .env_clear()
+        .env("NIX_LD", &loader)
+        .env("NIX_LD_LIBRARY_PATH", &lib)
+        .output()
+        .unwrap();
     assert!(with.status.success(), "{}", stderr(&with));
     assert_eq!(stdout(&with), "greetings from libgreet\n");
     // The program's own environment is untouched: no LD_LIBRARY_PATH appears in it.
     let printenv = compile(&dir, "printenv.c", "printenv", &system_loader(), &["-Wl,-e,fixture_entry"]);
-    let out = Command::new(shim()).arg(&printenv).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", &lib).output().unwrap();
+    let out = Command::new(shim())
+        .arg(&printenv)
+        .env_clear()
+        .env("NIX_LD", &loader)
+        .env("NIX_LD_LIBRARY_PATH", &lib)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let seen = entries(&out.stdout);
-    assert_eq!(seen, vec![format!("NIX_LD={}", loader.display()).into_bytes(), format!("NIX_LD_LIBRARY_PATH={}", lib.display()).into_bytes()]);
+    assert_eq!(
+        seen,
+        vec![
+            format!("NIX_LD={}", loader.display()).into_bytes(),
+            format!("NIX_LD_LIBRARY_PATH={}", lib.display()).into_bytes()
+        ]
+    );
 }
 
 #[test]
@@ -79,10 +103,17 @@ fn without_arguments_it_behaves_like_ld_so_and_info_logging_says_what_it_would_u
     assert!(!want.status.success(), "ld.so without a program fails");
     let got = Command::new(shim()).env_clear().env("NIX_LD", &loader).output().unwrap();
     assert_eq!(got.status.code(), want.status.code(), "{}", stderr(&got));
-    let named = |out: &std::process::Output, name: &std::path::Path| stderr(out).replace(name.to_str().unwrap(), "LOADER");
+    let named =
+        |out: &std::process::Output, name: &std::path::Path| stderr(out).replace(name.to_str().unwrap(), "LOADER");
     assert_eq!(named(&got, &shim()), named(&want, &loader));
     // What it would use: NIX_LD_LOG=info, the same lines as for any program.
-    let out = Command::new(shim()).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", "/a:/b").env("NIX_LD_LOG", "info").output().unwrap();
+    let out = Command::new(shim())
+        .env_clear()
+        .env("NIX_LD", &loader)
+        .env("NIX_LD_LIBRARY_PATH", "/a:/b")
+        .env("NIX_LD_LOG", "info")
+        .output()
+        .unwrap();
     let text = stderr(&out);
     assert!(text.contains(&format!("nix-ld: loader {} (from NIX_LD)\n", loader.display())), "{text}");
     assert!(text.contains("nix-ld: library path /a:/b (from NIX_LD_LIBRARY_PATH)\n"), "{text}");

@@ -40,7 +40,12 @@ fn store(test: &str) -> Store {
         d
     };
     let greet = lib("libgreet", "1.2");
-    let status = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(greet.join("libgreet.so")).arg(fixtures().join("greet.c")).status().unwrap();
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(greet.join("libgreet.so"))
+        .arg(fixtures().join("greet.c"))
+        .status()
+        .unwrap();
     assert!(status.success());
     // Not an attribute: a -minimal build of the same library.
     let minimal = lib("libgreet-minimal", "1.2");
@@ -67,7 +72,11 @@ fn flat(text: &str) -> String {
 fn run_doctor(s: &Store, args: &[&str], env: &[(&str, &str)]) -> Output {
     let loader = system_loader();
     let mut cmd = Command::new(doctor());
-    cmd.args(args).env_clear().env("NIX_LD", &loader).env("NIX_LD_LIBRARY_PATH", &s.set).env("NIX_LD_DOCTOR_STORE", &s.store);
+    cmd.args(args)
+        .env_clear()
+        .env("NIX_LD", &loader)
+        .env("NIX_LD_LIBRARY_PATH", &s.set)
+        .env("NIX_LD_DOCTOR_STORE", &s.store);
     // PATH holds no nix-locate unless a test puts one there.
     cmd.env("PATH", s.dir.join("bin"));
     for (k, v) in env {
@@ -82,7 +91,14 @@ fn through_the_shim(dir: &Path, name: &str, source: &str, link: &[String]) -> Pa
     let c = dir.join(format!("{name}.c"));
     std::fs::write(&c, source).unwrap();
     let prog = dir.join(name);
-    let status = Command::new("cc").arg("-o").arg(&prog).arg(&c).args(link).arg(format!("-Wl,--dynamic-linker={}", shim().display())).status().unwrap();
+    let status = Command::new("cc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(&c)
+        .args(link)
+        .arg(format!("-Wl,--dynamic-linker={}", shim().display()))
+        .status()
+        .unwrap();
     assert!(status.success(), "cc {name}.c failed");
     prog
 }
@@ -94,20 +110,36 @@ fn a_library_in_the_store_but_not_in_the_set_is_named_with_its_fix_and_the_fix_w
     let prog = needs_greet(&s.dir, &greet_dir, &shim());
     // The program does not start through the shim as things are.
     let loader = system_loader();
-    let before = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.set.to_str().unwrap())]);
+    let before =
+        run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.set.to_str().unwrap())]);
     assert_eq!(before.status.code(), Some(127), "{}", stderr(&before));
 
     let out = run_doctor(&s, &[prog.to_str().unwrap()], &[]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(flat(&text).contains(&format!("problem: libgreet.so is not found (needed by {})", prog.display())), "{text}");
+    assert!(
+        flat(&text).contains(&format!("problem: libgreet.so is not found (needed by {})", prog.display())),
+        "{text}"
+    );
     let flat = flat(&text);
-    assert!(flat.contains(&format!("found in {} (libgreet, a guess from the store path)", greet_dir.display())), "{text}");
+    assert!(
+        flat.contains(&format!("found in {} (libgreet, a guess from the store path)", greet_dir.display())),
+        "{text}"
+    );
     assert!(flat.contains("(no nixpkgs attribute by that name)"), "the -minimal build is not an attribute:\n{text}");
     assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libgreet ];"), "{text}");
-    assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libgreet ];"), "{text}");
+    assert!(
+        flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libgreet ];"),
+        "{text}"
+    );
     let one_run = format!("NIX_LD_LIBRARY_PATH={}:{}", s.set.display(), greet_dir.display());
-    assert!(flat.contains(&format!("for one run (until the garbage collector removes that store path): {one_run} {}", prog.display())), "{text}");
+    assert!(
+        flat.contains(&format!(
+            "for one run (until the garbage collector removes that store path): {one_run} {}",
+            prog.display()
+        )),
+        "{text}"
+    );
     assert!(text.lines().all(|l| l.len() <= 80 || l.contains("/")), "lines fit 80 columns but for paths:\n{text}");
 
     // The suggested setting, applied: the doctor finds nothing and the program runs.
@@ -125,13 +157,20 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
     let wave_dir = s.store.join(format!("{HASH}-libwave-0.3/lib"));
     let greet_dir = s.store.join(format!("{HASH}-libgreet-1.2/lib"));
     let source = "extern void wave(void); int main(void) { wave(); return 0; }\n";
-    let link = [format!("-L{}", wave_dir.display()), "-lwave".into(), format!("-Wl,-rpath-link,{}", greet_dir.display())];
+    let link =
+        [format!("-L{}", wave_dir.display()), "-lwave".into(), format!("-Wl,-rpath-link,{}", greet_dir.display())];
     let prog = through_the_shim(&s.dir, "prog", source, &link);
     let nix = format!("{}:{}", s.set.display(), wave_dir.display());
     let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]);
     let text = flat(&stdout(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains(&format!("problem: libgreet.so is not found (needed by {})", wave_dir.join("libwave.so").display())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "problem: libgreet.so is not found (needed by {})",
+            wave_dir.join("libwave.so").display()
+        )),
+        "{text}"
+    );
     let json = stdout(&run_doctor(&s, &["--json", prog.to_str().unwrap()], &[("NIX_LD_LIBRARY_PATH", &nix)]));
     assert!(json.starts_with("{\"schema_version\": 1,"), "{json}");
     assert!(json.contains("\"kind\": \"missing-library\""), "{json}");
@@ -140,7 +179,8 @@ fn a_missing_dependency_of_a_dependency_names_the_library_that_needs_it() {
 
 /// What the C runtime's start files call, and one function at a glibc version no glibc has: a
 /// stand-in for a newer glibc's libc.so.6 at link time.
-const NEWER_GLIBC: &str = "void __libc_start_main(void) {}\nvoid __cxa_finalize(void) {}\nvoid nix_ld_from_the_future(void) {}\n";
+const NEWER_GLIBC: &str =
+    "void __libc_start_main(void) {}\nvoid __cxa_finalize(void) {}\nvoid nix_ld_from_the_future(void) {}\n";
 const NEWER_GLIBC_VERSIONS: &str = "GLIBC_2.2.5 { global: __cxa_finalize; local: *; };\nGLIBC_2.34 { global: __libc_start_main; };\nGLIBC_2.99 { global: nix_ld_from_the_future; };\n";
 
 /// The glibc version of a loader, from its own `--version` line ("... release version 2.36.").
@@ -180,7 +220,10 @@ fn a_glibc_symbol_version_the_loader_lacks_is_named_with_the_glibc_it_has() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     let glibc = glibc_version_of(&loader);
     assert!(text.contains("problem: GLIBC_2.99 is not found in /"), "{text}");
-    assert!(text.contains(&format!("libc.so.6 (needed by {}); the loader's glibc is {glibc}", prog.display())), "{text}");
+    assert!(
+        text.contains(&format!("libc.so.6 (needed by {}); the loader's glibc is {glibc}", prog.display())),
+        "{text}"
+    );
     assert_eq!(text.matches("problem:").count(), 1, "only GLIBC_2.99 is missing:\n{text}");
     let json = stdout(&run_doctor(&s, &["--json", prog.to_str().unwrap()], &[]));
     assert!(json.contains(&format!("\"glibc\": \"{glibc}\"")), "{json}");
@@ -196,7 +239,8 @@ fn nix_locate_confirms_the_attribute() {
     let bin = s.dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     // A stand-in for nix-index's nix-locate: the attribute and output of the file asked for.
-    std::fs::write(bin.join("nix-locate"), "#!/bin/sh\ncase \"$*\" in *libgreet.so*) echo libgreet.out ;; esac\n").unwrap();
+    std::fs::write(bin.join("nix-locate"), "#!/bin/sh\ncase \"$*\" in *libgreet.so*) echo libgreet.out ;; esac\n")
+        .unwrap();
     std::fs::set_permissions(bin.join("nix-locate"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let text = stdout(&run_doctor(&s, &[prog.to_str().unwrap()], &[]));
     let flat = flat(&text);
@@ -222,7 +266,10 @@ fn what_is_not_the_shims_case_is_said_in_words() {
     // A missing file, and one that is no program: the doctor cannot inspect them.
     let out = run_doctor(&s, &[s.dir.join("nothing-here").to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out), format!("nix-ld-doctor: cannot inspect {}: it does not exist\n", s.dir.join("nothing-here").display()));
+    assert_eq!(
+        stderr(&out),
+        format!("nix-ld-doctor: cannot inspect {}: it does not exist\n", s.dir.join("nothing-here").display())
+    );
     std::fs::write(s.dir.join("text"), "just text\n").unwrap();
     let out = run_doctor(&s, &[s.dir.join("text").to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
@@ -236,7 +283,10 @@ fn a_bad_nix_ld_gets_the_shims_own_message_and_hint() {
     let out = run_doctor(&s, &[prog.to_str().unwrap()], &[("NIX_LD", "/nonexistent/ld.so")]);
     let text = flat(&stdout(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("problem: the loader the shim would use, /nonexistent/ld.so (from NIX_LD), does not exist"), "{text}");
+    assert!(
+        text.contains("problem: the loader the shim would use, /nonexistent/ld.so (from NIX_LD), does not exist"),
+        "{text}"
+    );
     assert!(text.contains("fix: fix NIX_LD, or unset it to use the compiled-in default"), "{text}");
     // And the shim says the same when the program is started.
     let started = run_with(&prog, &[], &[("NIX_LD", "/nonexistent/ld.so")]);
@@ -250,13 +300,27 @@ fn host_32_bit_and_musl_programs_are_explained() {
     let status = Command::new("cc").args(["-m32", "-o"]).arg(&m32).arg(fixtures().join("hello.c")).status().unwrap();
     assert!(status.success(), "cc -m32 needs gcc-multilib (.ci/run installs it)");
     let text = flat(&stdout(&run_doctor(&s, &[m32.to_str().unwrap()], &[])));
-    assert!(text.contains("problem: a 32-bit x86 glibc program (/lib/ld-linux.so.2): the nix-ld shim runs x86-64 programs only"), "{text}");
+    assert!(
+        text.contains(
+            "problem: a 32-bit x86 glibc program (/lib/ld-linux.so.2): the nix-ld shim runs x86-64 programs only"
+        ),
+        "{text}"
+    );
     assert!(text.contains("steam-run PROGRAM"), "{text}");
     let musl = s.dir.join("hello-musl");
-    let status = Command::new("musl-gcc").arg("-o").arg(&musl).arg(fixtures().join("hello.c")).arg("-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1").status().unwrap();
+    let status = Command::new("musl-gcc")
+        .arg("-o")
+        .arg(&musl)
+        .arg(fixtures().join("hello.c"))
+        .arg("-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1")
+        .status()
+        .unwrap();
     assert!(status.success(), "musl-gcc needs musl-tools (.ci/run installs it)");
     let text = flat(&stdout(&run_doctor(&s, &[musl.to_str().unwrap()], &[])));
-    assert!(text.contains("problem: a musl program (/lib/ld-musl-x86_64.so.1): nix-ld serves glibc programs only"), "{text}");
+    assert!(
+        text.contains("problem: a musl program (/lib/ld-musl-x86_64.so.1): nix-ld serves glibc programs only"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -264,7 +328,13 @@ fn root_in_a_nixos_root_the_doctor_names_libxcrypt_and_its_one_off_line_makes_th
     require_root();
     let dir = scratch("doctor-nixos-root");
     let needs_crypt = dir.join("needs-crypt");
-    let status = Command::new("cc").arg("-o").arg(&needs_crypt).arg(fixtures().join("needs_crypt.c")).arg("-lcrypt").status().unwrap();
+    let status = Command::new("cc")
+        .arg("-o")
+        .arg(&needs_crypt)
+        .arg(fixtures().join("needs_crypt.c"))
+        .arg("-lcrypt")
+        .status()
+        .unwrap();
     assert!(status.success(), "cc -lcrypt needs libcrypt-dev");
     let root = NixosRoot::build(&dir.join("root"), &[doctor(), needs_crypt.clone()], &[LIBXCRYPT]).unwrap();
     root.install_shim(&shim()).unwrap();
@@ -286,15 +356,30 @@ fn root_in_a_nixos_root_the_doctor_names_libxcrypt_and_its_one_off_line_makes_th
     let flat = flat(&text);
     let store_dir = nixos_root::store_dir(LIBXCRYPT);
     assert!(store_dir.display().to_string().ends_with("-libxcrypt-4.4.33/lib"), "{}", store_dir.display());
-    assert!(flat.contains("loader: /run/current-system/sw/share/nix-ld/lib/ld.so (from the compiled-in default), glibc"), "{text}");
+    assert!(
+        flat.contains("loader: /run/current-system/sw/share/nix-ld/lib/ld.so (from the compiled-in default), glibc"),
+        "{text}"
+    );
     assert!(flat.contains("problem: libcrypt.so.1 is not found (needed by /opt/foreign/bin/needs-crypt)"), "{text}");
-    assert!(flat.contains(&format!("found in {} (libxcrypt, a guess from the store path)", store_dir.display())), "{text}");
-    assert!(flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"), "{text}");
-    assert!(flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libxcrypt ];"), "{text}");
+    assert!(
+        flat.contains(&format!("found in {} (libxcrypt, a guess from the store path)", store_dir.display())),
+        "{text}"
+    );
+    assert!(
+        flat.contains("fix: with nixpkgs' module: programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"),
+        "{text}"
+    );
+    assert!(
+        flat.contains("or with this project's: programs.nix-ld-shim.libraries = with pkgs; [ libxcrypt ];"),
+        "{text}"
+    );
 
     // The one-off line, as printed: NIX_LD_LIBRARY_PATH=... PROGRAM (the wrap may split the two).
     let words: Vec<&str> = text.split_whitespace().collect();
-    let at = words.iter().position(|w| w.starts_with("NIX_LD_LIBRARY_PATH=")).unwrap_or_else(|| panic!("no one-off line:\n{text}"));
+    let at = words
+        .iter()
+        .position(|w| w.starts_with("NIX_LD_LIBRARY_PATH="))
+        .unwrap_or_else(|| panic!("no one-off line:\n{text}"));
     let (setting, program) = (words[at], words[at + 1]);
     let value = setting.strip_prefix("NIX_LD_LIBRARY_PATH=").unwrap();
     assert_eq!(value, format!("/run/current-system/sw/share/nix-ld/lib:{}", store_dir.display()), "{text}");

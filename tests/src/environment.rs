@@ -28,7 +28,8 @@ fn assert_exact(s: &Setup, env: &[Vec<u8>], args: &[&str], walk_environ: bool) {
         env.push(b"PRINTENV_WALK=1".to_vec());
     }
     env_file(&file, &env);
-    let out = std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).arg("--spawn").args(args).output().unwrap();
+    let out =
+        std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).arg("--spawn").args(args).output().unwrap();
     let (parent, child) = parent_and_child(&out);
     assert_eq!(parent.len(), env.len(), "the program saw a different number of variables");
     assert_eq!(parent, env, "the program saw a different environment");
@@ -116,7 +117,18 @@ impl Rng {
 }
 
 fn random_env(rng: &mut Rng, loader: &str, lib: &str) -> Vec<Vec<u8>> {
-    let names = ["NIX_LD", "NIX_LD_x86_64_linux", "NIX_LD_LIBRARY_PATH", "NIX_LD_LIBRARY_PATH_x86_64_linux", "LD_LIBRARY_PATH", "NIX_PATH", "PATH", "A", "NIX_LDX", "LD_LIBRARY_PATHS"];
+    let names = [
+        "NIX_LD",
+        "NIX_LD_x86_64_linux",
+        "NIX_LD_LIBRARY_PATH",
+        "NIX_LD_LIBRARY_PATH_x86_64_linux",
+        "LD_LIBRARY_PATH",
+        "NIX_PATH",
+        "PATH",
+        "A",
+        "NIX_LDX",
+        "LD_LIBRARY_PATHS",
+    ];
     let mut env = Vec::new();
     for _ in 0..rng.below(12) {
         let name = names[rng.below(names.len() as u64) as usize];
@@ -174,7 +186,12 @@ fn every_environment_size_starts_and_is_unchanged() {
             let file = s.dir.join("env");
             env_file(&file, &env);
             let out = std::process::Command::new(&s.launch).arg(&file).arg(&s.printenv).output().unwrap();
-            assert!(out.status.success(), "{n} variables (user's LD_LIBRARY_PATH: {user_path}): {:?}\n{}", out.status, stderr(&out));
+            assert!(
+                out.status.success(),
+                "{n} variables (user's LD_LIBRARY_PATH: {user_path}): {:?}\n{}",
+                out.status,
+                stderr(&out)
+            );
             assert_eq!(entries(&out.stdout), env, "{n} variables: the program saw a different environment");
         }
     }
@@ -183,7 +200,10 @@ fn every_environment_size_starts_and_is_unchanged() {
 #[test]
 fn large_environments_and_argument_lists_are_unchanged() {
     let s = setup("env-large", &shim());
-    let mut env = vec![var(&format!("NIX_LD={}", system_loader().display())), var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display()))];
+    let mut env = vec![
+        var(&format!("NIX_LD={}", system_loader().display())),
+        var(&format!("NIX_LD_LIBRARY_PATH={}", s.lib.display())),
+    ];
     for i in 0..10_000 {
         env.push(format!("VAR_{i}=value-{i}").into_bytes());
     }
@@ -228,11 +248,21 @@ fn a_library_in_the_working_directory_is_never_loaded() {
     let loader = system_loader();
     // What a shim that joins "/x" with an empty NIX_LD_LIBRARY_PATH as "/x:" hands ld.so:
     let direct = needs_greet(&dir, &lib, &loader);
-    let out = std::process::Command::new(&direct).current_dir(&work).env_clear().env("LD_LIBRARY_PATH", "/nonexistent:").output().unwrap();
+    let out = std::process::Command::new(&direct)
+        .current_dir(&work)
+        .env_clear()
+        .env("LD_LIBRARY_PATH", "/nonexistent:")
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out), "INJECTED library from the working directory\n", "the attack works against ld.so");
     // Through the shim, with every combination that could produce an empty component:
     let prog = needs_greet(&dir, &lib, &shim());
-    for (user, nix) in [(Some("/nonexistent"), Some("")), (Some("/nonexistent:"), None), (None, Some(":")), (Some(""), Some(":/nonexistent"))] {
+    for (user, nix) in [
+        (Some("/nonexistent"), Some("")),
+        (Some("/nonexistent:"), None),
+        (None, Some(":")),
+        (Some(""), Some(":/nonexistent")),
+    ] {
         let mut cmd = std::process::Command::new(&prog);
         cmd.current_dir(&work).env_clear().env("NIX_LD", &loader);
         if let Some(u) = user {
@@ -284,7 +314,11 @@ fn with_every_library_directory_absent_the_environment_is_not_edited() {
     assert!(log.contains("does not exist; ld.so will not search it"), "{log}");
     assert!(!log.contains("ld.so sees"), "the environment was edited for nothing:\n{log}");
     // With an existing directory, the same run does edit it: the check above can fail.
-    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", s.lib.to_str().unwrap()), ("NIX_LD_LOG", "debug")];
+    let env = [
+        ("NIX_LD", loader.to_str().unwrap()),
+        ("NIX_LD_LIBRARY_PATH", s.lib.to_str().unwrap()),
+        ("NIX_LD_LOG", "debug"),
+    ];
     let log = stderr(&run_with(&s.printenv, &[], &env));
     assert!(log.contains("ld.so sees"), "{log}");
 }
@@ -301,7 +335,8 @@ fn a_symbolic_link_to_a_library_directory_is_kept() {
     let loader = system_loader();
     let missing = s.dir.join("no-such-dir");
     for nix in [link.display().to_string(), format!("{}:{}", link.display(), missing.display())] {
-        let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix.as_str()), ("NIX_LD_LOG", "debug")];
+        let env =
+            [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix.as_str()), ("NIX_LD_LOG", "debug")];
         let out = run_with(&prog, &[], &env);
         let log = stderr(&out);
         assert_eq!(stdout(&out), "greetings from libgreet\n", "{nix}: {log}");

@@ -67,7 +67,11 @@ fn every_kind_of_bad_loader_gets_a_clear_error() {
     static_program(&dir, "et-exec", false);
     assert_refused(&hello, &p("et-exec"), "is a fixed-address executable (ET_EXEC), not a position-independent loader");
     let program = compile(&dir, "hello.c", "a-program", &system_loader(), &[]);
-    assert_refused(&hello, program.to_str().unwrap(), "is a program, not a loader (it has its own interpreter); point NIX_LD at ld.so itself");
+    assert_refused(
+        &hello,
+        program.to_str().unwrap(),
+        "is a program, not a loader (it has its own interpreter); point NIX_LD at ld.so itself",
+    );
 
     // A path longer than PATH_MAX: a_5000_byte_nix_ld_gives_a_short_line_that_names_its_length.
 
@@ -110,7 +114,11 @@ fn root_an_unreadable_loader_is_reported() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(127));
-    assert!(stderr(&out).starts_with(&format!("nix-ld: cannot run {}: loader {} is not readable (permission denied)\n", hello.display(), secret.display())));
+    assert!(stderr(&out).starts_with(&format!(
+        "nix-ld: cannot run {}: loader {} is not readable (permission denied)\n",
+        hello.display(),
+        secret.display()
+    )));
 }
 
 #[test]
@@ -120,6 +128,12 @@ fn an_unset_loader_with_no_default_is_explained() {
     let out = run_with(&hello, &[], &[]);
     assert_eq!(out.status.code(), Some(127));
     let err = stderr(&out);
-    assert!(err.starts_with(&format!("nix-ld: cannot run {}: loader /run/current-system/sw/share/nix-ld/lib/ld.so does not exist\n", hello.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "nix-ld: cannot run {}: loader /run/current-system/sw/share/nix-ld/lib/ld.so does not exist\n",
+            hello.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("nix-ld: hint: set NIX_LD"), "{err}");
 }

@@ -26,7 +26,8 @@ fn a_library_is_found_only_through_nix_ld_library_path() {
     assert_eq!(out.status.code(), Some(127), "without the library path ld.so cannot find it");
     assert!(stderr(&out).contains("libgreet.so: cannot open shared object file"), "{}", stderr(&out));
 
-    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
+    let out =
+        run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "greetings from libgreet\n");
 }
@@ -41,7 +42,8 @@ fn dlopen_finds_libraries_in_the_nix_directories() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("dlopen failed"), "{}", stderr(&out));
 
-    let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
+    let out =
+        run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", lib.to_str().unwrap())]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "greetings from libgreet\n");
 }
@@ -117,7 +119,11 @@ fn info_logging_says_what_was_chosen_and_why() {
     let dir = scratch("log-info");
     let hello = compile(&dir, "hello.c", "hello", &shim(), &[]);
     let loader = system_loader();
-    let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/a:/b"), ("NIX_LD_LOG", "info")]);
+    let out = run_with(
+        &hello,
+        &[],
+        &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/a:/b"), ("NIX_LD_LOG", "info")],
+    );
     assert!(out.status.success());
     let err = stderr(&out);
     assert!(err.contains(&format!("nix-ld: loader {} (from NIX_LD)\n", loader.display())), "{err}");
@@ -135,7 +141,10 @@ fn trace_logging_says_where_ld_so_was_mapped_and_where_it_starts() {
     let out = run_with(&hello, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LOG", "trace")]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    let line = err.lines().find_map(|l| l.strip_prefix("nix-ld: ld.so mapped at 0x")).unwrap_or_else(|| panic!("no mapping line:\n{err}"));
+    let line = err
+        .lines()
+        .find_map(|l| l.strip_prefix("nix-ld: ld.so mapped at 0x"))
+        .unwrap_or_else(|| panic!("no mapping line:\n{err}"));
     let (base, entry) = line.split_once(", entry 0x").unwrap_or_else(|| panic!("{line}"));
     let (base, entry) = (u64::from_str_radix(base, 16).unwrap(), u64::from_str_radix(entry, 16).unwrap());
     assert_eq!(base % 4096, 0, "{line}");
@@ -165,7 +174,8 @@ fn ld_so_trace_mode_lists_every_missing_library_through_the_shim() {
         .unwrap();
     assert!(status.success());
     let (l, o) = (format!("-L{}", lib.display()), format!("-L{}", other.display()));
-    let prog = compile(&dir, "needs_greet.c", "needs_two", &shim(), &["-Wl,--no-as-needed", &l, &o, "-lgreet", "-lother"]);
+    let prog =
+        compile(&dir, "needs_greet.c", "needs_two", &shim(), &["-Wl,--no-as-needed", &l, &o, "-lgreet", "-lother"]);
     let loader = system_loader();
     // Run normally, ld.so names only the first missing library.
     let out = run_with(&prog, &[], &[("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", "/nonexistent")]);
@@ -174,7 +184,8 @@ fn ld_so_trace_mode_lists_every_missing_library_through_the_shim() {
     assert!(!stderr(&out).contains("libother"), "{}", stderr(&out));
     // In trace mode it lists both, and does not start the program.
     let trace = |nix: &str| {
-        let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix), ("LD_TRACE_LOADED_OBJECTS", "1")];
+        let env =
+            [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", nix), ("LD_TRACE_LOADED_OBJECTS", "1")];
         let out = run_with(&prog, &[], &env);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(!stdout(&out).contains("greetings"), "the program ran:\n{}", stdout(&out));

@@ -54,11 +54,16 @@ impl NixosRoot {
             copy(&lib, &host_dir.join(&name))?;
             // The module's buildEnv links every library of the configured packages here.
             if !outside_set.contains(&package.as_str()) {
-                symlink(store_lib.join(&name), set_dir.join(&name)).map_err(|e| format!("{}: {e}", set_dir.display()))?;
+                symlink(store_lib.join(&name), set_dir.join(&name))
+                    .map_err(|e| format!("{}: {e}", set_dir.display()))?;
             }
             library_dirs.insert(name, store_lib);
         }
-        let loader_name = library_dirs.keys().find(|n| n.starts_with("ld-linux-x86-64")).ok_or("no ld-linux-x86-64.so.2 among the libraries")?.clone();
+        let loader_name = library_dirs
+            .keys()
+            .find(|n| n.starts_with("ld-linux-x86-64"))
+            .ok_or("no ld-linux-x86-64.so.2 among the libraries")?
+            .clone();
         let loader = library_dirs[&loader_name].join(&loader_name);
         symlink(&loader, set_dir.join("ld.so")).map_err(|e| format!("{}: {e}", set_dir.display()))?;
         mkdir(&dir.join("tmp"))?;
@@ -97,10 +102,21 @@ impl NixosRoot {
         let mut dirs = BTreeSet::new();
         for lib in shared_libraries(&[program.to_path_buf()])? {
             let name = lib.file_name().unwrap().to_string_lossy().into_owned();
-            dirs.insert(self.library_dirs.get(&name).ok_or_else(|| format!("{name} is not in the root's store"))?.display().to_string());
+            dirs.insert(
+                self.library_dirs
+                    .get(&name)
+                    .ok_or_else(|| format!("{name} is not in the root's store"))?
+                    .display()
+                    .to_string(),
+            );
         }
         let runpath = dirs.into_iter().collect::<Vec<_>>().join(":");
-        run(Command::new("patchelf").arg("--set-interpreter").arg(&self.loader).arg("--set-rpath").arg(runpath).arg(&to))?;
+        run(Command::new("patchelf")
+            .arg("--set-interpreter")
+            .arg(&self.loader)
+            .arg("--set-rpath")
+            .arg(runpath)
+            .arg(&to))?;
         Ok(to)
     }
 
@@ -153,7 +169,17 @@ fn shared_libraries(objects: &[PathBuf]) -> Result<BTreeSet<PathBuf>> {
 
 /// The package a library goes into: glibc's own, libxcrypt's, or one named after it.
 fn package_of(name: &str) -> String {
-    let glibc = ["libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "libutil.so", "libresolv.so", "libnsl.so", "ld-linux"];
+    let glibc = [
+        "libc.so",
+        "libm.so",
+        "libpthread.so",
+        "libdl.so",
+        "librt.so",
+        "libutil.so",
+        "libresolv.so",
+        "libnsl.so",
+        "ld-linux",
+    ];
     if glibc.iter().any(|p| name.starts_with(p)) {
         GLIBC.to_string()
     } else if name.starts_with("libcrypt.so") {

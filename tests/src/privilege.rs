@@ -40,7 +40,11 @@ fn root_a_setuid_program_ignores_nix_ld() {
     let out = as_nobody(&prog, &[("NIX_LD", fake.to_str().unwrap()), ("NIX_LD_x86_64_linux", fake.to_str().unwrap())]);
     assert!(!stdout(&out).contains("FAKE"), "the fake loader ran: {}", stdout(&out));
     assert_eq!(out.status.code(), Some(127));
-    assert!(stderr(&out).contains("loader /run/current-system/sw/share/nix-ld/lib/ld.so does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("loader /run/current-system/sw/share/nix-ld/lib/ld.so does not exist"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("setuid"), "{}", stderr(&out));
     // Run by root itself, the same program honours NIX_LD: the variable works, it is just not
     // trusted across a privilege boundary.

@@ -8,11 +8,13 @@
 use std::path::Path;
 
 /// Paths the Nix build sandbox does not have. (`/bin/sh` it has; `/tmp` Nix creates.)
-const HOST_ONLY: &[&str] = &["/bin/bash", "/bin/true", "/usr/bin", "/usr/lib", "/lib64", "/lib/x86_64-linux-gnu", "/run/current-system"];
+const HOST_ONLY: &[&str] =
+    &["/bin/bash", "/bin/true", "/usr/bin", "/usr/lib", "/lib64", "/lib/x86_64-linux-gnu", "/run/current-system"];
 
 /// Paths a test may pass as values that nothing opens: the shim's compiled-in default, checked to
 /// be reported as missing; a script interpreter that does not exist; the doctor's advice.
-const ONLY_AS_TEXT: &[&str] = &["/run/current-system/sw/share/nix-ld/lib/ld.so", "/nonexistent/bin/bash", "#!/usr/bin/env bash"];
+const ONLY_AS_TEXT: &[&str] =
+    &["/run/current-system/sw/share/nix-ld/lib/ld.so", "/nonexistent/bin/bash", "#!/usr/bin/env bash"];
 
 /// The string literals of `source` with the function each is in: (function, literal, line).
 fn literals(source: &str) -> Vec<(String, String, usize)> {
@@ -20,7 +22,8 @@ fn literals(source: &str) -> Vec<(String, String, usize)> {
     let mut function = String::new();
     for (number, line) in source.lines().enumerate() {
         let code = line.split("//").next().unwrap_or("");
-        if let Some(rest) = code.trim_start().strip_prefix("fn ").or_else(|| code.trim_start().strip_prefix("pub fn ")) {
+        if let Some(rest) = code.trim_start().strip_prefix("fn ").or_else(|| code.trim_start().strip_prefix("pub fn "))
+        {
             function = rest.split(['(', '<']).next().unwrap_or("").to_string();
         }
         let mut parts = code.split('"');

@@ -63,7 +63,8 @@ fn interpreter_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
     let u16_at = |at: usize| u16::from_le_bytes(bytes[at..at + 2].try_into().unwrap()) as usize;
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
     let (phoff, phnum) = (u64_at(32), u16_at(56));
-    let interp = (0..phnum).map(|i| phoff + i * 56).find(|&p| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 3)?;
+    let interp =
+        (0..phnum).map(|i| phoff + i * 56).find(|&p| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap()) == 3)?;
     let (offset, size) = (u64_at(interp + 8), u64_at(interp + 32));
     Some(offset..offset + size)
 }
@@ -123,12 +124,22 @@ pub fn compile(dir: &Path, source: &str, name: &str, interpreter: &Path, extra: 
 pub fn greet_library(dir: &Path) -> PathBuf {
     let lib = dir.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
-    check(Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(lib.join("libgreet.so")).arg(fixtures().join("greet.c")));
+    check(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(lib.join("libgreet.so"))
+            .arg(fixtures().join("greet.c")),
+    );
     lib
 }
 
 pub fn planted_greet_library(dir: &Path) {
-    check(Command::new("cc").args(["-shared", "-fPIC", "-DPLANTED", "-o"]).arg(dir.join("libgreet.so")).arg(fixtures().join("greet.c")));
+    check(
+        Command::new("cc")
+            .args(["-shared", "-fPIC", "-DPLANTED", "-o"])
+            .arg(dir.join("libgreet.so"))
+            .arg(fixtures().join("greet.c")),
+    );
 }
 
 /// Compiles the program that needs libgreet.so (linked without RUNPATH).

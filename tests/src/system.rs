@@ -27,7 +27,12 @@ fn root_through_shim(lib64: &Path, argv: &[&str], log: bool) -> Output {
 }
 
 fn root_direct(argv: &[&str]) -> Output {
-    Command::new(argv[0]).args(&argv[1..]).env_remove("NIX_LD_LIBRARY_PATH").env_remove("LD_LIBRARY_PATH").output().unwrap()
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .env_remove("NIX_LD_LIBRARY_PATH")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -44,7 +49,11 @@ fn root_the_distribution_runs_unchanged_through_the_shim() {
     // Proof that programs really go through the shim in the namespace.
     let out = root_through_shim(&lib64, &["/bin/true"], true);
     assert!(out.status.success());
-    assert!(stderr(&out).contains("nix-ld: loader /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 (from NIX_LD)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nix-ld: loader /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 (from NIX_LD)"),
+        "{}",
+        stderr(&out)
+    );
 
     let commands: Vec<Vec<&str>> = vec![
         vec!["/bin/bash", "-c", "echo $((6 * 7)) $BASH_VERSION"],

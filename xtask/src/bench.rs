@@ -46,9 +46,22 @@ const SYSTEM_INTERP: &[u8] = b"/lib64/ld-linux-x86-64.so.2";
 /// Libraries of the bench's library set, as many as this machine has (glibc's own are left out:
 /// a set must not shadow the glibc of the loader `NIX_LD` names).
 const SET_LIBRARIES: &[&str] = &[
-    "libz.so.1", "libstdc++.so.6", "libgcc_s.so.1", "libssl.so.3", "libcrypto.so.3", "libffi.so.8", "libexpat.so.1",
-    "liblzma.so.5", "libbz2.so.1.0", "libsqlite3.so.0", "libuuid.so.1", "libncursesw.so.6", "libtinfo.so.6",
-    "libcurl.so.4", "libxml2.so.2", "libreadline.so.8",
+    "libz.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+    "libssl.so.3",
+    "libcrypto.so.3",
+    "libffi.so.8",
+    "libexpat.so.1",
+    "liblzma.so.5",
+    "libbz2.so.1.0",
+    "libsqlite3.so.0",
+    "libuuid.so.1",
+    "libncursesw.so.6",
+    "libtinfo.so.6",
+    "libcurl.so.4",
+    "libxml2.so.2",
+    "libreadline.so.8",
 ];
 const LIBRARY_DIR: &str = "/usr/lib/x86_64-linux-gnu";
 
@@ -186,7 +199,9 @@ fn library_set(dir: &Path) -> Result<PathBuf> {
         }
     }
     if linked < 8 {
-        return Err(format!("only {linked} of the set's libraries are in {LIBRARY_DIR}: the set would not be like NixOS's"));
+        return Err(format!(
+            "only {linked} of the set's libraries are in {LIBRARY_DIR}: the set would not be like NixOS's"
+        ));
     }
     Ok(set)
 }
@@ -246,8 +261,20 @@ fn scenarios(loader: &Path, set: &Path, user_lib: &Path) -> Vec<Scenario> {
             shim_env: with(&nixos, &[llp(user)]),
             limit: MAX_OVERHEAD_SMALL_ENV,
         },
-        Scenario { key: "no_edit_empty", label: "no edit: NIX_LD_LIBRARY_PATH=''", direct_env: empty.clone(), shim_env: empty, limit: MAX_OVERHEAD_NO_EDIT },
-        Scenario { key: "no_edit_absent", label: "no edit: library directory absent", direct_env: absent.clone(), shim_env: absent, limit: MAX_OVERHEAD_NO_EDIT },
+        Scenario {
+            key: "no_edit_empty",
+            label: "no edit: NIX_LD_LIBRARY_PATH=''",
+            direct_env: empty.clone(),
+            shim_env: empty,
+            limit: MAX_OVERHEAD_NO_EDIT,
+        },
+        Scenario {
+            key: "no_edit_absent",
+            label: "no edit: library directory absent",
+            direct_env: absent.clone(),
+            shim_env: absent,
+            limit: MAX_OVERHEAD_NO_EDIT,
+        },
     ]
 }
 
@@ -305,7 +332,6 @@ impl Drop for ShortLink {
     }
 }
 
-
 /// Copies the ELF program `src` to `dst` with its interpreter replaced by `interp`.
 fn copy_with_interpreter(src: &Path, dst: &Path, interp: &Path) -> Result<()> {
     let mut bytes = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
@@ -322,7 +348,11 @@ fn set_interpreter(bytes: &mut [u8], interp: &[u8]) -> Result<()> {
         return Err(format!("interpreter is not {}", String::from_utf8_lossy(SYSTEM_INTERP)));
     }
     if interp.len() >= field.len() {
-        return Err(format!("{} is longer than the {} bytes PT_INTERP holds", String::from_utf8_lossy(interp), field.len() - 1));
+        return Err(format!(
+            "{} is longer than the {} bytes PT_INTERP holds",
+            String::from_utf8_lossy(interp),
+            field.len() - 1
+        ));
     }
     field.fill(0);
     field[..interp.len()].copy_from_slice(interp);
@@ -420,7 +450,13 @@ fn python_instructions(valgrind: &Path, dir: &Path, b: &Build, env: &[(String, S
 /// Counts the user-space instructions of one start with callgrind. Valgrind reads PT_INTERP and
 /// loads the interpreter itself, so the shim's own instructions are counted too. The out file is
 /// kept for `callgrind_annotate`.
-fn instructions(valgrind: &Path, program: &Path, args: &[&str], env: &[(String, String)], out: &Path) -> Result<(u64, Vec<u8>)> {
+fn instructions(
+    valgrind: &Path,
+    program: &Path,
+    args: &[&str],
+    env: &[(String, String)],
+    out: &Path,
+) -> Result<(u64, Vec<u8>)> {
     let mut cmd = Command::new(valgrind);
     cmd.args(["-q", "--tool=callgrind"]).arg(format!("--callgrind-out-file={}", out.display()));
     cmd.arg(program).args(args).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
@@ -448,7 +484,11 @@ fn syscalls(dir: &Path, builds: &[Build], nixos: &Scenario, results: &mut [Resul
 fn file_calls(dir: &Path, program: &Path, env: &[(String, String)], name: &str) -> Result<u64> {
     let log = dir.join(format!("strace.{name}.txt"));
     let mut cmd = Command::new("strace");
-    cmd.args(["-qq", "-e", "trace=%file", "-o"]).arg(&log).arg(program).env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(["-qq", "-e", "trace=%file", "-o"])
+        .arg(&log)
+        .arg(program)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
     cmd.stdout(Stdio::null());
     let status = cmd.status().map_err(|e| format!("cannot start strace: {e}"))?;
     if !status.success() {
@@ -561,7 +601,8 @@ fn rows(scenarios: &[Scenario], r: &[Results]) -> Vec<Row> {
     let direct = &r[0];
     // A value for every build, or for the shims only (the direct start is the reference).
     let all = |f: &dyn Fn(&Results) -> Option<f64>| r.iter().map(f).collect::<Vec<_>>();
-    let shims = |f: &dyn Fn(&Results) -> Option<f64>| std::iter::once(None).chain(r[1..].iter().map(f)).collect::<Vec<_>>();
+    let shims =
+        |f: &dyn Fn(&Results) -> Option<f64>| std::iter::once(None).chain(r[1..].iter().map(f)).collect::<Vec<_>>();
     let micros = |f: Field| all(&|x| Some(f(x) as f64 / 1000.0));
     let ratio = |f: Field| shims(&|x| Some(f(x) as f64 / f(direct) as f64));
     let size = |f: fn(&Size) -> u64| shims(&|x| x.size.as_ref().map(|s| f(s) as f64));
@@ -569,26 +610,110 @@ fn rows(scenarios: &[Scenario], r: &[Results]) -> Vec<Row> {
     use Unit::*;
     let mut rows = Vec::new();
     for (i, sc) in scenarios.iter().enumerate() {
-        rows.push(row(format!("{}_ir", sc.key), format!("hello: instructions, {}", sc.label), Count, all(&|x| x.ir[i].map(|v| v as f64)), None));
+        rows.push(row(
+            format!("{}_ir", sc.key),
+            format!("hello: instructions, {}", sc.label),
+            Count,
+            all(&|x| x.ir[i].map(|v| v as f64)),
+            None,
+        ));
         let overhead = shims(&|x| Some(x.ir[i]? as f64 - direct.ir[i]? as f64));
-        rows.push(row(format!("{}_ir_overhead", sc.key), "  over the direct start".into(), Delta, overhead, Some(sc.limit)));
+        rows.push(row(
+            format!("{}_ir_overhead", sc.key),
+            "  over the direct start".into(),
+            Delta,
+            overhead,
+            Some(sc.limit),
+        ));
     }
     let s = |k: &str| k.to_string();
     rows.extend([
-        row(s("file_calls"), s("NixOS path: file system calls (strace)"), Count, all(&|x| Some(x.file_calls as f64)), None),
-        row(s("file_calls_from_the_set"), s("  of them ld.so's, for the set"), Delta, all(&|x| Some(x.file_calls as f64 - x.file_calls_without_set? as f64)), None),
-        row(s("file_calls_overhead"), s("  added by the shim"), Delta, shims(&|x| Some(x.file_calls as f64 - direct.file_calls as f64)), None),
-        row(s("hello_median_us"), s("NixOS path: hello spawn+wait median (us)"), Micros, micros(|x| x.hello_time.median_ns), None),
-        row(s("hello_p10_us"), s("NixOS path: hello spawn+wait p10 (us)"), Micros, micros(|x| x.hello_time.p10_ns), None),
+        row(
+            s("file_calls"),
+            s("NixOS path: file system calls (strace)"),
+            Count,
+            all(&|x| Some(x.file_calls as f64)),
+            None,
+        ),
+        row(
+            s("file_calls_from_the_set"),
+            s("  of them ld.so's, for the set"),
+            Delta,
+            all(&|x| Some(x.file_calls as f64 - x.file_calls_without_set? as f64)),
+            None,
+        ),
+        row(
+            s("file_calls_overhead"),
+            s("  added by the shim"),
+            Delta,
+            shims(&|x| Some(x.file_calls as f64 - direct.file_calls as f64)),
+            None,
+        ),
+        row(
+            s("hello_median_us"),
+            s("NixOS path: hello spawn+wait median (us)"),
+            Micros,
+            micros(|x| x.hello_time.median_ns),
+            None,
+        ),
+        row(
+            s("hello_p10_us"),
+            s("NixOS path: hello spawn+wait p10 (us)"),
+            Micros,
+            micros(|x| x.hello_time.p10_ns),
+            None,
+        ),
         row(s("hello_median_ratio"), s("  median ratio to direct"), Ratio, ratio(|x| x.hello_time.median_ns), None),
-        row(s("hello_p10_ratio"), s("  p10 ratio to direct"), Ratio, ratio(|x| x.hello_time.p10_ns), Some(MAX_SPAWN_P10_RATIO)),
-        row(s("python3_ir"), s("NixOS path: python3 -c pass, instructions"), Count, all(&|x| Some(x.python_ir as f64)), None),
-        row(s("python3_ir_overhead"), s("  over the direct start"), Delta, shims(&|x| Some(x.python_ir as f64 - direct.python_ir as f64)), None),
-        row(s("python3_median_us"), s("NixOS path: python3 -c pass median (us)"), Micros, micros(|x| x.python_time.median_ns), None),
-        row(s("python3_p10_us"), s("NixOS path: python3 -c pass p10 (us)"), Micros, micros(|x| x.python_time.p10_ns), None),
+        row(
+            s("hello_p10_ratio"),
+            s("  p10 ratio to direct"),
+            Ratio,
+            ratio(|x| x.hello_time.p10_ns),
+            Some(MAX_SPAWN_P10_RATIO),
+        ),
+        row(
+            s("python3_ir"),
+            s("NixOS path: python3 -c pass, instructions"),
+            Count,
+            all(&|x| Some(x.python_ir as f64)),
+            None,
+        ),
+        row(
+            s("python3_ir_overhead"),
+            s("  over the direct start"),
+            Delta,
+            shims(&|x| Some(x.python_ir as f64 - direct.python_ir as f64)),
+            None,
+        ),
+        row(
+            s("python3_median_us"),
+            s("NixOS path: python3 -c pass median (us)"),
+            Micros,
+            micros(|x| x.python_time.median_ns),
+            None,
+        ),
+        row(
+            s("python3_p10_us"),
+            s("NixOS path: python3 -c pass p10 (us)"),
+            Micros,
+            micros(|x| x.python_time.p10_ns),
+            None,
+        ),
         row(s("python3_p10_ratio"), s("  p10 ratio to direct"), Ratio, ratio(|x| x.python_time.p10_ns), None),
-        row(s("mapped_bytes"), s("shim: mapped (PT_LOAD memsz), NixOS's paths compiled in, rust-lld"), Bytes, size(|s| s.mapped), Some(MAX_MAPPED)),
-        row(s("mapped_bytes_gnu_ld"), s("  the same linked with cc and GNU ld (as nixpkgs)"), Bytes, shims(&|x| x.gnu_ld_size.as_ref().map(|s| s.mapped as f64)), Some(MAX_MAPPED)),
+        row(
+            s("mapped_bytes"),
+            s("shim: mapped (PT_LOAD memsz), NixOS's paths compiled in, rust-lld"),
+            Bytes,
+            size(|s| s.mapped),
+            Some(MAX_MAPPED),
+        ),
+        row(
+            s("mapped_bytes_gnu_ld"),
+            s("  the same linked with cc and GNU ld (as nixpkgs)"),
+            Bytes,
+            shims(&|x| x.gnu_ld_size.as_ref().map(|s| s.mapped as f64)),
+            Some(MAX_MAPPED),
+        ),
         row(s("file_bytes"), s("shim: file size"), Bytes, size(|s| s.file), None),
     ]);
     rows
@@ -631,7 +756,9 @@ fn print_table(builds: &[Build], rows: &[Row], set: &Path) {
     for row in rows {
         let mut line = vec![row.label.to_string()];
         line.extend(row.values.iter().map(|v| v.map_or("-".into(), |v| format_value(row.unit, v))));
-        line.push(row.limit.map_or(String::new(), |l| format!("<= {}", format_value(row.unit, l).trim_start_matches('+'))));
+        line.push(
+            row.limit.map_or(String::new(), |l| format!("<= {}", format_value(row.unit, l).trim_start_matches('+'))),
+        );
         for v in &row.values[1..] {
             line.push(match (row.limit, v) {
                 (Some(limit), Some(v)) => if *v <= limit { "ok" } else { "MISSED" }.into(),
@@ -694,16 +821,33 @@ fn json_number(v: f64) -> String {
 /// The JSON report: per build its measurements (the table's rows) and, for shims, each target met;
 /// `doctor` is the doctor's object.
 fn to_json(builds: &[Build], results: &[Results], rows: &[Row], scenarios: &[Scenario], doctor: &str) -> String {
-    let env_json = |env: &Env| format!("{{{}}}", env.iter().filter(|(k, _)| !k.starts_with("BENCH_VAR_")).map(|(k, v)| format!("{}: {}", json_string(k), json_string(v))).collect::<Vec<_>>().join(", "));
+    let env_json = |env: &Env| {
+        format!(
+            "{{{}}}",
+            env.iter()
+                .filter(|(k, _)| !k.starts_with("BENCH_VAR_"))
+                .map(|(k, v)| format!("{}: {}", json_string(k), json_string(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
     let env = scenarios
         .iter()
-        .map(|sc| format!("{}: {{\"shim\": {}, \"direct\": {}}}", json_string(sc.key), env_json(&sc.shim_env), env_json(&sc.direct_env)))
+        .map(|sc| {
+            format!(
+                "{}: {{\"shim\": {}, \"direct\": {}}}",
+                json_string(sc.key),
+                env_json(&sc.shim_env),
+                env_json(&sc.direct_env)
+            )
+        })
         .collect::<Vec<_>>();
     let mut builds_json = Vec::new();
     for (i, b) in builds.iter().enumerate() {
-        let mut fields = vec![
-            format!("\"interpreter\": {}", b.shim.as_ref().map_or("null".into(), |p| json_string(&p.display().to_string()))),
-        ];
+        let mut fields = vec![format!(
+            "\"interpreter\": {}",
+            b.shim.as_ref().map_or("null".into(), |p| json_string(&p.display().to_string()))
+        )];
         for row in rows {
             if let Some(v) = row.values[i] {
                 fields.push(format!("{}: {}", json_string(&row.key), json_number(v)));

@@ -27,8 +27,23 @@ const RUNS: usize = 20;
 const TARGET_MS: f64 = 1_000.0;
 /// Names the entries take turns with, as a store has them.
 const PACKAGES: &[&str] = &[
-    "python3.11-requests", "perl5.38.2-Test-Simple", "source", "hook", "gnome-shell", "libxml2", "openssl", "zlib",
-    "rust-lib-serde", "texlive-combined", "node-lodash", "glib", "gtk+3", "ffmpeg", "xorg-libX11", "mesa", "llvm",
+    "python3.11-requests",
+    "perl5.38.2-Test-Simple",
+    "source",
+    "hook",
+    "gnome-shell",
+    "libxml2",
+    "openssl",
+    "zlib",
+    "rust-lib-serde",
+    "texlive-combined",
+    "node-lodash",
+    "glib",
+    "gtk+3",
+    "ffmpeg",
+    "xorg-libX11",
+    "mesa",
+    "llvm",
 ];
 /// The libraries the measured programs miss, `libmiss0.so` ... : each in a store entry of its own
 /// (`<hash>-libmiss0-1.0/lib`), none in the library set. One program misses the first, the other
@@ -90,7 +105,8 @@ fn program(dir: &Path, name: &str, holders: &[PathBuf]) -> Result<PathBuf> {
     let source = dir.join(format!("{name}.c"));
     let calls: String = (0..holders.len()).map(|i| format!("void miss{i}(void);\n")).collect();
     let body: String = (0..holders.len()).map(|i| format!("miss{i}(); ")).collect();
-    fs::write(&source, format!("{calls}int main(void) {{ {body}return 0; }}\n")).map_err(|e| format!("{}: {e}", source.display()))?;
+    fs::write(&source, format!("{calls}int main(void) {{ {body}return 0; }}\n"))
+        .map_err(|e| format!("{}: {e}", source.display()))?;
     let out = dir.join(name);
     let mut cmd = Command::new("cc");
     cmd.arg("-o").arg(&out).arg(&source);
@@ -122,9 +138,14 @@ fn answers(mut cmd: Command, missing: usize, expected: &[String]) -> Result<Answ
 fn check_answer(cmd: &Command, out: &Output, missing: usize, expected: &[String]) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     let named = (0..missing).map(|i| format!("problem: {} is not found", missed(i)));
-    let absent: Vec<String> = named.chain(expected.iter().cloned()).filter(|want| !text.contains(want.as_str())).collect();
+    let absent: Vec<String> =
+        named.chain(expected.iter().cloned()).filter(|want| !text.contains(want.as_str())).collect();
     if out.status.code() != Some(1) || !absent.is_empty() {
-        return Err(format!("{} should say {absent:?} (exit status 1), and said ({}):\n{text}", util::show(cmd), out.status));
+        return Err(format!(
+            "{} should say {absent:?} (exit status 1), and said ({}):\n{text}",
+            util::show(cmd),
+            out.status
+        ));
     }
     Ok(())
 }
@@ -132,7 +153,8 @@ fn check_answer(cmd: &Command, out: &Output, missing: usize, expected: &[String]
 /// Makes the bench's store at `store` unless a complete one is there, and returns the `lib`
 /// directories that hold the missed libraries, in order.
 fn fake_store(store: &Path) -> Result<Vec<PathBuf>> {
-    let holders: Vec<PathBuf> = (0..MISSED).map(|i| store.join(format!("{}-libmiss{i}-1.0/lib", store_hash(&missed(i))))).collect();
+    let holders: Vec<PathBuf> =
+        (0..MISSED).map(|i| store.join(format!("{}-libmiss{i}-1.0/lib", store_hash(&missed(i))))).collect();
     let marker = store.with_extension("complete");
     let complete = fs::read_to_string(&marker).is_ok_and(|m| m.trim() == STORE_ENTRIES.to_string());
     if complete && holders.iter().enumerate().all(|(i, h)| h.join(missed(i)).exists()) {
@@ -198,7 +220,12 @@ pub fn lines(bench: &DoctorBench) -> Vec<Vec<String>> {
         row(format!("  worst of {RUNS} (ms)"), bench.one.worst_ms),
         row(format!("doctor, {entries} store entries, {MISSED} libraries missing: median (ms)"), bench.many.median_ms),
         row(format!("  worst of {RUNS} (ms)"), bench.many.worst_ms),
-        vec!["doctor, empty store, 1 library missing: median (ms)".into(), ms(bench.empty.median_ms), String::new(), String::new()],
+        vec![
+            "doctor, empty store, 1 library missing: median (ms)".into(),
+            ms(bench.empty.median_ms),
+            String::new(),
+            String::new(),
+        ],
     ]
 }
 

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{elfcheck, sections};
 use crate::util::{self, project_root, Result};
+use crate::{elfcheck, sections};
 
 /// The linker a shim is built with. Both must give a shim that passes `verify`: nixpkgs' rustc
 /// links through its cc wrapper with GNU ld (it is built with `--disable-lld`), rustup's links
@@ -72,7 +72,6 @@ pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
     Ok(out)
 }
-
 
 /// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
 pub fn finish_file(path: &Path) -> Result<()> {

@@ -38,7 +38,13 @@ pub fn run() -> Result<()> {
     let work = project_root().join("target/demo-work");
     mkdir(&work)?;
     let needs_crypt = work.join("needs-crypt");
-    util::run(Command::new("cc").arg("-o").arg(&needs_crypt).arg(project_root().join("tests/fixtures/needs_crypt.c")).arg("-lcrypt"))?;
+    util::run(
+        Command::new("cc")
+            .arg("-o")
+            .arg(&needs_crypt)
+            .arg(project_root().join("tests/fixtures/needs_crypt.c"))
+            .arg("-lcrypt"),
+    )?;
     let mut objects = vec![PathBuf::from("/bin/bash"), python.clone()];
     objects.extend(extension_modules(&python_lib.join("lib-dynload")));
     objects.push(doctor.clone());
@@ -54,7 +60,8 @@ pub fn run() -> Result<()> {
     util::run(Command::new("cp").arg("-a").arg(&python_lib).arg(py_prefix.join("lib")))?;
     let _ = std::fs::remove_dir_all(py_prefix.join("lib").join(python_lib.file_name().unwrap()).join("test"));
     mkdir(&root.host_path(Path::new("/etc")))?;
-    std::fs::write(root.host_path(Path::new("/etc/passwd")), "root:x:0:0:root:/root:/opt/foreign/bin/bash\n").map_err(|e| e.to_string())?;
+    std::fs::write(root.host_path(Path::new("/etc/passwd")), "root:x:0:0:root:/root:/opt/foreign/bin/bash\n")
+        .map_err(|e| e.to_string())?;
 
     println!("  /nix/store holds {} libraries; no /lib, no /usr/lib, no /etc/ld.so.cache", root.library_dirs.len());
     println!("  ld.so:  {}/ld.so -> {}", root.set.display(), root.loader.display());
@@ -75,13 +82,20 @@ pub fn run() -> Result<()> {
     print_output(&out);
     expect(&out, "hello from bash")?;
 
-    say("With the shim: python3 and its C extensions", &format!("NIX_LD_LOG=info chroot ROOT /opt/python/bin/python3 -c \"{PYTHON_CHECK}\""));
+    say(
+        "With the shim: python3 and its C extensions",
+        &format!("NIX_LD_LOG=info chroot ROOT /opt/python/bin/python3 -c \"{PYTHON_CHECK}\""),
+    );
     let out = chroot(&root, &["/opt/python/bin/python3", "-c", PYTHON_CHECK], &log)?;
     print_output(&out);
     expect(&out, "runs:")?;
 
-    say("A child process sees the environment it was given, nothing more", "env shown by python3 -c 'import os; print(os.environ)'");
-    let out = chroot(&root, &["/opt/python/bin/python3", "-c", "import os; print(dict(os.environ))"], &[("GREETING", "hi")])?;
+    say(
+        "A child process sees the environment it was given, nothing more",
+        "env shown by python3 -c 'import os; print(os.environ)'",
+    );
+    let out =
+        chroot(&root, &["/opt/python/bin/python3", "-c", "import os; print(dict(os.environ))"], &[("GREETING", "hi")])?;
     print_output(&out);
     expect(&out, "'GREETING': 'hi'")?;
     if String::from_utf8_lossy(&out.stdout).contains("LD_LIBRARY_PATH") {
@@ -109,12 +123,19 @@ fn chapter_two(root: &NixosRoot, doctor: &Path, needs_crypt: &Path) -> Result<()
         return Err("needs-crypt should fail for want of libcrypt.so.1".into());
     }
 
-    say("nix-ld-doctor says why, and what to add", "chroot ROOT /opt/doctor/bin/nix-ld-doctor /opt/foreign/bin/needs-crypt");
+    say(
+        "nix-ld-doctor says why, and what to add",
+        "chroot ROOT /opt/doctor/bin/nix-ld-doctor /opt/foreign/bin/needs-crypt",
+    );
     let out = chroot(root, &["/opt/doctor/bin/nix-ld-doctor", "/opt/foreign/bin/needs-crypt"], &[])?;
     print_output(&out);
     let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     let store_dir = nixos_root::store_dir(LIBXCRYPT).display().to_string();
-    let wanted = ["problem: libcrypt.so.1 is not found", &format!("found in {store_dir} (libxcrypt,"), "programs.nix-ld.libraries = with pkgs; [ libxcrypt ];"];
+    let wanted = [
+        "problem: libcrypt.so.1 is not found",
+        &format!("found in {store_dir} (libxcrypt,"),
+        "programs.nix-ld.libraries = with pkgs; [ libxcrypt ];",
+    ];
     if out.status.code() != Some(1) || !wanted.iter().all(|w| text.contains(w)) {
         return Err(format!("nix-ld-doctor should name libcrypt.so.1, {store_dir} and libxcrypt (exit 1)"));
     }
@@ -155,6 +176,8 @@ fn chroot(root: &NixosRoot, argv: &[&str], env: &[(&str, &str)]) -> Result<std::
 
 fn extension_modules(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "so")).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "so")).collect()
+        })
         .unwrap_or_default()
 }

@@ -8,7 +8,8 @@ pub const MAX_MAPPED: u64 = 16 * 1024;
 
 /// The compiled-in defaults the limit is measured with: NixOS's (src/lib.rs, nix/package.nix).
 /// A build with other defaults holds them in its read-only data; it may map the difference more.
-pub const NIXOS_DEFAULTS: (&str, &str) = ("/run/current-system/sw/share/nix-ld/lib/ld.so", "/run/current-system/sw/share/nix-ld/lib");
+pub const NIXOS_DEFAULTS: (&str, &str) =
+    ("/run/current-system/sw/share/nix-ld/lib/ld.so", "/run/current-system/sw/share/nix-ld/lib");
 
 /// How much more than [`MAX_MAPPED`] a build with `defaults` compiled in may map.
 pub fn allowance(defaults: Option<(&str, &str)>) -> u64 {
@@ -159,7 +160,10 @@ mod tests {
         refused(&[(1, 5, 0xb0), STACK], "entry point 0x100 is not in");
         assert!(verify(&elf(&[(1, 5, MAX_MAPPED), STACK])).is_ok());
         // A build with longer compiled-in paths may map exactly their extra length more.
-        let longer = Some(("/a/much/longer/path/to/the/loader/than/nixos/has/ld.so/x/y/z", "/run/current-system/sw/share/nix-ld/lib"));
+        let longer = Some((
+            "/a/much/longer/path/to/the/loader/than/nixos/has/ld.so/x/y/z",
+            "/run/current-system/sw/share/nix-ld/lib",
+        ));
         let extra = allowance(longer);
         assert_eq!(extra, 60 - 45);
         assert!(verify_with(&elf(&[(1, 5, MAX_MAPPED + extra), STACK]), extra).is_ok());

@@ -57,12 +57,8 @@ const EVALUATIONS: [Evaluation; 5] = [
 /// or every failure, each naming its file or check with nix's own message.
 pub fn run(root: &Path) -> Result<usize, String> {
     check_available(NIX_INSTANTIATE)?;
-    let root = root
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", root.display()))?;
-    let root_arg = root
-        .to_str()
-        .ok_or_else(|| format!("{}: path is not UTF-8", root.display()))?;
+    let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
+    let root_arg = root.to_str().ok_or_else(|| format!("{}: path is not UTF-8", root.display()))?;
 
     let files = nix_files(&root)?;
     if files.is_empty() {
@@ -126,14 +122,9 @@ fn nix_files(root: &Path) -> Result<Vec<PathBuf>, String> {
         for entry in entries {
             let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
             let path = entry.path();
-            let kind = entry
-                .file_type()
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let kind = entry.file_type().map_err(|e| format!("{}: {e}", path.display()))?;
             if kind.is_dir() {
-                if !SKIPPED_DIRS
-                    .iter()
-                    .any(|skipped| entry.file_name() == *skipped)
-                {
+                if !SKIPPED_DIRS.iter().any(|skipped| entry.file_name() == *skipped) {
                     pending.push(path);
                 }
             } else if kind.is_file() && path.extension().is_some_and(|ext| ext == "nix") {
@@ -164,15 +155,7 @@ fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
     let expression = format!("{PRELUDE}\n{body}");
     let out = Command::new(NIX_INSTANTIATE)
         .args(STORE)
-        .args([
-            "--eval",
-            "--strict",
-            "--argstr",
-            "root",
-            root_arg,
-            "-E",
-            &expression,
-        ])
+        .args(["--eval", "--strict", "--argstr", "root", root_arg, "-E", &expression])
         .current_dir(root)
         .output()
         .map_err(|e| format!("cannot run {NIX_INSTANTIATE}: {e}"))?;
@@ -495,33 +478,20 @@ mod tests {
     #[test]
     fn finds_nix_files_but_not_build_output_history_or_links() {
         let scratch = Scratch::new("find");
-        for file in [
-            "flake.nix",
-            "nix/module.nix",
-            "target/x.nix",
-            ".git/y.nix",
-            "tests/target/z.nix",
-            "README.md",
-        ] {
+        for file in ["flake.nix", "nix/module.nix", "target/x.nix", ".git/y.nix", "tests/target/z.nix", "README.md"] {
             scratch.write(file, "{ }");
         }
         std::os::unix::fs::symlink(scratch.0.join("nix"), scratch.0.join("result")).unwrap();
 
         let found = nix_files(&scratch.0).unwrap();
-        let found: Vec<_> = found
-            .iter()
-            .map(|p| p.strip_prefix(&scratch.0).unwrap().to_str().unwrap())
-            .collect();
+        let found: Vec<_> = found.iter().map(|p| p.strip_prefix(&scratch.0).unwrap().to_str().unwrap()).collect();
         assert_eq!(found, ["flake.nix", "nix/module.nix"]);
     }
 
     #[test]
     fn a_missing_nix_instantiate_names_the_package_to_install() {
         let err = check_available("nix-instantiate-which-does-not-exist").unwrap_err();
-        assert!(
-            err.contains("is not on PATH") && err.contains("nix-bin"),
-            "{err}"
-        );
+        assert!(err.contains("is not on PATH") && err.contains("nix-bin"), "{err}");
     }
 
     #[test]
@@ -535,10 +505,7 @@ mod tests {
         scratch.write("nix/broken.nix", "{ a = ; }");
 
         let err = run(&scratch.0).unwrap_err();
-        assert!(
-            err.contains("nix/broken.nix does not parse:\nerror: syntax error"),
-            "{err}"
-        );
+        assert!(err.contains("nix/broken.nix does not parse:\nerror: syntax error"), "{err}");
         assert!(!err.contains("good.nix"), "{err}");
     }
 }

@@ -76,7 +76,8 @@ pub fn read(b: &[u8]) -> Result<Vec<Section>> {
         .map(|i| {
             let h = header(i);
             let name_at = names_at + u32_at(b, h)? as usize;
-            let name = b.get(name_at..).and_then(|s| s.split(|&c| c == 0).next()).ok_or("section name outside the file")?;
+            let name =
+                b.get(name_at..).and_then(|s| s.split(|&c| c == 0).next()).ok_or("section name outside the file")?;
             Ok(Section {
                 name: String::from_utf8_lossy(name).into_owned(),
                 kind: u32_at(b, h + 4)?,
@@ -125,8 +126,33 @@ pub fn finish(linked: &[u8]) -> Result<Vec<u8>> {
         names.push(0);
         at
     };
-    let mut headers: Vec<(u32, Section)> = vec![(0, Section { name: String::new(), kind: 0, flags: 0, addr: 0, offset: 0, size: 0, link: 0, info: 0, align: 0, entsize: 0 })];
-    let text = Section { name: ".text".into(), kind: SHT_NOBITS, flags: SHF_ALLOC | SHF_EXECINSTR, addr: 0, offset: 0, size: LOADER_TEXT, link: 0, info: 0, align: 16, entsize: 0 };
+    let mut headers: Vec<(u32, Section)> = vec![(
+        0,
+        Section {
+            name: String::new(),
+            kind: 0,
+            flags: 0,
+            addr: 0,
+            offset: 0,
+            size: 0,
+            link: 0,
+            info: 0,
+            align: 0,
+            entsize: 0,
+        },
+    )];
+    let text = Section {
+        name: ".text".into(),
+        kind: SHT_NOBITS,
+        flags: SHF_ALLOC | SHF_EXECINSTR,
+        addr: 0,
+        offset: 0,
+        size: LOADER_TEXT,
+        link: 0,
+        info: 0,
+        align: 16,
+        entsize: 0,
+    };
     headers.push((name(".text"), text));
     align(&mut out, 8);
     let dynsym_at = out.len() as u64;
@@ -135,12 +161,38 @@ pub fn finish(linked: &[u8]) -> Result<Vec<u8>> {
     out.push(0);
     let dynstr_index = headers.len() as u32 + 1;
     // info: one past the last local symbol, the null symbol.
-    let dynsym = Section { name: ".dynsym".into(), kind: SHT_DYNSYM, flags: 0, addr: 0, offset: dynsym_at, size: SYM_SIZE, link: dynstr_index, info: 1, align: 8, entsize: SYM_SIZE };
+    let dynsym = Section {
+        name: ".dynsym".into(),
+        kind: SHT_DYNSYM,
+        flags: 0,
+        addr: 0,
+        offset: dynsym_at,
+        size: SYM_SIZE,
+        link: dynstr_index,
+        info: 1,
+        align: 8,
+        entsize: SYM_SIZE,
+    };
     headers.push((name(".dynsym"), dynsym));
-    let dynstr = Section { name: ".dynstr".into(), kind: SHT_STRTAB, flags: 0, addr: 0, offset: dynstr_at, size: 1, link: 0, info: 0, align: 1, entsize: 0 };
+    let dynstr = Section {
+        name: ".dynstr".into(),
+        kind: SHT_STRTAB,
+        flags: 0,
+        addr: 0,
+        offset: dynstr_at,
+        size: 1,
+        link: 0,
+        info: 0,
+        align: 1,
+        entsize: 0,
+    };
     headers.push((name(".dynstr"), dynstr));
-    for s in old.iter().filter(|s| KEPT.contains(&s.name.as_str()) && s.kind == SHT_PROGBITS && s.flags & SHF_ALLOC == 0) {
-        let bytes = linked.get(s.offset as usize..(s.offset + s.size) as usize).ok_or_else(|| format!("section {} lies outside the file", s.name))?;
+    for s in
+        old.iter().filter(|s| KEPT.contains(&s.name.as_str()) && s.kind == SHT_PROGBITS && s.flags & SHF_ALLOC == 0)
+    {
+        let bytes = linked
+            .get(s.offset as usize..(s.offset + s.size) as usize)
+            .ok_or_else(|| format!("section {} lies outside the file", s.name))?;
         align(&mut out, s.align.max(1) as usize);
         let kept = Section { offset: out.len() as u64, ..s.clone() };
         out.extend_from_slice(bytes);
@@ -150,7 +202,21 @@ pub fn finish(linked: &[u8]) -> Result<Vec<u8>> {
     let names_name = name(".shstrtab");
     let names_at = out.len() as u64;
     out.extend_from_slice(&names);
-    headers.push((names_name, Section { name: ".shstrtab".into(), kind: SHT_STRTAB, flags: 0, addr: 0, offset: names_at, size: names.len() as u64, link: 0, info: 0, align: 1, entsize: 0 }));
+    headers.push((
+        names_name,
+        Section {
+            name: ".shstrtab".into(),
+            kind: SHT_STRTAB,
+            flags: 0,
+            addr: 0,
+            offset: names_at,
+            size: names.len() as u64,
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        },
+    ));
 
     align(&mut out, 8);
     let shoff = out.len() as u64;
@@ -179,7 +245,8 @@ pub fn verify(b: &[u8]) -> Result<()> {
     let sections = read(b)?;
     let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).filter(|n| !n.is_empty()).collect();
     let expected = [".text", ".dynsym", ".dynstr", HOOKS];
-    let unexpected: Vec<&&str> = names.iter().filter(|n| !expected.contains(n) && !KEPT.contains(n) && **n != ".shstrtab").collect();
+    let unexpected: Vec<&&str> =
+        names.iter().filter(|n| !expected.contains(n) && !KEPT.contains(n) && **n != ".shstrtab").collect();
     if !unexpected.is_empty() || !expected.iter().all(|e| names.contains(e)) {
         return Err(format!(
             "sections {names:?}: a finished shim has exactly .text (NOBITS), an empty .dynsym and .dynstr, .nix-ld.hooks, .shstrtab and optionally .dep-v0 (xtask/src/sections.rs says why)"
@@ -187,8 +254,16 @@ pub fn verify(b: &[u8]) -> Result<()> {
     }
     for s in &sections {
         let ok = match s.name.as_str() {
-            ".text" => s.kind == SHT_NOBITS && s.addr == 0 && s.size == LOADER_TEXT && s.flags == SHF_ALLOC | SHF_EXECINSTR,
-            ".dynsym" => s.kind == SHT_DYNSYM && s.flags & SHF_ALLOC == 0 && s.size == SYM_SIZE && b.get(s.offset as usize..(s.offset + s.size) as usize).is_some_and(|sym| sym.iter().all(|&x| x == 0)),
+            ".text" => {
+                s.kind == SHT_NOBITS && s.addr == 0 && s.size == LOADER_TEXT && s.flags == SHF_ALLOC | SHF_EXECINSTR
+            }
+            ".dynsym" => {
+                s.kind == SHT_DYNSYM
+                    && s.flags & SHF_ALLOC == 0
+                    && s.size == SYM_SIZE
+                    && b.get(s.offset as usize..(s.offset + s.size) as usize)
+                        .is_some_and(|sym| sym.iter().all(|&x| x == 0))
+            }
             HOOKS => s.size == 8 && s.flags & SHF_ALLOC == 0 && hook_in_code(b, s),
             _ => s.flags & SHF_ALLOC == 0,
         };
@@ -220,7 +295,8 @@ mod tests {
         b[64..68].copy_from_slice(&1u32.to_le_bytes());
         b[64 + 32..64 + 40].copy_from_slice(&(code as u64).to_le_bytes());
         b.resize(code, 0xcc);
-        let mut contents: Vec<(&str, u32, Vec<u8>)> = vec![(".symtab", 2, vec![7; 48]), (HOOKS, SHT_PROGBITS, 150u64.to_le_bytes().to_vec())];
+        let mut contents: Vec<(&str, u32, Vec<u8>)> =
+            vec![(".symtab", 2, vec![7; 48]), (HOOKS, SHT_PROGBITS, 150u64.to_le_bytes().to_vec())];
         if audit {
             contents.push((".dep-v0", SHT_PROGBITS, b"audit-data".to_vec()));
         }

@@ -56,11 +56,14 @@ pub fn run(mode: Mode) -> Result<()> {
         .env("NIX_LD_TEST_DOCTOR", &doctor);
     cmd.arg("--");
     if mode == Mode::NixSandbox {
-        left_out.push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
+        left_out
+            .push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
         left_out.push("the host_* execve tests (libfaketime at Debian's path; gdb, ltrace and valgrind; 32-bit and musl programs): the sandbox has no /usr, debuggers, gcc-multilib or musl-gcc");
         cmd.args(["--skip", "root_", "--skip", "host_"]);
     } else if !util::is_root() {
-        eprintln!("SKIPPING the root_* tests (setuid, mount namespaces, chroot): not running as root. CI runs them as root.");
+        eprintln!(
+            "SKIPPING the root_* tests (setuid, mount namespaces, chroot): not running as root. CI runs them as root."
+        );
         cmd.args(["--skip", "root_"]);
     }
     util::run(&mut cmd)?;
@@ -83,7 +86,9 @@ pub fn run(mode: Mode) -> Result<()> {
             println!("nix: {checks} passed, 0 failed");
         }
         Mode::SkipNixCheck => eprintln!("SKIPPING the Nix file checks (--skip-nix-check)"),
-        Mode::NixSandbox => left_out.push("the Nix file checks: the sandbox has no nix-instantiate, and these files are the build's own recipe"),
+        Mode::NixSandbox => left_out.push(
+            "the Nix file checks: the sandbox has no nix-instantiate, and these files are the build's own recipe",
+        ),
     }
     for what in &left_out {
         eprintln!("LEFT OUT in --nix-sandbox mode: {what}");

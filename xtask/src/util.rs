@@ -36,7 +36,9 @@ pub fn is_root() -> bool {
 
 /// The real glibc loader of this machine.
 pub fn system_loader() -> Result<PathBuf> {
-    for p in ["/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "/usr/lib64/ld-linux-x86-64.so.2"] {
+    for p in
+        ["/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "/usr/lib64/ld-linux-x86-64.so.2"]
+    {
         let path = Path::new(p);
         if path.exists() {
             return path.canonicalize().map_err(|e| format!("{p}: {e}"));
@@ -51,7 +53,8 @@ pub fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Little-endian integers read from an ELF file's bytes; an error, not a panic, past its end
@@ -66,5 +69,8 @@ pub fn u64_at(b: &[u8], at: usize) -> Result<u64> {
     Ok(u64::from_le_bytes(field(b, at)?))
 }
 fn field<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N]> {
-    at.checked_add(N).and_then(|end| b.get(at..end)).map(|s| s.try_into().unwrap()).ok_or_else(|| "truncated ELF file".to_string())
+    at.checked_add(N)
+        .and_then(|end| b.get(at..end))
+        .map(|s| s.try_into().unwrap())
+        .ok_or_else(|| "truncated ELF file".to_string())
 }
