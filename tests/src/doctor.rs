@@ -15,10 +15,7 @@ use crate::support::*;
 const HASH: &str = "0123456789abcdfghijklmnpqrsvwxyz";
 
 fn doctor() -> PathBuf {
-    match std::env::var_os("NIX_LD_TEST_DOCTOR") {
-        Some(v) => PathBuf::from(v),
-        None => panic!("NIX_LD_TEST_DOCTOR is not set: run these tests through `cargo xtask test`"),
-    }
+    env_path("NIX_LD_TEST_DOCTOR")
 }
 
 struct Store {
