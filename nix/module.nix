@@ -54,7 +54,7 @@ in
       type = lib.types.package;
       default = pkgs.callPackage ./package.nix { };
       defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
-      description = "The shim to install. It must provide `libexec/nix-ld`.";
+      description = "The shim to install. It must provide `libexec/nix-ld`; its `bin` (`nix-ld-doctor`, `nix-ld`) goes on PATH.";
     };
 
     libraries = lib.mkOption {
@@ -114,7 +114,14 @@ in
 
     environment.ldso = "${cfg.package}/libexec/nix-ld";
 
-    environment.systemPackages = [ nix-ld-libraries ];
+    # The package's programs on PATH: nix-ld-doctor, which says why a program does not start, and
+    # nix-ld, the shim's own file, which run as a command behaves as ld.so does (`nix-ld --list
+    # PROGRAM` lists what a program loads through the shim, which NixOS' ldd cannot say). It can do
+    # nothing that /lib64/ld-linux-x86-64.so.2, the same file, cannot.
+    environment.systemPackages = [
+      nix-ld-libraries
+      cfg.package
+    ];
 
     # nixpkgs' gdb reads every script in /etc/gdb/gdbinit.d at start: with this one it follows
     # ld.so's library events in programs it starts through the shim (gdb/nix-ld.py says how).

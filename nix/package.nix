@@ -115,6 +115,7 @@ rustPlatform.buildRustPackage {
     description = cargoToml.package.description;
     license = lib.licenses.mit;
     platforms = [ "x86_64-linux" ];
-    mainProgram = "nix-ld";
+    # What `nix run` and lib.getExe start: the program a user runs; the shim is run by the kernel.
+    mainProgram = "nix-ld-doctor";
   };
 }

@@ -32,7 +32,7 @@ struct Evaluation {
 /// The checks that need only the files themselves. Each counts as one passed check.
 const EVALUATIONS: [Evaluation; 5] = [
     Evaluation {
-        name: "flake.nix wires the package, module and overlay",
+        name: "flake.nix wires the package, apps, module and overlay",
         body: FLAKE,
     },
     Evaluation {
@@ -282,6 +282,13 @@ builtins.all (x: x) [
   (expect "flake.nix: overlays.default must add nix-ld-shim from nix/package.nix, and nothing named like nixpkgs' packages"
     (let added = outputs.overlays.default pkgs pkgs; in
       builtins.attrNames added == [ "nix-ld-shim" ] && added.nix-ld-shim == shim))
+  (expect "flake.nix: apps.x86_64-linux must run the package's bin/nix-ld-doctor (also as default, what `nix run` starts) and bin/nix-ld, each with a description"
+    (let apps = outputs.apps.x86_64-linux or { }; in
+      builtins.attrNames apps == [ "default" "nix-ld" "nix-ld-doctor" ]
+      && builtins.all (a: a.type == "app" && builtins.isString (a.meta.description or null)) (builtins.attrValues apps)
+      && apps.nix-ld-doctor.program == "${shim}/bin/nix-ld-doctor"
+      && apps.nix-ld.program == "${shim}/bin/nix-ld"
+      && apps.default == apps.nix-ld-doctor))
 ]
 "##;
 
@@ -327,8 +334,14 @@ builtins.all (x: x) [
     (contains "$out/libexec/nix-ld" shim.postInstall
       && contains "$out/nix-support/ldpath" shim.postInstall
       && contains "L+ /lib64/ld-linux-x86-64.so.2 - - - - $out/libexec/nix-ld" shim.postInstall))
-  (expect "nix/package.nix: meta must name mainProgram nix-ld, license MIT and platform x86_64-linux"
-    (shim.meta.mainProgram == "nix-ld" && shim.meta.license == lib.licenses.mit
+  (expect "nix/package.nix: meta.mainProgram (what `nix run` and lib.getExe start) must be nix-ld-doctor, a program the package builds"
+    (shim.meta.mainProgram == "nix-ld-doctor"
+      && builtins.elem shim.meta.mainProgram shim.cargoBuildFlags
+      && builtins.elem { name = "nix-ld-doctor"; path = "src/main.rs"; } (lib.importTOML (rootPath + "/doctor/Cargo.toml")).bin))
+  (expect "nix/package.nix: must install the shim as bin/nix-ld too (a link to libexec/nix-ld)"
+    (contains "ln -s ../libexec/nix-ld $out/bin/nix-ld" shim.postInstall))
+  (expect "nix/package.nix: meta must name license MIT and platform x86_64-linux"
+    (shim.meta.license == lib.licenses.mit
       && shim.meta.platforms == [ "x86_64-linux" ]))
 ]
 "##;
@@ -416,6 +429,8 @@ builtins.all (x: x) [
       && builtins.elem libraryEnv.extraPrefix environment.pathsToLink
       && contains "$out${libraryEnv.extraPrefix}/lib/ld.so" libraryEnv.postBuild
       && libraryEnv.paths == [ (fakeDerivation "libfoo" { }) ]))
+  (expect "nix/module.nix: the package must be in environment.systemPackages, so that nix-ld-doctor and nix-ld are on PATH"
+    (builtins.elem shim environment.systemPackages))
   (expect "nix/module.nix: gdb's helper must be installed where nixpkgs' gdb reads its system init scripts"
     (environment.etc."gdb/gdbinit.d/nix-ld-shim.py".source == "${shim}/share/nix-ld/gdb/nix-ld.py"))
   (expect "nix/module.nix: the common libraries must be defined in config, so that a user's list adds to them"
@@ -444,6 +459,9 @@ builtins.all (x: x) [
     (builtins.elem pkgs.gdb machine.environment.systemPackages
       && builtins.elem pkgs.ltrace machine.environment.systemPackages
       && contains "gdb -batch" script && contains "ltrace -e" script))
+  (expect "nix/vm-test.nix: the test script must find nix-ld-doctor and nix-ld on PATH and run them"
+    (contains "command -v {program}" script && contains "nix-ld-doctor {fixtures}/uses-extra" script
+      && contains "nix-ld --list " script))
 ]
 "##;
 
