@@ -19,7 +19,8 @@ usage: cargo xtask <task>
 
 tasks:
   build            build the release shim, verify it, leave it at target/dist/nix-ld (and
-                   nix-ld-doctor at target/dist/nix-ld-doctor)
+                   nix-ld-doctor at target/dist/nix-ld-doctor); DEFAULT_NIX_LD and
+                   DEFAULT_NIX_LD_LIBRARY_PATH, when set, replace the NixOS defaults compiled in
   test [--skip-nix-check | --nix-sandbox]
                    run every test: unit and property tests, execve integration tests, Nix checks;
                    --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)
