@@ -67,14 +67,18 @@ pub fn run(mode: Mode) -> Result<()> {
     if mode == Mode::NixSandbox {
         left_out.push("the glibc_* execve tests (other glibc releases as NIX_LD): the sandbox cannot fetch them");
     }
+    // Said before the tests run and again at the end, where it is not lost in their output.
+    let mut skipped = Vec::new();
     for (dir, prefix, what) in OTHER_GLIBCS {
         if mode == Mode::NixSandbox {
             cmd.args(["--skip", prefix]);
         } else if !glibc_dir.join(dir).join("ld.so").exists() {
-            eprintln!(
+            let line = format!(
                 "SKIPPING the {prefix}* tests: {what}'s loader is missing ({} not found; `bash .ci/fetch-glibc` fetches it, as CI does)",
                 glibc_dir.join(dir).join("ld.so").display()
             );
+            eprintln!("{line}");
+            skipped.push(line);
             cmd.args(["--skip", prefix]);
         }
     }
@@ -112,6 +116,9 @@ pub fn run(mode: Mode) -> Result<()> {
         Mode::NixSandbox => left_out.push(
             "the Nix file checks: the sandbox has no nix-instantiate, and these files are the build's own recipe",
         ),
+    }
+    for line in &skipped {
+        eprintln!("{line}");
     }
     for what in &left_out {
         eprintln!("LEFT OUT in --nix-sandbox mode: {what}");
