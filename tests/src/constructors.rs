@@ -349,7 +349,7 @@ fn program_environ(out: &Output) -> Vec<String> {
 fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
     let s = setup("constructors-unavoidable", &Glibc::host());
     let cases = cases(&s);
-    let (nix_only, user) = (&cases[0].1, &cases[1].1);
+    let (nix_only, user, nixos) = (&cases[0].1, &cases[1].1, &cases[2].1);
     let defaults_lib = defaults_dir().join("lib").display().to_string();
     let merged = format!("{}:{defaults_lib}", s.user_lib.display());
 
@@ -361,6 +361,8 @@ fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
     };
     assert_eq!(seen(nix_only, &s.direct), "unset");
     assert_eq!(seen(nix_only, &s.through_shim), defaults_lib);
+    assert_eq!(seen(nixos, &s.direct), "unset");
+    assert_eq!(seen(nixos, &s.through_shim), s.lib.display().to_string());
     assert_eq!(seen(user, &s.direct), s.user_lib.display().to_string());
     assert_eq!(seen(user, &s.through_shim), merged);
 
