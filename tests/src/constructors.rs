@@ -49,8 +49,11 @@ fn setup(test: &str, glibc: &Glibc) -> Setup {
     };
     let preload = build_lib("libenvedit_a.so", "ENVEDIT_A");
     build_lib("libenvedit_b.so", "ENVEDIT_B");
+    // cc may pass --as-needed (Debian's does), which would drop a library the program calls
+    // nothing in.
     let mut link = vec![
         format!("-L{}", dir.display()),
+        "-Wl,--no-as-needed".into(),
         "-lenvedit_b".into(),
         format!("-Wl,-rpath,{}", dir.display()),
         "-Wl,-e,fixture_entry".into(),
@@ -64,7 +67,19 @@ fn setup(test: &str, glibc: &Glibc) -> Setup {
     std::fs::create_dir_all(&defaults).unwrap();
     std::os::unix::fs::symlink(&glibc.loader, defaults.join("ld.so")).unwrap();
     std::os::unix::fs::symlink(&lib, defaults.join("lib")).unwrap();
-    Setup { dir, through_shim, direct, preload, loader: glibc.loader.clone(), lib, user_lib, _guard: guard }
+    let s = Setup { dir, through_shim, direct, preload, loader: glibc.loader.clone(), lib, user_lib, _guard: guard };
+    // Both constructors run, in both programs: the preloaded library's and the dependency's.
+    for program in [&s.direct, &s.through_shim] {
+        let out = run(&s, program, &cases(&s)[2].1, ("s PRELOAD_RAN=1", "s DEPENDENCY_RAN=1"));
+        let seen = program_environ(&out);
+        assert!(
+            seen.iter().any(|e| e == "PRELOAD_RAN=1") && seen.iter().any(|e| e == "DEPENDENCY_RAN=1"),
+            "{}: a constructor did not run: {}",
+            program.display(),
+            shown(&out)
+        );
+    }
+    s
 }
 
 /// The environments of the four library-variable cases and of a start with nothing to borrow.
