@@ -72,10 +72,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
                 return finish(json, status, target, Some(rest));
             }
             Value(value) if target.is_none() => target = Some(value),
-            Value(value) => return Err(format!(
+            Value(value) => {
+                return Err(format!(
                 "unexpected argument {:?}: give one TARGET (to run a program with arguments: --run -- PROGRAM ARGS...)",
                 value.to_string_lossy()
-            )),
+            ))
+            }
             other => return Err(other.unexpected().to_string()),
         }
     }

@@ -12,7 +12,7 @@ use crate::object;
 use crate::program;
 use crate::report::{Candidate, Foreign, Missing, Problem, Report, SCHEMA_VERSION};
 use crate::resolve::{Resolution, Resolver};
-use crate::{attributes, fixes, store};
+use crate::{attributes, store};
 
 /// Rounds of "add what the store has, look again" before giving up: each finds what the
 /// libraries added in the last one need and cannot find through their own RUNPATH.
@@ -281,25 +281,12 @@ fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, 
     let mut all = first.clone();
     if !all.is_empty() {
         let index = store::Index::read(&store::root());
-        let mut chosen: BTreeMap<String, Candidate> = BTreeMap::new();
-        let mut added: Vec<String> = Vec::new();
+        let mut pick = Pick::default();
         for _ in 0..MAX_ROUNDS {
-            let before = added.len();
-            for library in all.keys() {
-                if chosen.contains_key(library) || attributes::is_driver(library) {
-                    continue;
-                }
-                if let Some(c) = best(&index, library, &added) {
-                    if !added.contains(&c.directory) {
-                        added.push(c.directory.clone());
-                    }
-                    chosen.insert(library.clone(), c);
-                }
-            }
-            if added.len() == before {
+            if !pick.add(&index, &all) {
                 break;
             }
-            resolver.library_path = choice.handed.iter().cloned().chain(added.iter().cloned()).collect();
+            resolver.library_path = choice.handed.iter().cloned().chain(pick.added.iter().cloned()).collect();
             let mut again = Resolution::default();
             for root in roots {
                 resolver.resolve(root, provided, &mut again);
@@ -308,11 +295,8 @@ fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, 
                 all.entry(library).or_default().extend(needers);
             }
         }
-        report.missing = all
-            .iter()
-            .map(|(library, needers)| missing(&index, library, needers, &chosen, !first.contains_key(library)))
-            .collect();
-        report.fixes = Some(fixes::write(report, &choice, &added, roots.len() == 1 && report.mode == "program"));
+        let start = (report.mode == "program").then(|| crate::fixes::quote(&report.target));
+        conclude(report, &choice, &index, &all, &first, &pick, start);
     }
     report.examined.sort();
     for path in &resolution.loaded {
@@ -324,6 +308,52 @@ fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, 
     report.notes.push(
         "libraries opened later with dlopen are not seen without running it: nix-ld-doctor --run -- PROGRAM ARGS runs it and reports them".into(),
     );
+}
+
+/// The store directories chosen so far, and for which library each.
+#[derive(Default)]
+pub struct Pick {
+    pub chosen: BTreeMap<String, Candidate>,
+    pub added: Vec<String>,
+}
+
+impl Pick {
+    /// Chooses a store directory for each library of `all` that has none yet; true when that
+    /// added a directory.
+    pub fn add(&mut self, index: &store::Index, all: &BTreeMap<String, BTreeSet<PathBuf>>) -> bool {
+        let before = self.added.len();
+        for library in all.keys() {
+            if self.chosen.contains_key(library) || attributes::is_driver(library) {
+                continue;
+            }
+            if let Some(c) = best(index, library, &self.added) {
+                if !self.added.contains(&c.directory) {
+                    self.added.push(c.directory.clone());
+                }
+                self.chosen.insert(library.clone(), c);
+            }
+        }
+        self.added.len() > before
+    }
+}
+
+/// Writes the missing libraries and their fixes into `report`; `first` are those missing
+/// before anything was added, `start` the shell words that start the program (None: an
+/// `export` line).
+pub fn conclude(
+    report: &mut Report,
+    choice: &Choice,
+    index: &store::Index,
+    all: &BTreeMap<String, BTreeSet<PathBuf>>,
+    first: &BTreeMap<String, BTreeSet<PathBuf>>,
+    pick: &Pick,
+    start: Option<String>,
+) {
+    report.missing = all
+        .iter()
+        .map(|(library, needers)| missing(index, library, needers, &pick.chosen, !first.contains_key(library)))
+        .collect();
+    report.fixes = Some(crate::fixes::write(report, choice, &pick.added, start));
 }
 
 /// The store directory to use for `library`: one already chosen for another library if it has

@@ -41,8 +41,9 @@ pub fn extended(current: &str, added: &[String]) -> String {
 }
 
 /// The fixes for `report`'s missing libraries, with `added` the store directories chosen;
-/// `program` says whether the target is a program the one-off line can start.
-pub fn write(report: &Report, choice: &Choice, added: &[String], program: bool) -> Fixes {
+/// `start` is the shell words that start the program (None for a library or a directory: the
+/// one-off is an `export` line then).
+pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<String>) -> Fixes {
     let variable = variable(choice);
     let drivers = report.missing.iter().any(|m| m.driver);
     let mut dirs = added.to_vec();
@@ -51,10 +52,9 @@ pub fn write(report: &Report, choice: &Choice, added: &[String], program: bool) 
     }
     let one_off = (!dirs.is_empty()).then(|| {
         let value = quote(&extended(&choice.library_path, &dirs));
-        if program {
-            format!("{variable}={value} {}", quote(&report.target))
-        } else {
-            format!("export {variable}={value}")
+        match &start {
+            Some(start) => format!("{variable}={value} {start}"),
+            None => format!("export {variable}={value}"),
         }
     });
     let mut attributes: Vec<String> = Vec::new();

@@ -58,6 +58,11 @@ fn main() -> ExitCode {
                 Ok(target) => target,
                 Err(why) => return fail(&why),
             };
+            // A bare name is reported as the program PATH gave.
+            let given = match &target {
+                cli::Target::File(path) if !given.contains('/') => path.display().to_string(),
+                _ => given,
+            };
             match findings::examine(&target, &given) {
                 Ok(report) => report,
                 Err(why) => return fail(&format!("cannot examine {given}: {why}")),
