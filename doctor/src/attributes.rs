@@ -86,6 +86,7 @@ const BY_SONAME: &[(&str, &str)] = &[
     ("libxcb-keysyms.so.1", "xorg.xcbutilkeysyms"),
     ("libxcb-render-util.so.0", "xorg.xcbutilrenderutil"),
     ("libxcb-util.so.1", "xorg.xcbutil"),
+    ("libXss.so.1", "xorg.libXScrnSaver"),
     ("libGL.so.1", "libGL"),
     ("libEGL.so.1", "libGL"),
     ("libGLX.so.0", "libGL"),

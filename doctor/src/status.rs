@@ -128,7 +128,9 @@ pub fn examine() -> Status {
     if shims.is_empty() {
         shims.push(Shim {
             path: paths.first().cloned().unwrap_or_default(),
-            what: "nothing installed: programs.nix-ld-shim.enable = true; (or nixpkgs' programs.nix-ld.enable)".into(),
+            what:
+                "nothing is installed there: programs.nix-ld-shim.enable = true; (or nixpkgs' programs.nix-ld.enable)"
+                    .into(),
             ..Shim::default()
         });
     }
