@@ -26,7 +26,7 @@ fn entry(store: &Path, name: &str) -> PathBuf {
 
 /// Compiles an empty shared library `dir/file` (soname `file`) that needs each of `needs`
 /// (libraries as files, linked by path so no search path is recorded), with `extra` link flags.
-fn library(dir: &Path, file: &str, needs: &[PathBuf], extra: &[&str]) -> PathBuf {
+fn library(dir: &Path, file: &str, needs: &[&Path], extra: &[&str]) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let source = dir.join(format!("{file}.c"));
     let symbol: String = file.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -47,7 +47,7 @@ fn library(dir: &Path, file: &str, needs: &[PathBuf], extra: &[&str]) -> PathBuf
 }
 
 /// The dlopen host, through the shim, needing `needs` too.
-fn host(dir: &Path, name: &str, needs: &[PathBuf], extra: &[&str]) -> PathBuf {
+fn host(dir: &Path, name: &str, needs: &[&Path], extra: &[&str]) -> PathBuf {
     let mut args: Vec<String> = vec!["-Wl,--no-as-needed".into()];
     for need in needs {
         args.push(format!("-L{}", need.parent().unwrap().display()));
@@ -93,7 +93,7 @@ fn an_extension_module_is_examined_as_a_library_and_its_export_line_lets_it_load
     let (store, set) = (dir.join("store"), dir.join("set"));
     std::fs::create_dir_all(&set).unwrap();
     let crypt = library(&entry(&store, "libxcrypt-4.4.36"), "libcrypt-like.so.1", &[], &[]);
-    let module = library(&dir.join("lib-dynload"), "_crypt.cpython-311-x86_64-linux-gnu.so", &[crypt.clone()], &[]);
+    let module = library(&dir.join("lib-dynload"), "_crypt.cpython-311-x86_64-linux-gnu.so", &[crypt.as_path()], &[]);
     let python = host(&dir.join("bin"), "python3.11", &[], &[]);
     let loader = system_loader();
     let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", set.to_str().unwrap())];
@@ -125,16 +125,14 @@ fn a_directory_is_examined_whole_and_its_own_libraries_are_not_missing() {
     let greet = library(&entry(&store, "libgreet-1.2"), "libgreet.so.1", &[], &[]);
     // libwave needs libgreet and says nowhere where it is: found only once libgreet's directory
     // is on the path too (a dependency of a dependency).
-    let wave = library(&entry(&store, "libwave-0.3"), "libwave.so.0", &[greet.clone()], &[]);
+    let wave = library(&entry(&store, "libwave-0.3"), "libwave.so.0", &[greet.as_path()], &[]);
     // An X.org store name (the machine may have a real libX11.so.6, so another file name).
     let x11 = library(&entry(&store, "libX11-1.8.7"), "libX11-doctor-test.so.6", &[], &[]);
     let app = dir.join("app");
-    let core = library(&app.join("lib"), "libcore.so.1", &[wave.clone()], &[]);
+    let core = library(&app.join("lib"), "libcore.so.1", &[wave.as_path()], &[]);
     // The plugin names libcore without a path: the program has loaded it by then.
-    let plugin = library(&app.join("plugins/platforms"), "libqxcb.so", &[core.clone(), x11.clone()], &[]);
-    std::fs::remove_file(&core).unwrap();
-    let core = library(&app.join("lib"), "libcore.so.1", &[wave.clone()], &[]);
-    let program = host(&app.join("bin"), "app", &[core.clone()], &["-Wl,-rpath,$ORIGIN/../lib"]);
+    let plugin = library(&app.join("plugins/platforms"), "libqxcb.so", &[core.as_path(), x11.as_path()], &[]);
+    let program = host(&app.join("bin"), "app", &[core.as_path()], &["-Wl,-rpath,$ORIGIN/../lib"]);
     // An object of another architecture: counted and named, not examined.
     let mut arm = std::fs::read(&core).unwrap();
     arm[18..20].copy_from_slice(&183u16.to_le_bytes());
@@ -202,7 +200,7 @@ fn run_mode_sees_a_dlopen_of_a_library_missing_everywhere() {
     let out = run_doctor(&store, &["--run", "--", p, "libxcb-icccm.so.4", "libm.so.6"], &env);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
-    assert!(text.contains(&format!("loaded libm.so.6")), "the program ran, its output is its own:\n{text}");
+    assert!(text.contains("loaded libm.so.6"), "the program ran, its output is its own:\n{text}");
     assert!(flat(&text).contains("problem: 1 missing library; the store has 0, in 0 directories:"), "{text}");
     assert!(
         flat(&text).contains(&format!(
@@ -222,7 +220,8 @@ fn ten_missing_libraries_are_fixed_in_one_round_by_the_one_off_line() {
     let libs: Vec<PathBuf> = (0..10)
         .map(|i| library(&entry(&store, &format!("libten{i}-1.{i}")), &format!("libten{i}.so.{i}"), &[], &[]))
         .collect();
-    let program = host(&dir, "needs-ten", &libs, &[]);
+    let needs: Vec<&Path> = libs.iter().map(PathBuf::as_path).collect();
+    let program = host(&dir, "needs-ten", &needs, &[]);
     let loader = system_loader();
     let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", set.to_str().unwrap())];
     assert_eq!(run_with(&program, &[], &env).status.code(), Some(127));
@@ -241,7 +240,7 @@ fn the_one_off_line_is_whole_at_any_length_and_sets_the_variable_the_shim_reads(
     let store = dir.join("store");
     let long = format!("libgreet-built-with-a-rather-long-package-name-{}-1.2", "x".repeat(60));
     let greet = library(&entry(&store, &long), "libgreet.so.1", &[], &[]);
-    let program = host(&dir, "needs-greet", &[greet.clone()], &[]);
+    let program = host(&dir, "needs-greet", &[greet.as_path()], &[]);
     let loader = system_loader();
     let loader = loader.to_str().unwrap();
 
