@@ -157,10 +157,8 @@ fn directory(dir: &Path, given: &str) -> Result<Report, String> {
         report.notes.push("no ELF object of this architecture under it: nothing for nix-ld to do".into());
         return Ok(report);
     }
-    // The target as the report names objects: relative to it when inside.
-    report.target = root.display().to_string();
+    report.directory = Some(root.display().to_string());
     shim_case(&mut report, &examined, &provided);
-    report.target = given.to_string();
     Ok(report)
 }
 

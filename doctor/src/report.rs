@@ -83,6 +83,9 @@ pub struct Report {
     pub mode: &'static str,
     /// What the target is, in words.
     pub kind: String,
+    /// For a directory, its canonical path: the objects under it are named relative to it in the
+    /// text.
+    pub directory: Option<String>,
     pub choice: Option<Choice>,
     pub glibc: Option<String>,
     /// The ELF objects examined (for a directory, every one under it of this architecture).
@@ -176,7 +179,7 @@ impl Report {
         if self.missing.is_empty() {
             return String::new();
         }
-        let base = (self.mode == "directory").then_some(self.target.trim_end_matches('/'));
+        let base = self.directory.as_deref();
         let in_store: Vec<&Missing> = self.missing.iter().filter(|m| !m.candidates.is_empty()).collect();
         let mut dirs: Vec<&str> = in_store.iter().map(|m| m.candidates[0].directory.as_str()).collect();
         dirs.sort();
@@ -332,6 +335,7 @@ mod tests {
         };
         let r = Report {
             target: "/opt/app".into(),
+            directory: Some("/opt/app".into()),
             mode: "directory",
             kind: "a directory of 40 ELF objects".into(),
             missing,
