@@ -159,7 +159,20 @@ fn directory(dir: &Path, given: &str) -> Result<Report, String> {
     }
     report.directory = Some(root.display().to_string());
     shim_case(&mut report, &examined, &provided);
+    for m in &mut report.missing {
+        m.unshipped = m.candidates.is_empty() && m.likely_attribute.is_none() && own_family(&m.library, &provided);
+    }
     Ok(report)
+}
+
+/// Whether `library` belongs to the family of a soname the tree provides: a common prefix of at
+/// least six characters that holds a digit (`libQt6` of `libQt6Pdf.so.6` and `libQt6Core.so.6`;
+/// not `libxcb-` or `libssl.so.`).
+pub fn own_family(library: &str, provided: &HashMap<String, PathBuf>) -> bool {
+    provided.keys().any(|p| {
+        let common = library.bytes().zip(p.bytes()).take_while(|(a, b)| a == b).count();
+        common >= 6 && library.as_bytes()[..common].iter().any(u8::is_ascii_digit)
+    })
 }
 
 fn script(report: &mut Report, interpreter: &str) {
@@ -415,6 +428,7 @@ fn missing(
         candidates: all,
         driver,
         found_later,
+        unshipped: false,
     }
 }
 
@@ -447,4 +461,22 @@ pub fn glibc_of(loader: &str) -> Option<String> {
     let first = text.lines().next()?;
     let version = first.rsplit("version ").next()?.trim().trim_end_matches('.');
     program::glibc_version(version).map(|(a, b)| format!("{a}.{b}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_of_the_trees_own_family_is_told_apart() {
+        let provided: HashMap<String, PathBuf> = ["libQt6Core.so.6", "libssl.so.1.1", "libxcb-foo.so.0"]
+            .iter()
+            .map(|s| (s.to_string(), PathBuf::new()))
+            .collect();
+        assert!(own_family("libQt6Pdf.so.6", &provided));
+        assert!(own_family("libQt63DCore.so.6", &provided));
+        assert!(!own_family("libssl.so.3", &provided));
+        assert!(!own_family("libxcb-icccm.so.4", &provided));
+        assert!(!own_family("libgtk-3.so.0", &provided));
+    }
 }

@@ -81,6 +81,6 @@ fn main() -> ExitCode {
     } else {
         print!("{}", report.text());
     }
-    let stops = !report.problems.is_empty() || !report.missing.is_empty();
+    let stops = !report.problems.is_empty() || report.stops_on_missing();
     ExitCode::from(u8::from(stops))
 }

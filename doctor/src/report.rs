@@ -51,6 +51,10 @@ pub struct Missing {
     pub driver: bool,
     /// Whether it was only found missing once the others were added (a store library's need).
     pub found_later: bool,
+    /// For a directory: a library of the application's own family (`libQt6…` in a tree that ships
+    /// `libQt6Core.so.6`) that it does not ship and no store path has: the plugins needing it
+    /// cannot load on any system. Not counted as a problem.
+    pub unshipped: bool,
 }
 
 /// The lines to paste, each whole.
@@ -127,6 +131,12 @@ fn some_of(items: &[String], base: Option<&str>) -> String {
 }
 
 impl Report {
+    /// Whether a missing library stops it (those the application itself does not ship do not
+    /// count: nothing here can provide them).
+    pub fn stops_on_missing(&self) -> bool {
+        self.missing.iter().any(|m| !m.unshipped)
+    }
+
     /// The report for people.
     pub fn text(&self) -> String {
         let mut out = format!("nix-ld-doctor: {}\n", self.target);
@@ -165,7 +175,7 @@ impl Report {
         for n in &self.notes {
             out += &wrap("\nnote: ", n, "  ");
         }
-        let count = self.problems.len() + usize::from(!self.missing.is_empty());
+        let count = self.problems.len() + usize::from(self.stops_on_missing());
         out += &match count {
             0 => "\nNothing found that stops it.\n".to_string(),
             1 => "\n1 problem found.\n".to_string(),
@@ -186,7 +196,7 @@ impl Report {
         dirs.dedup();
         let n = self.missing.len();
         let mut out = wrap(
-            "\nproblem: ",
+            if self.stops_on_missing() { "\nproblem: " } else { "\nnote: " },
             &format!(
                 "{n} missing librar{}; the store has {}, in {} director{}:",
                 if n == 1 { "y" } else { "ies" },
@@ -232,7 +242,8 @@ impl Report {
                 }
             }
         }
-        let elsewhere: Vec<&Missing> = self.missing.iter().filter(|m| m.candidates.is_empty() && !m.driver).collect();
+        let elsewhere: Vec<&Missing> =
+            self.missing.iter().filter(|m| m.candidates.is_empty() && !m.driver && !m.unshipped).collect();
         if !elsewhere.is_empty() {
             out += "  in no local store path:\n";
             for m in elsewhere {
@@ -246,6 +257,12 @@ impl Report {
                     "      ",
                 );
             }
+        }
+        let unshipped: Vec<&Missing> = self.missing.iter().filter(|m| m.unshipped).collect();
+        if !unshipped.is_empty() {
+            out += "  the application's own, not shipped with it (what needs them cannot load anywhere):\n";
+            let items: Vec<String> = unshipped.iter().map(|m| item(m)).collect();
+            out += &wrap("    ", &items.join("; "), "    ");
         }
         let drivers: Vec<&Missing> = self.missing.iter().filter(|m| m.driver).collect();
         if !drivers.is_empty() {
@@ -322,6 +339,7 @@ mod tests {
                 likely_attribute: None,
                 driver: false,
                 found_later: false,
+                unshipped: false,
             })
             .collect();
         let list: Vec<String> = (0..20).map(|i| format!("pkg{i}")).collect();

@@ -37,7 +37,10 @@ pub fn parse(text: &str, out: &mut BTreeMap<String, BTreeSet<PathBuf>>) {
         }
     }
     for (name, by) in asked {
-        if !found.contains(&name) {
+        // A name with a `/` is a path the program chose: the loader searches nothing for it (and
+        // one already loaded under another name is mapped again without a link map), so no library
+        // path can change it.
+        if !found.contains(&name) && !name.contains('/') {
             out.entry(name).or_default().insert(PathBuf::from(by));
         }
     }
