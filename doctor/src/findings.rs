@@ -364,7 +364,47 @@ pub fn conclude(
         .iter()
         .map(|(library, needers)| missing(index, library, needers, &pick.chosen, !first.contains_key(library)))
         .collect();
+    confirm(report);
     report.fixes = Some(crate::fixes::write(report, choice, &pick.added, start));
+}
+
+/// Confirms the attributes of the store directories chosen against the local nixpkgs, if there
+/// is one: the same store path is "confirmed", another build says the attribute evaluates, no
+/// value says it is none of that nixpkgs (and it is left out of the lines to paste).
+fn confirm(report: &mut Report) {
+    let mut attributes: Vec<String> = Vec::new();
+    for m in &report.missing {
+        if let Some(a) = m.candidates.first().filter(|c| !c.confirmed).and_then(|c| c.attribute.clone()) {
+            if !attributes.contains(&a) {
+                attributes.push(a);
+            }
+        }
+    }
+    if attributes.is_empty() {
+        return;
+    }
+    let values = match crate::nixeval::evaluate(&attributes) {
+        Ok(values) => values,
+        Err(why) => {
+            if crate::nixeval::local_nixpkgs().is_some() {
+                report.notes.push(format!("the attributes could not be confirmed in the local nixpkgs: {why}"));
+            }
+            return;
+        }
+    };
+    for m in &mut report.missing {
+        let Some(c) = m.candidates.first_mut() else { continue };
+        let Some(at) = c.attribute.as_ref().and_then(|a| attributes.iter().position(|x| x == a)) else { continue };
+        let entry = Path::new(&c.directory).parent().map(|p| p.display().to_string());
+        match &values[at] {
+            Some(path) if Some(path) == entry.as_ref() => {
+                c.confirmed = true;
+                c.attribute_from = Some("nixpkgs");
+            }
+            Some(_) => c.attribute_from = Some("nixpkgs-other-build"),
+            None => c.attribute_from = Some("not-in-nixpkgs"),
+        }
+    }
 }
 
 /// The store directory to use for `library`: one already chosen for another library if it has

@@ -59,7 +59,12 @@ pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<S
     });
     let mut attributes: Vec<String> = Vec::new();
     for m in report.missing.iter().filter(|m| !m.driver) {
-        let attribute = m.candidates.first().and_then(|c| c.attribute.clone()).or_else(|| m.likely_attribute.clone());
+        let first = m.candidates.first();
+        // What the local nixpkgs says is no attribute would not evaluate: left out.
+        if first.is_some_and(|c| c.attribute_from == Some("not-in-nixpkgs")) {
+            continue;
+        }
+        let attribute = first.and_then(|c| c.attribute.clone()).or_else(|| m.likely_attribute.clone());
         if let Some(a) = attribute {
             if !attributes.contains(&a) {
                 attributes.push(a);

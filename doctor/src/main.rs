@@ -12,6 +12,7 @@ mod findings;
 mod fixes;
 mod ldso;
 mod loader;
+mod nixeval;
 mod object;
 mod program;
 mod report;

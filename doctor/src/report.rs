@@ -30,7 +30,9 @@ pub struct Candidate {
     pub directory: String,
     /// The nixpkgs attribute, as far as the store path tells (or nix-locate confirms).
     pub attribute: Option<String>,
-    /// `store-name` (read from the store path, with the doctor's table), `nix-locate`.
+    /// `store-name` (read from the store path, with the doctor's table), `nix-locate`, `nixpkgs`
+    /// (the local nixpkgs evaluates it to this store path), `nixpkgs-other-build` (to another),
+    /// `not-in-nixpkgs` (the local nixpkgs has no such attribute).
     pub attribute_from: Option<&'static str>,
     pub confirmed: bool,
     /// The newest glibc symbol version the library requires (`2.38`).
@@ -215,6 +217,9 @@ impl Report {
             let c = &group[0].candidates[0];
             let what = match (&c.attribute, c.attribute_from) {
                 (Some(a), Some("nix-locate")) => format!("{a} (confirmed by nix-locate)"),
+                (Some(a), Some("nixpkgs")) => format!("{a} (confirmed by the local nixpkgs)"),
+                (Some(a), Some("nixpkgs-other-build")) => format!("{a} (the local nixpkgs has another build)"),
+                (Some(a), Some("not-in-nixpkgs")) => format!("{a}? (no such attribute in the local nixpkgs)"),
                 (Some(a), _) => a.clone(),
                 (None, _) => "(no nixpkgs attribute by that name)".into(),
             };

@@ -338,3 +338,60 @@ fn the_command_line_refuses_what_it_does_not_use_and_finds_bare_names_on_path() 
     let out = Command::new(doctor()).arg("some-tool").env_clear().env("PATH", "/nonexistent").output().unwrap();
     assert_eq!(stderr(&out), "nix-ld-doctor: some-tool is not a program on PATH\n");
 }
+
+#[test]
+fn a_local_nixpkgs_confirms_attributes_by_store_path_offline_and_a_slow_one_is_given_up() {
+    let dir = scratch("doctor-local-nixpkgs");
+    let (store, set, bin, nixpkgs) = (dir.join("store"), dir.join("set"), dir.join("bin"), dir.join("nixpkgs"));
+    for d in [&set, &bin, &nixpkgs] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let greet = library(&entry(&store, "libgreet-1.2"), "libgreet.so.1", &[], &[]);
+    let foo = library(&entry(&store, "libfoo-2.0"), "libfoo.so.2", &[], &[]);
+    let program = host(&dir, "needs-two", &[greet.as_path(), foo.as_path()], &[]);
+    let greet_entry = greet.parent().unwrap().parent().unwrap();
+    // A stand-in for nix: it refuses to go online, and answers for libfoo (none) and libgreet.
+    let nix = bin.join("nix");
+    std::fs::write(
+        &nix,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *' eval '*'--offline'*) ;; *) echo \"not offline: $*\" >&2; exit 3 ;; esac\n[ -n \"$SLOW\" ] && while :; do :; done\necho '[null, \"{}\"]'\n",
+            greet_entry.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&nix, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let loader = system_loader();
+    let nix_path = format!("nixpkgs={}", nixpkgs.display());
+    let base = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", set.to_str().unwrap())];
+    let p = program.to_str().unwrap();
+
+    // Without nix, the attributes are read from the store paths alone.
+    let text = stdout(&run_doctor(&store, &[p], &base));
+    assert!(text.contains(&format!("  libgreet: {}\n", greet.parent().unwrap().display())), "{text}");
+    assert!(text.lines().any(|l| l == "programs.nix-ld.libraries = with pkgs; [ libfoo libgreet ];"), "{text}");
+
+    let env = [base[0], base[1], ("PATH", bin.to_str().unwrap()), ("NIX_PATH", &nix_path)];
+    let text = stdout(&run_doctor(&store, &[p], &env));
+    let greet_dir = greet.parent().unwrap().display();
+    assert!(text.contains(&format!("  libgreet (confirmed by the local nixpkgs): {greet_dir}\n")), "{text}");
+    assert!(text.contains("  libfoo? (no such attribute in the local nixpkgs): "), "{text}");
+    assert!(text.lines().any(|l| l == "programs.nix-ld.libraries = with pkgs; [ libgreet ];"), "{text}");
+
+    // A nixpkgs named by URL is no local one: nix is not asked.
+    let remote =
+        [base[0], base[1], ("PATH", bin.to_str().unwrap()), ("NIX_PATH", "nixpkgs=https://example.org/n.tar.gz")];
+    let text = stdout(&run_doctor(&store, &[p], &remote));
+    assert!(!text.contains("local nixpkgs"), "{text}");
+
+    // Too slow: given up at the time limit, said in a note.
+    let slow = [env[0], env[1], env[2], env[3], ("SLOW", "1"), ("NIX_LD_DOCTOR_EVAL_TIMEOUT_MS", "300")];
+    let started = std::time::Instant::now();
+    let text = stdout(&run_doctor(&store, &[p], &slow));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        flat(&text).contains("could not be confirmed in the local nixpkgs: nix eval took longer than 0.3 s"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l == "programs.nix-ld.libraries = with pkgs; [ libfoo libgreet ];"), "{text}");
+}
