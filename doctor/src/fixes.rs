@@ -81,7 +81,7 @@ pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<S
             Some(format!("programs.nix-ld.libraries = with pkgs; [ {list} ];")),
             Some(format!("programs.nix-ld-shim.libraries = with pkgs; [ {list} ];")),
             Some(format!(
-                "shellHook = ''export {variable}=${{lib.makeLibraryPath (with pkgs; [ {list} ])}}:''${{{variable}:-{default}}}'';"
+                "shellHook = ''export {variable}=${{pkgs.lib.makeLibraryPath (with pkgs; [ {list} ])}}:''${{{variable}:-{default}}}'';"
             )),
         )
     };

@@ -395,3 +395,30 @@ fn a_local_nixpkgs_confirms_attributes_by_store_path_offline_and_a_slow_one_is_g
     );
     assert!(text.lines().any(|l| l == "programs.nix-ld.libraries = with pkgs; [ libfoo libgreet ];"), "{text}");
 }
+
+#[test]
+fn host_the_lines_to_paste_parse_as_nix() {
+    let dir = scratch("doctor-nix-parse");
+    let (store, set) = (dir.join("store"), dir.join("set"));
+    std::fs::create_dir_all(&set).unwrap();
+    let x11 = library(&entry(&store, "libX11-1.8.7"), "libX11-doctor-test.so.6", &[], &[]);
+    let crypt = library(&entry(&store, "libxcrypt-4.4.36"), "libcrypt-doctor-test.so.1", &[], &[]);
+    let program = host(&dir, "needs-two", &[x11.as_path(), crypt.as_path()], &[]);
+    let loader = system_loader();
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", set.to_str().unwrap())];
+    let text = stdout(&run_doctor(&store, &[program.to_str().unwrap()], &env));
+    let module = line_starting(&text, "programs.nix-ld.libraries = ");
+    assert_eq!(module, "programs.nix-ld.libraries = with pkgs; [ libxcrypt xorg.libX11 ];");
+    let shim_module = line_starting(&text, "programs.nix-ld-shim.libraries = ");
+    let shell = line_starting(&text, "shellHook = ");
+    for (what, expression) in [
+        ("module", format!("{{ pkgs, ... }}: {{ {module} {shim_module} }}")),
+        ("mkShell", format!("{{ pkgs }}: pkgs.mkShell {{ {shell} }}")),
+    ] {
+        let out = Command::new("nix-instantiate")
+            .args(["--parse", "-E", &expression])
+            .output()
+            .expect("nix-instantiate (Nix) is needed for this test; .ci/run installs it");
+        assert!(out.status.success(), "{what}: {expression}\n{}", stderr(&out));
+    }
+}
