@@ -422,3 +422,90 @@ fn host_the_lines_to_paste_parse_as_nix() {
         assert!(out.status.success(), "{what}: {expression}\n{}", stderr(&out));
     }
 }
+
+/// The libraries ld.so's own trace mode lists for `program` started through the shim with `env`:
+/// (name, path or None when not found).
+fn loader_trace(program: &Path, env: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+    let mut with_trace = env.to_vec();
+    with_trace.push(("LD_TRACE_LOADED_OBJECTS", "1"));
+    let out = run_with(program, &[], &with_trace);
+    let mut found: Vec<(String, Option<String>)> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.trim().split_once(" => "))
+        .map(|(name, rest)| {
+            let path = rest.split(" (0x").next().unwrap().trim();
+            (name.to_string(), (path != "not found").then(|| path.to_string()))
+        })
+        .filter(|(name, _)| !name.starts_with("libc.so") && !name.starts_with("ld-linux"))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// The same, as the doctor resolves it: the objects it examined and the libraries it misses.
+fn doctor_trace(program: &Path, env: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+    let out = run_doctor(Path::new("/nonexistent-store"), &["--json", program.to_str().unwrap()], env);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut found: Vec<(String, Option<String>)> = json["examined"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .filter(|p| Path::new(p) != program)
+        .map(|p| (Path::new(&p).file_name().unwrap().to_string_lossy().into_owned(), Some(p)))
+        .filter(|(name, _)| !name.starts_with("libc.so") && !name.starts_with("ld-linux"))
+        .collect();
+    for m in json["missing"].as_array().into_iter().flatten() {
+        found.push((m["library"].as_str().unwrap().to_string(), None));
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn the_doctors_search_order_is_the_loaders_rpath_library_path_runpath_and_origin() {
+    let dir = scratch("doctor-search-order");
+    let (a, b, c) = (dir.join("a"), dir.join("b"), dir.join("c"));
+    let libx_a = library(&a, "libx.so.1", &[], &[]);
+    library(&b, "libx.so.1", &[], &[]);
+    let libz = library(&c, "libz-order.so.1", &[], &[]);
+    // liby names no path of its own: libz is found through the DT_RPATH of what loaded it.
+    let liby = library(&dir.join("o"), "liby.so.1", &[libz.as_path()], &[]);
+    // The same with a DT_RUNPATH of its own: the loader's DT_RPATH no longer counts.
+    let liby_runpath =
+        library(&dir.join("r"), "liby.so.1", &[libz.as_path()], &["-Wl,--enable-new-dtags", "-Wl,-rpath,/nonexistent"]);
+    let loader = system_loader();
+    let library_path = b.to_str().unwrap().to_string();
+    let env = [("NIX_LD", loader.to_str().unwrap()), ("NIX_LD_LIBRARY_PATH", library_path.as_str())];
+    let rpath = |dirs: &str| ["-Wl,--disable-new-dtags".to_string(), format!("-Wl,-rpath,{dirs}")];
+    let runpath = |dirs: &str| ["-Wl,--enable-new-dtags".to_string(), format!("-Wl,-rpath,{dirs}")];
+    let at = |d: &Path, f: &str| Some(d.join(f).display().to_string());
+    let cases: Vec<(&str, Vec<&Path>, [String; 2], (&str, Option<String>))> = vec![
+        // DT_RPATH before the library path: a's libx.
+        ("rpath", vec![libx_a.as_path()], rpath(a.to_str().unwrap()), ("libx.so.1", at(&a, "libx.so.1"))),
+        // DT_RUNPATH after it: b's libx.
+        ("runpath", vec![libx_a.as_path()], runpath(a.to_str().unwrap()), ("libx.so.1", at(&b, "libx.so.1"))),
+        // $ORIGIN, and a dependency found through its loader's DT_RPATH.
+        (
+            "origin",
+            vec![liby.as_path()],
+            rpath(&format!("$ORIGIN/o:{}", c.display())),
+            ("libz-order.so.1", at(&c, "libz-order.so.1")),
+        ),
+        // A dependency with a DT_RUNPATH of its own does not get it: libz is missing.
+        (
+            "own-runpath",
+            vec![liby_runpath.as_path()],
+            rpath(&format!("$ORIGIN/r:{}", c.display())),
+            ("libz-order.so.1", None),
+        ),
+    ];
+    for (name, needs, flags, (library, expected)) in cases {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let program = host(&dir, name, &needs, &flags);
+        let (by_loader, by_doctor) = (loader_trace(&program, &env), doctor_trace(&program, &env));
+        assert!(by_loader.contains(&(library.to_string(), expected.clone())), "{name}: {by_loader:?}");
+        assert_eq!(by_doctor, by_loader, "{name}: the doctor and ld.so disagree");
+    }
+}
