@@ -423,6 +423,10 @@ fn host_the_lines_to_paste_parse_as_nix() {
     }
 }
 
+/// A search-order case: name, what the program needs, its link flags, a library and where it is
+/// found (None: not found).
+type Case<'a> = (&'a str, Vec<&'a Path>, [String; 2], (&'a str, Option<String>));
+
 /// The libraries ld.so's own trace mode lists for `program` started through the shim with `env`:
 /// (name, path or None when not found).
 fn loader_trace(program: &Path, env: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
@@ -481,7 +485,7 @@ fn the_doctors_search_order_is_the_loaders_rpath_library_path_runpath_and_origin
     let rpath = |dirs: &str| ["-Wl,--disable-new-dtags".to_string(), format!("-Wl,-rpath,{dirs}")];
     let runpath = |dirs: &str| ["-Wl,--enable-new-dtags".to_string(), format!("-Wl,-rpath,{dirs}")];
     let at = |d: &Path, f: &str| Some(d.join(f).display().to_string());
-    let cases: Vec<(&str, Vec<&Path>, [String; 2], (&str, Option<String>))> = vec![
+    let cases: Vec<Case> = vec![
         // DT_RPATH before the library path: a's libx.
         ("rpath", vec![libx_a.as_path()], rpath(a.to_str().unwrap()), ("libx.so.1", at(&a, "libx.so.1"))),
         // DT_RUNPATH after it: b's libx.
