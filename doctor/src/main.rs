@@ -25,6 +25,13 @@ use std::process::ExitCode;
 
 use cli::Mode;
 
+/// Writes to standard output; a reader that went away (`| head`) ends the output, not the doctor
+/// with a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("nix-ld-doctor: {message}");
     ExitCode::from(2)
@@ -37,19 +44,19 @@ fn main() -> ExitCode {
     };
     let report = match args.mode {
         Mode::Help => {
-            println!("{}", cli::USAGE);
+            emit(&format!("{}\n", cli::USAGE));
             return ExitCode::SUCCESS;
         }
         Mode::Version => {
-            println!("nix-ld-doctor {}", env!("CARGO_PKG_VERSION"));
+            emit(&format!("nix-ld-doctor {}\n", env!("CARGO_PKG_VERSION")));
             return ExitCode::SUCCESS;
         }
         Mode::Status => {
             let status = status::examine();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                emit(&format!("{}\n", serde_json::to_string_pretty(&status).unwrap_or_default()));
             } else {
-                print!("{}", status.text());
+                emit(&status.text());
             }
             return ExitCode::SUCCESS;
         }
@@ -76,11 +83,11 @@ fn main() -> ExitCode {
     };
     if args.json {
         match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => emit(&format!("{json}\n")),
             Err(e) => return fail(&format!("cannot write the JSON report: {e}")),
         }
     } else {
-        print!("{}", report.text());
+        emit(&report.text());
     }
     let stops = !report.problems.is_empty() || report.stops_on_missing();
     ExitCode::from(u8::from(stops))

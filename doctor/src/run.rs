@@ -54,6 +54,9 @@ pub fn run(command: &[OsString]) -> Result<Report, String> {
         Target::File(p) => p,
         Target::Directory(d) => return Err(format!("{} is a directory, not a program to run", d.display())),
     };
+    if !program.is_file() {
+        return Err(format!("cannot run {given}: it does not exist or is not a file"));
+    }
     let words: Vec<String> = command.iter().map(|w| quote(&w.to_string_lossy())).collect();
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
