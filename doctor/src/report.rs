@@ -155,10 +155,20 @@ impl Report {
         if let Some(c) = &self.choice {
             let glibc = self.glibc.as_deref().map_or(String::new(), |g| format!(", glibc {g}"));
             out += &wrap("  loader: ", &format!("{} (from {}){glibc}", c.loader, c.loader_from), "    ");
-            let path = if c.library_path.is_empty() { "(none)" } else { &c.library_path };
+            let dirs: Vec<&str> = c.library_path.split(':').filter(|d| !d.is_empty()).collect();
+            // A long path (after a one-off line added many directories) is shortened here; the
+            // JSON report has it whole.
+            let path = match dirs.len() {
+                0 => "(none)".to_string(),
+                1..=4 => c.library_path.clone(),
+                n => format!("{}:{}: … ({n} directories)", dirs[0], dirs[1]),
+            };
             out += &wrap("  library path: ", &format!("{path} (from {})", c.library_path_from), "    ");
-            for dir in &c.left_out {
+            for dir in c.left_out.iter().take(4) {
                 out += &wrap("    ", &format!("{dir} does not exist; the shim leaves it out"), "    ");
+            }
+            if c.left_out.len() > 4 {
+                out += &format!("    and {} more that do not exist\n", c.left_out.len() - 4);
             }
         }
         for p in &self.problems {
