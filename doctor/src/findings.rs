@@ -360,9 +360,13 @@ pub fn conclude(
     pick: &Pick,
     start: Option<String>,
 ) {
+    let names: Vec<String> = all.keys().cloned().collect();
+    let located = store::nix_locate(&names).unwrap_or_default();
     report.missing = all
         .iter()
-        .map(|(library, needers)| missing(index, library, needers, &pick.chosen, !first.contains_key(library)))
+        .map(|(library, needers)| {
+            missing(index, library, needers, &pick.chosen, !first.contains_key(library), located.get(library))
+        })
         .collect();
     confirm(report);
     report.fixes = Some(crate::fixes::write(report, choice, &pick.added, start));
@@ -446,13 +450,14 @@ fn missing(
     needers: &BTreeSet<PathBuf>,
     chosen: &BTreeMap<String, Candidate>,
     found_later: bool,
+    located: Option<&Vec<String>>,
 ) -> Missing {
     let mut all = candidates(index, library);
     if let Some(c) = chosen.get(library) {
         all.retain(|x| x.directory != c.directory);
         all.insert(0, c.clone());
     }
-    if let Some(located) = store::nix_locate(library) {
+    if let Some(located) = located {
         for c in &mut all {
             if c.attribute.as_ref().is_some_and(|a| located.contains(a)) {
                 c.confirmed = true;
@@ -464,7 +469,20 @@ fn missing(
     Missing {
         library: library.to_string(),
         needed_by: needers.iter().map(|p| p.display().to_string()).collect(),
-        likely_attribute: if all.is_empty() && !driver { attributes::for_soname(library) } else { None },
+        // nix-index knows what is in no local store path; the table is the fallback.
+        likely_from: if all.is_empty() && !driver {
+            match located.and_then(|l| l.first()) {
+                Some(_) => Some("nix-locate"),
+                None => attributes::for_soname(library).map(|_| "table"),
+            }
+        } else {
+            None
+        },
+        likely_attribute: if all.is_empty() && !driver {
+            located.and_then(|l| l.first().cloned()).or_else(|| attributes::for_soname(library))
+        } else {
+            None
+        },
         candidates: all,
         driver,
         found_later,

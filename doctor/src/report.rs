@@ -47,8 +47,10 @@ pub struct Missing {
     pub needed_by: Vec<String>,
     /// Every store directory that holds it; the first is the one the fixes use.
     pub candidates: Vec<Candidate>,
-    /// For a library no local store path holds: the likely attribute, from the doctor's table.
+    /// For a library no local store path holds: the likely attribute, from nix-locate or the
+    /// doctor's table (`likely_from`: `nix-locate`, `table`).
     pub likely_attribute: Option<String>,
+    pub likely_from: Option<&'static str>,
     /// Whether it comes with the graphics or compute driver (hardware.graphics), not a package.
     pub driver: bool,
     /// Whether it was only found missing once the others were added (a store library's need).
@@ -262,9 +264,10 @@ impl Report {
         if !elsewhere.is_empty() {
             out += "  in no local store path:\n";
             for m in elsewhere {
-                let likely = match &m.likely_attribute {
-                    Some(a) => format!("; likely {a} (from the doctor's table, not checked here)"),
-                    None => String::new(),
+                let likely = match (&m.likely_attribute, m.likely_from) {
+                    (Some(a), Some("nix-locate")) => format!("; in {a}, says nix-locate"),
+                    (Some(a), _) => format!("; likely {a} (from the doctor's table, not checked here)"),
+                    (None, _) => String::new(),
                 };
                 out += &wrap(
                     "    ",
@@ -352,6 +355,7 @@ mod tests {
                     needs_glibc: None,
                 }],
                 likely_attribute: None,
+                likely_from: None,
                 driver: false,
                 found_later: false,
                 unshipped: false,

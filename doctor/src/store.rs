@@ -80,27 +80,51 @@ impl Index {
     }
 }
 
-/// nix-locate's attributes for `/lib/<library>`, if nix-locate is on PATH and knows it.
-pub fn nix_locate(library: &str) -> Option<Vec<String>> {
+/// nix-locate's attributes for each of `libraries` (as `/lib/<library>` at a package's root), in
+/// one run for all of them (each run reads nix-index's whole database), if nix-locate is on PATH.
+pub fn nix_locate(libraries: &[String]) -> Option<HashMap<String, Vec<String>>> {
+    if libraries.is_empty() {
+        return None;
+    }
+    let escaped: Vec<String> = libraries.iter().map(|l| regex_escape(l)).collect();
     let out = Command::new("nix-locate")
-        .args(["--minimal", "--top-level", "--at-root", "--whole-name"])
-        .arg(format!("/lib/{library}"))
+        .args(["--top-level", "--at-root", "--regex"])
+        .arg(format!("/lib/({})$", escaped.join("|")))
         .stdin(std::process::Stdio::inherit())
         .output()
         .ok()?;
     if !out.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    // `libxcrypt.out` → `libxcrypt`: the output is not part of what a user writes.
-    let mut attributes: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| l.strip_suffix(".out").or_else(|| l.strip_suffix(".lib")).unwrap_or(l).to_string())
-        .collect();
-    attributes.dedup();
-    Some(attributes)
+    Some(parse_nix_locate(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// nix-locate's lines (`libxcrypt.out  84,024 x /nix/store/…-libxcrypt-4.4.36/lib/libcrypt.so.1`)
+/// as attributes by file name; `libxcrypt.out` → `libxcrypt`, since the output is not part of
+/// what a user writes.
+pub fn parse_nix_locate(text: &str) -> HashMap<String, Vec<String>> {
+    let mut found: HashMap<String, Vec<String>> = HashMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(attribute), Some(path)) = (words.next(), words.next_back()) else { continue };
+        let Some(name) = path.rsplit('/').next() else { continue };
+        let attribute = attribute.strip_suffix(".out").or_else(|| attribute.strip_suffix(".lib")).unwrap_or(attribute);
+        let list = found.entry(name.to_string()).or_default();
+        if !list.iter().any(|a| a == attribute) {
+            list.push(attribute.to_string());
+        }
+    }
+    found
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }
 
 #[cfg(test)]
@@ -108,6 +132,15 @@ mod tests {
     use super::*;
 
     const H: &str = "0123456789abcdfghijklmnpqrsvwxyz";
+
+    #[test]
+    fn nix_locates_lines_give_attributes_by_file_name() {
+        let text = "libxcrypt.out      84,024 x /nix/store/8q4k-libxcrypt-4.4.36/lib/libcrypt.so.1\nxorg.libX11.out 1,000 s /nix/store/x-libX11-1.8.7/lib/libX11.so.6\nlibxcrypt.lib 84,024 r /nix/store/y-libxcrypt-4.4.36-lib/lib/libcrypt.so.1\n";
+        let found = parse_nix_locate(text);
+        assert_eq!(found["libcrypt.so.1"], ["libxcrypt"]);
+        assert_eq!(found["libX11.so.6"], ["xorg.libX11"]);
+        assert_eq!(regex_escape("libstdc++.so.6"), "libstdc\\+\\+\\.so\\.6");
+    }
 
     #[test]
     fn store_names_give_attributes() {

@@ -217,9 +217,14 @@ fn nix_locate_confirms_the_attribute() {
     let prog = needs_greet(&s.dir, &greet_dir, &shim());
     let bin = s.dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    // A stand-in for nix-index's nix-locate: the attribute and output of the file asked for.
-    std::fs::write(bin.join("nix-locate"), "#!/bin/sh\ncase \"$*\" in *libgreet.so*) echo libgreet.out ;; esac\n")
-        .unwrap();
+    // A stand-in for nix-index's nix-locate, asked once for every missing library with a regex:
+    // nix-locate's line for the file (attribute and output, size, type, path).
+    let line = format!("libgreet.out 16,000 r {}", greet_dir.join("libgreet.so").display());
+    std::fs::write(
+        bin.join("nix-locate"),
+        format!("#!/bin/sh\ncase \"$*\" in *--regex*'/lib/(libgreet\\.so)$'*) echo '{line}' ;; esac\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(bin.join("nix-locate"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let text = stdout(&run_doctor(&s, &[prog.to_str().unwrap()], &[]));
     let flat = flat(&text);
