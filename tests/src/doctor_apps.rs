@@ -513,3 +513,70 @@ fn the_doctors_search_order_is_the_loaders_rpath_library_path_runpath_and_origin
         assert_eq!(by_doctor, by_loader, "{name}: the doctor and ld.so disagree");
     }
 }
+
+/// Every ELF file under `dir`.
+fn elf_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let (path, kind) = (entry.path(), entry.file_type().unwrap());
+        if kind.is_dir() {
+            elf_files(&path, out);
+        } else if kind.is_file() && std::fs::read(&path).unwrap_or_default().starts_with(b"\x7fELF") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn root_a_python_build_with_its_lib_dynload_starts_after_one_round_in_a_nixos_root() {
+    require_root();
+    let dir = scratch("doctor-python-root");
+    // The machine's own Python and its extension modules: software nobody here wrote.
+    // (`python3` on PATH may be a wrapper script: the interpreter says where it really is.)
+    let where_ =
+        "import os, sys, sysconfig; print(os.path.realpath(sys.executable)); print(sysconfig.get_paths()['stdlib'])";
+    let answer = Command::new(on_path("python3")).args(["-c", where_]).output().unwrap();
+    let answer = stdout(&answer);
+    let mut lines = answer.lines();
+    let (python, stdlib) = (PathBuf::from(lines.next().unwrap()), PathBuf::from(lines.next().unwrap()));
+    let version = stdlib.file_name().unwrap().to_string_lossy().into_owned();
+    let sh = on_path("dash");
+    let mut objects = vec![doctor(), python.clone(), sh.clone()];
+    // The extension modules of lib-dynload and of whatever else this Python has installed.
+    elf_files(&stdlib, &mut objects);
+    let root = crate::nixos_root::NixosRoot::build(&dir.join("root"), &objects, &[]).unwrap();
+    // The library set holds glibc alone: every other library is in the store only.
+    for entry in std::fs::read_dir(root.host_path(&root.set)).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let glibc = ["libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so", "ld-linux", "ld.so"];
+        if !glibc.iter().any(|g| name.starts_with(g)) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    root.install_shim(&shim()).unwrap();
+    root.install(&sh, "/bin/sh").unwrap();
+    root.install(&python, "/opt/python/bin/python3").unwrap();
+    let lib = root.host_path(Path::new("/opt/python/lib"));
+    std::fs::create_dir_all(&lib).unwrap();
+    let copied = Command::new("cp").arg("-a").arg(&stdlib).arg(lib.join(&version)).status().unwrap();
+    assert!(copied.success());
+    root.install_from_the_store(&doctor(), "/opt/doctor/bin/nix-ld-doctor").unwrap();
+    let check = "import ssl, sqlite3, ctypes, lzma, bz2, zlib, decimal, hashlib; print('python works')";
+
+    let before = root.chroot(&["/opt/python/bin/python3", "-c", check], &[]).unwrap();
+    assert_eq!(before.status.code(), Some(127), "{}", stderr(&before));
+
+    let out = root.chroot(&["/opt/doctor/bin/nix-ld-doctor", "/opt/python"], &[]).unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("what: a directory of "), "{text}");
+    let export = line_starting(&text, "export NIX_LD_LIBRARY_PATH=");
+    let value = export.strip_prefix("export NIX_LD_LIBRARY_PATH=").unwrap();
+    let after = root
+        .chroot(&["/bin/sh", "-c", &format!("{export}; exec /opt/python/bin/python3 -c \"{check}\"")], &[])
+        .unwrap();
+    assert_eq!(stdout(&after), "python works\n", "{}", stderr(&after));
+    // One round: with that path the doctor finds nothing more.
+    let again =
+        root.chroot(&["/opt/doctor/bin/nix-ld-doctor", "/opt/python"], &[("NIX_LD_LIBRARY_PATH", value)]).unwrap();
+    assert_eq!(again.status.code(), Some(0), "{}", stdout(&again));
+}
