@@ -108,6 +108,72 @@ mod tests {
         assert_eq!(quote(""), "''");
     }
 
+    fn choice(source: nix_ld::plan::Source, library_path: &str) -> Choice {
+        Choice {
+            loader: "/l/ld.so".into(),
+            loader_from: "NIX_LD".into(),
+            loader_source: nix_ld::plan::Source::Generic,
+            library_path_source: source,
+            library_path: library_path.into(),
+            library_path_from: String::new(),
+            directories: vec![],
+            left_out: vec![],
+            user_path: None,
+            handed: vec![],
+        }
+    }
+
+    fn missing(library: &str, attribute: Option<&str>, driver: bool) -> crate::report::Missing {
+        crate::report::Missing {
+            library: library.into(),
+            needed_by: vec!["/opt/app/bin/app".into()],
+            candidates: attribute
+                .map(|a| crate::report::Candidate {
+                    directory: format!("/nix/store/h-{a}-1/lib"),
+                    attribute: Some(a.into()),
+                    attribute_from: Some("store-name"),
+                    confirmed: false,
+                    needs_glibc: None,
+                })
+                .into_iter()
+                .collect(),
+            likely_attribute: None,
+            likely_from: None,
+            driver,
+            found_later: false,
+            unshipped: false,
+        }
+    }
+
+    #[test]
+    fn drivers_get_the_nixos_options_not_a_package_and_each_attribute_comes_once() {
+        let report = Report {
+            target: "/opt/app/bin/app".into(),
+            missing: vec![
+                missing("libGLX_nvidia.so.0", None, true),
+                missing("libX11.so.6", Some("xorg.libX11"), false),
+                missing("libX11-xcb.so.1", Some("xorg.libX11"), false),
+            ],
+            ..Report::default()
+        };
+        let system = choice(nix_ld::plan::Source::SystemSpecific, "/set");
+        let f = write(&report, &system, &["/nix/store/h-xorg.libX11-1/lib".into()], Some("/opt/app/bin/app".into()));
+        assert_eq!(f.variable, "NIX_LD_LIBRARY_PATH_x86_64_linux");
+        assert_eq!(f.nixpkgs_module.as_deref(), Some("programs.nix-ld.libraries = with pkgs; [ xorg.libX11 ];"));
+        assert_eq!(f.drivers[0], "hardware.graphics.enable = true;");
+        assert!(f.drivers[1].contains("\"/run/opengl-driver/lib\""), "{:?}", f.drivers);
+        let one_off = f.one_off.unwrap();
+        assert!(
+            one_off.starts_with("NIX_LD_LIBRARY_PATH_x86_64_linux=/set:/nix/store/h-xorg.libX11-1/lib"),
+            "{one_off}"
+        );
+        assert!(one_off.ends_with(" /opt/app/bin/app"), "{one_off}");
+        // For a directory or a library: an export line, on the generic variable when that is read.
+        let generic = choice(nix_ld::plan::Source::Generic, "");
+        let f = write(&report, &generic, &["/d".into()], None);
+        assert!(f.one_off.unwrap().starts_with("export NIX_LD_LIBRARY_PATH=/d"));
+    }
+
     #[test]
     fn the_path_keeps_what_it_holds_and_adds_each_directory_once() {
         assert_eq!(extended("/a:/b", &["/c".into(), "/a".into()]), "/a:/b:/c");
