@@ -15,6 +15,7 @@ pub mod plan;
 pub mod problem;
 pub mod restore;
 pub mod symbols;
+pub mod target;
 pub mod text;
 
 /// How much address space from ld.so's base the shim keeps for ld.so, at least: its file tells
@@ -33,7 +34,7 @@ pub mod defaults {
     const LOADER_NUL: [u8; LOADER_TEXT.len() + 1] = with_nul(LOADER_TEXT.as_bytes());
     const LIBRARY_PATH_NUL: [u8; LIBRARY_PATH_TEXT.len() + 1] = with_nul(LIBRARY_PATH_TEXT.as_bytes());
 
-    /// The real loader used when neither `NIX_LD_x86_64_linux` nor `NIX_LD` is set. The byte after
+    /// The real loader used when neither `NIX_LD_<system>` nor `NIX_LD` is set. The byte after
     /// it is a NUL.
     pub const LOADER: &[u8] = without_last(&LOADER_NUL);
     /// The library directories used when neither library variable is set. The byte after them is a

@@ -14,17 +14,24 @@
 #![no_main]
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "arch/aarch64.rs")]
+#[cfg_attr(target_arch = "riscv64", path = "arch/riscv64.rs")]
+#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod entry;
 mod handover;
 mod loader;
+#[cfg_attr(not(target_arch = "x86_64"), path = "mem/portable.rs")]
 mod mem;
 mod report;
 mod stack;
 mod sys;
+mod trampoline;
 
 use linux_raw_sys::auxvec;
+use nix_ld::elf::Pages as _;
 use nix_ld::plan;
+use nix_ld::target::Pages;
 
 use handover::Mode;
 use stack::{CStr, InitialStack};
@@ -44,7 +51,8 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     report::choice(log, &choice);
     // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
     // default, so the byte after it is readable (plan::choose).
-    let loader = match unsafe { loader::load(choice.loader, log, !interpreter) } {
+    let pages = Pages::from_auxv(|| stack.aux(auxvec::AT_PAGESZ).map(|size| size as u64));
+    let loader = match unsafe { loader::load(choice.loader, log, !interpreter, pages) } {
         Ok(loader) => loader,
         Err(problem) => report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem),
     };

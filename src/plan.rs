@@ -7,7 +7,7 @@ use crate::libpath::SearchPath;
 /// Where a setting came from; printed by `NIX_LD_LOG=info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// `NIX_LD_x86_64_linux` or `NIX_LD_LIBRARY_PATH_x86_64_linux`.
+    /// `NIX_LD_<system>` or `NIX_LD_LIBRARY_PATH_<system>` (`crate::target`).
     SystemSpecific,
     /// `NIX_LD` or `NIX_LD_LIBRARY_PATH`.
     Generic,
@@ -26,19 +26,80 @@ pub struct Choice<'a> {
 
 impl Source {
     /// The name of the variable (or "compiled-in default") for messages.
+    ///
+    /// A `match` over slices compiles to a table of pointers, which would need relocating. On x86-64
+    /// it is enough that three of the names are prefixes of the longest (lengths rather than
+    /// slices); LLVM builds a table for i386 and RISC-V even from the two slices left, so there every name
+    /// is a range of one string and the `match` chooses between numbers only (on x86-64 that costs
+    /// 84 bytes more).
+    #[cfg(target_arch = "x86_64")]
     pub fn describe(self, loader: bool) -> &'static [u8] {
-        // Three of the names are prefixes of the longest, so they are lengths rather than slices: a
-        // `match` over five slices compiles to a table of pointers, which would need relocating.
         const LONGEST: &[u8] = envscan::LIBRARY_PATH_SYSTEM;
         let len = match (self, loader) {
             (Source::SystemSpecific, true) => return envscan::LOADER_SYSTEM,
-            (Source::CompiledIn, _) => return b"the compiled-in default",
+            (Source::CompiledIn, _) => return COMPILED_IN,
             (Source::Generic, true) => envscan::LOADER_GENERIC.len(),
             (Source::SystemSpecific, false) => LONGEST.len(),
             (Source::Generic, false) => envscan::LIBRARY_PATH_GENERIC.len(),
         };
         &LONGEST[..len]
     }
+
+    /// The name of the variable (or "compiled-in default") for messages (see above).
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn describe(self, loader: bool) -> &'static [u8] {
+        let (start, len) = match (self, loader) {
+            (Source::SystemSpecific, true) => {
+                (NAMES.len() - envscan::LOADER_SYSTEM.len(), envscan::LOADER_SYSTEM.len())
+            }
+            (Source::CompiledIn, _) => (envscan::LIBRARY_PATH_SYSTEM.len(), COMPILED_IN.len()),
+            (Source::Generic, true) => (0, envscan::LOADER_GENERIC.len()),
+            (Source::SystemSpecific, false) => (0, envscan::LIBRARY_PATH_SYSTEM.len()),
+            (Source::Generic, false) => (0, envscan::LIBRARY_PATH_GENERIC.len()),
+        };
+        NAMES.get(start..start + len).unwrap_or(COMPILED_IN)
+    }
+}
+
+const COMPILED_IN: &[u8] = b"the compiled-in default";
+/// `NIX_LD_LIBRARY_PATH_<system>`, "the compiled-in default", `NIX_LD_<system>`, end to end.
+#[allow(dead_code)]
+const NAMES: &[u8] =
+    &concat::<{ envscan::LIBRARY_PATH_SYSTEM.len() + COMPILED_IN.len() + envscan::LOADER_SYSTEM.len() }>([
+        envscan::LIBRARY_PATH_SYSTEM,
+        COMPILED_IN,
+        envscan::LOADER_SYSTEM,
+    ]);
+const _: () = assert!(
+    is_prefix(envscan::LOADER_GENERIC, envscan::LIBRARY_PATH_SYSTEM)
+        && is_prefix(envscan::LIBRARY_PATH_GENERIC, envscan::LIBRARY_PATH_SYSTEM)
+);
+
+const fn concat<const N: usize>(parts: [&[u8]; 3]) -> [u8; N] {
+    let mut out = [0; N];
+    let (mut at, mut part) = (0, 0);
+    while part < parts.len() {
+        let mut i = 0;
+        while i < parts[part].len() {
+            out[at] = parts[part][i];
+            at += 1;
+            i += 1;
+        }
+        part += 1;
+    }
+    assert!(at == N, "the parts fill the array exactly");
+    out
+}
+
+const fn is_prefix(prefix: &[u8], of: &[u8]) -> bool {
+    let mut i = 0;
+    while i < prefix.len() {
+        if i >= of.len() || prefix[i] != of[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A value as pasted by a user: one trailing newline (as in `nix-support/dynamic-linker`) is dropped.
