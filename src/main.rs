@@ -46,15 +46,24 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     let (stack, scan) = unsafe { InitialStack::read(sp) };
     let secure = stack.secure;
     let log = report::Log::configure(&scan, secure);
-    let choice = plan::choose(&scan, secure);
+    let mut choice = plan::choose(&scan, secure);
     let interpreter = stack.interpreter;
     report::choice(log, &choice);
-    // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
-    // default, so the byte after it is readable (plan::choose).
     let pages = Pages::from_auxv(|| stack.aux(auxvec::AT_PAGESZ).map(|size| size as u64));
-    let loader = match unsafe { loader::load(choice.loader, log, !interpreter, pages) } {
-        Ok(loader) => loader,
-        Err(problem) => report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem),
+    // At most twice: the second choice is the compiled-in loader, which is never passed over.
+    let loader = loop {
+        // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
+        // default, so the byte after it is readable (plan::choose).
+        match unsafe { loader::load(choice.loader, log, !interpreter, pages) } {
+            Ok(loader) => break loader,
+            Err(problem) if plan::passes_over(&choice, &problem) => {
+                choice = plan::without_plain_names(choice);
+                report::passed_over(log, &problem, &choice);
+            }
+            Err(problem) => {
+                report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem)
+            }
+        }
     };
     let mut search = plan::search_path(&scan, &choice);
     if !secure {

@@ -1,8 +1,10 @@
 //! Choosing the loader and the library path, and how the environment is edited to pass the path on.
 
 use crate::defaults;
+use crate::elf::ElfError;
 use crate::envscan::{self, EnvScan, Found};
 use crate::libpath::SearchPath;
+use crate::problem::Problem;
 
 /// Where a setting came from; printed by `NIX_LD_LOG=info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,33 @@ pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
     Choice { loader, loader_source, library_path, library_path_source }
 }
 
+/// The plain-name rule: the plain `NIX_LD` may belong to another platform's shim (the 64-bit
+/// loader, seen by the 32-bit shim beside the 64-bit one; the host's loader, seen by an emulated
+/// system's shim), so a loader it names that is built for another machine or class is passed
+/// over for the compiled-in default rather than refused. The system-specific name is this
+/// system's alone: a wrong loader there stays an error. Not in the x86-64 shim
+/// (`target::PLAIN_NAMES_MAY_BE_FOREIGN`).
+pub fn passes_over(choice: &Choice<'_>, problem: &Problem) -> bool {
+    passes_over_for(crate::target::PLAIN_NAMES_MAY_BE_FOREIGN, choice, problem)
+}
+
+/// [`passes_over`] for a build where the rule holds (`rule`) or not.
+#[inline(always)]
+pub fn passes_over_for(rule: bool, choice: &Choice<'_>, problem: &Problem) -> bool {
+    rule && choice.loader_source == Source::Generic
+        && matches!(problem, Problem::Elf(ElfError::WrongArchitecture { .. }))
+}
+
+/// The choice once the plain loader is passed over: the compiled-in loader, and the compiled-in
+/// library path in place of the plain `NIX_LD_LIBRARY_PATH` (which belongs with that loader).
+pub fn without_plain_names(choice: Choice<'_>) -> Choice<'_> {
+    let (library_path, library_path_source) = match choice.library_path_source {
+        Source::Generic => (defaults::LIBRARY_PATH, Source::CompiledIn),
+        source => (choice.library_path, source),
+    };
+    Choice { loader: defaults::LOADER, loader_source: Source::CompiledIn, library_path, library_path_source }
+}
+
 /// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
 ///
 /// An entry that nothing but the shim reads before `main` is borrowed: the user's own
@@ -273,6 +302,32 @@ mod tests {
         let s = scan(env.iter().copied());
         let c = choose(&s, secure);
         (c.loader.to_vec(), c.loader_source, c.library_path.to_vec(), c.library_path_source)
+    }
+
+    #[test]
+    fn a_plain_loader_for_another_platform_is_passed_over_with_the_plain_library_path() {
+        let wrong = Problem::Elf(ElfError::WrongArchitecture { class: 2, machine: 62 });
+        let env: &[&[u8]] = &[b"NIX_LD=/64/ld.so", b"NIX_LD_LIBRARY_PATH=/64/lib"];
+        let s = scan(env.iter().copied());
+        let c = choose(&s, false);
+        assert!(passes_over_for(true, &c, &wrong));
+        // Only for a wrong machine or class, and never where the rule does not hold.
+        assert!(!passes_over_for(true, &c, &Problem::Open(2)));
+        assert!(!passes_over_for(false, &c, &wrong));
+        let after = without_plain_names(c);
+        assert_eq!((after.loader, after.loader_source), (defaults::LOADER, Source::CompiledIn));
+        assert_eq!((after.library_path, after.library_path_source), (defaults::LIBRARY_PATH, Source::CompiledIn));
+        // The compiled-in loader is never passed over: the shim tries at most two.
+        assert!(!passes_over_for(true, &after, &wrong));
+        // A system-specific loader is this system's own: a wrong one stays an error. A
+        // system-specific library path stays with the compiled-in loader.
+        let system_loader = [crate::target::LOADER_SYSTEM, b"=/x/ld.so"].concat();
+        let system_path = [crate::target::LIBRARY_PATH_SYSTEM, b"=/sys/lib"].concat();
+        let env: &[&[u8]] = &[&system_loader, b"NIX_LD_LIBRARY_PATH=/64/lib"];
+        assert!(!passes_over_for(true, &choose(&scan(env.iter().copied()), false), &wrong));
+        let env: &[&[u8]] = &[b"NIX_LD=/64/ld.so", &system_path];
+        let after = without_plain_names(choose(&scan(env.iter().copied()), false));
+        assert_eq!((after.library_path, after.library_path_source), (&b"/sys/lib"[..], Source::SystemSpecific));
     }
 
     #[test]

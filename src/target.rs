@@ -45,6 +45,14 @@ pub type Pages = crate::elf::Fixed4K;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
 pub type Pages = crate::elf::PageSize;
 
+/// Whether the plain `NIX_LD` may name another platform's loader, so that one built for another
+/// machine or class is passed over for the compiled-in default (`plan::passes_over`). True for the
+/// shims that run beside another (the 32-bit one beside the 64-bit one on x86-64) or under
+/// emulation on another platform's host. Not for x86-64: the NixOS module sets
+/// `NIX_LD_x86_64_linux` wherever that shim is not the host's own (aarch64 hosts emulating
+/// x86-64), and the rule's 400 bytes of code do not fit the x86-64 shim's 16 KiB.
+pub const PLAIN_NAMES_MAY_BE_FOREIGN: bool = per_arch!(false, true, true, true);
+
 /// `NIX_LD_<system>`: the loader variable for this system alone.
 pub const LOADER_SYSTEM: &[u8] =
     per_arch!(b"NIX_LD_x86_64_linux", b"NIX_LD_aarch64_linux", b"NIX_LD_riscv64_linux", b"NIX_LD_i686_linux");

@@ -40,12 +40,7 @@ global_asm!(
     "mov ebx, edx",
     "mov ecx, [esp]",
     "lea edi, [esp + 4 * ecx + 8]",
-    "call 2f",
-    "2:",
-    "pop eax",
-    ".att_syntax",
-    "addl $nix_ld_trampoline - 2b, %eax",
-    ".intel_syntax noprefix",
+    "call nix_ld_trampoline_address",
     "mov ecx, -1",
     "repne scasd",
     "lea edx, [edi - 4]",
@@ -74,28 +69,26 @@ global_asm!(
 );
 
 // Addresses of the trampoline and of the image's end (`__nix_ld_end` in `linker.ld`), from the
-// program counter: functions of their own, so each is one `call` from Rust.
+// program counter: functions of their own, so each is one `call`. In AT&T syntax: LLVM's Intel
+// syntax takes no difference of two labels as an immediate.
 global_asm!(
     ".type nix_ld_trampoline_address,@function",
     "nix_ld_trampoline_address:",
     "call 2f",
     "2:",
-    "pop eax",
-    ".att_syntax",
+    "popl %eax",
     "addl $nix_ld_trampoline - 2b, %eax",
-    ".intel_syntax noprefix",
     "ret",
     ".size nix_ld_trampoline_address, . - nix_ld_trampoline_address",
     ".type nix_ld_image_end,@function",
     "nix_ld_image_end:",
     "call 2f",
     "2:",
-    "pop eax",
-    ".att_syntax",
+    "popl %eax",
     "addl $__nix_ld_end - 2b, %eax",
-    ".intel_syntax noprefix",
     "ret",
     ".size nix_ld_image_end, . - nix_ld_image_end",
+    options(att_syntax),
 );
 
 /// Address of the entry trampoline (a stored address would need relocating).
