@@ -73,6 +73,80 @@ pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str
     Ok(out)
 }
 
+/// Debian's Rust (`rustc-web`, `cargo-web`, `rust-web-src`), which builds `core` for the other
+/// platforms' targets (rustup here has x86-64's standard library only). Called by path, for cross
+/// builds only: every x86-64 build uses the toolchain on PATH.
+pub const CROSS_RUSTC: &str = "/usr/bin/rustc";
+pub const CROSS_CARGO: &str = "/usr/bin/cargo";
+
+/// Builds the release shim for `target` (not x86-64) with Debian's Rust and `-Zbuild-std=core`,
+/// linked by the target's C cross compiler, verifies it for that platform, and returns its path,
+/// `target/dist/TRIPLE/NAME`. `defaults` as for [`shim`]. The debugger section table
+/// (`cargo xtask finish`) is x86-64's only.
+pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, name: &str) -> Result<PathBuf> {
+    for tool in [CROSS_RUSTC, CROSS_CARGO] {
+        if !Path::new(tool).exists() {
+            return Err(format!(
+                "{tool} is missing: cross builds use Debian's rustc-web, cargo-web and rust-web-src (apt-get install rustc-web cargo-web rust-web-src)"
+            ));
+        }
+    }
+    if which(target.cc).is_none() {
+        return Err(format!("{} is missing: it links the {} shim (.ci/run installs it)", target.cc, target.triple));
+    }
+    let root = project_root();
+    let target_dir = root.join("target").join(if defaults.is_some() { "cross-variant" } else { "cross" });
+    let mut cmd = Command::new(CROSS_CARGO);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--quiet", "--package", "nix-ld", "-Zbuild-std=core", "--target", target.triple])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC", CROSS_RUSTC)
+        // Unstable -Zbuild-std, for this build only: nixpkgs builds natively on each platform.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    let upper = target.triple.to_uppercase().replace('-', "_");
+    cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), target.cc);
+    if target.class == 1 {
+        cmd.env(format!("CARGO_TARGET_{upper}_RUSTFLAGS"), "-C link-arg=-m32");
+    }
+    match defaults {
+        Some((loader, libs)) => cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs),
+        None => cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH"),
+    };
+    util::run(&mut cmd)?;
+    let built = target_dir.join(target.triple).join("release/nix-ld");
+    let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    elfcheck::verify_for(&bytes, target, elfcheck::allowance(defaults))
+        .map_err(|e| format!("{}: {e}", built.display()))?;
+    let dist = root.join("target/dist").join(target.triple);
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    let out = dist.join(name);
+    let tmp = dist.join(format!(".{name}.tmp"));
+    util::write_executable(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// `program` as found on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+/// `cargo xtask build --target TRIPLE`.
+pub fn run_for(triple: &str) -> Result<PathBuf> {
+    let target = elfcheck::target(triple)?;
+    if target == elfcheck::X86_64 {
+        return run();
+    }
+    let path = cross_shim(&target, None, "nix-ld")?;
+    verify_file_for(&path, &target)?;
+    Ok(path)
+}
+
 /// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
 pub fn finish_file(path: &Path) -> Result<()> {
     let linked = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -106,6 +180,24 @@ pub fn doctor() -> Result<PathBuf> {
     std::fs::copy(&built, &tmp).map_err(|e| format!("{}: {e}", built.display()))?;
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// Checks a shim file built for `target` (x86-64: [`verify_file`]) and says what holds.
+pub fn verify_file_for(path: &Path, target: &elfcheck::Target) -> Result<()> {
+    if *target == elfcheck::X86_64 {
+        return verify_file(path);
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let facts = elfcheck::verify_for(&bytes, target, 0).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "verified {}: {} position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, at most {} bytes mapped; {} bytes mapped, {} bytes on disk (no debugger section table: that is x86-64's only)",
+        path.display(),
+        target.name,
+        target.max_mapped,
+        facts.mapped,
+        facts.file_size
+    );
+    Ok(())
 }
 
 /// Checks a shim file (the one just built, or one installed by the Nix package) and says what

@@ -18,12 +18,17 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  build            build the release shim, verify it, leave it at target/dist/nix-ld (and
-                   nix-ld-doctor at target/dist/nix-ld-doctor)
+  build [--target TRIPLE]
+                   build the release shim, verify it, leave it at target/dist/nix-ld (and
+                   nix-ld-doctor at target/dist/nix-ld-doctor); with --target
+                   aarch64-unknown-linux-gnu, riscv64gc-unknown-linux-gnu or i686-unknown-linux-gnu,
+                   the shim for that platform at target/dist/TRIPLE/nix-ld (Debian's rustc-web)
   test [--skip-nix-check | --nix-sandbox]
                    run every test: unit and property tests, execve integration tests, Nix checks;
                    --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)
-  verify FILE      check an installed shim as `build` checks the one it builds
+  verify [--target TRIPLE] FILE
+                   check an installed shim as `build` checks the one it builds (its machine and
+                   class too: x86-64 unless --target says otherwise)
   finish FILE      give a linked shim (cargo build's) the section table debuggers and tracers
                    read (xtask/src/sections.rs), in place; `build` does this itself
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
@@ -35,11 +40,19 @@ tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("build") => build::run().map(|path| println!("{}", path.display())),
+        Some("build") => match &args[1..] {
+            [] => build::run(),
+            [flag, triple] if flag == "--target" => build::run_for(triple),
+            _ => Err(format!("usage: cargo xtask build [--target TRIPLE]\n{USAGE}")),
+        }
+        .map(|path| println!("{}", path.display())),
         Some("test") => test_mode(&args[1..]).and_then(test::run),
         Some("verify") => match &args[1..] {
             [file] => build::verify_file(std::path::Path::new(file)),
-            _ => Err("usage: cargo xtask verify FILE".into()),
+            [flag, triple, file] if flag == "--target" => {
+                elfcheck::target(triple).and_then(|t| build::verify_file_for(std::path::Path::new(file), &t))
+            }
+            _ => Err("usage: cargo xtask verify [--target TRIPLE] FILE".into()),
         },
         Some("finish") => match &args[1..] {
             [file] => build::finish_file(std::path::Path::new(file)),
