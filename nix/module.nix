@@ -18,18 +18,32 @@ let
   # The directory the shim falls back to (nix/package.nix), and the system profile holding it.
   libDir = "/run/current-system/sw/share/nix-ld/lib";
 
-  nix-ld-libraries = pkgs.buildEnv {
-    name = "nix-ld-libraries";
-    paths = map lib.getLib cfg.libraries;
-    pathsToLink = [ "/lib" ];
-    extraPrefix = "/share/nix-ld";
-    ignoreCollisions = true;
-    # The real loader, beside the libraries; mkdir in case the library list was forced empty.
-    postBuild = ''
-      mkdir -p $out/share/nix-ld/lib
-      ln -s ${pkgs.stdenv.cc.bintools.dynamicLinker} $out/share/nix-ld/lib/ld.so
-    '';
-  };
+  # The library set and the real loader beside it, under share/NAME/lib.
+  libraryEnv =
+    name: libraries: loader:
+    pkgs.buildEnv {
+      name = "${name}-libraries";
+      paths = map lib.getLib libraries;
+      pathsToLink = [ "/lib" ];
+      extraPrefix = "/share/${name}";
+      ignoreCollisions = true;
+      # mkdir in case the library list was forced empty.
+      postBuild = ''
+        mkdir -p $out/share/${name}/lib
+        ln -s ${loader} $out/share/${name}/lib/ld.so
+      '';
+    };
+  nix-ld-libraries = libraryEnv "nix-ld" cfg.libraries pkgs.stdenv.cc.bintools.dynamicLinker;
+
+  # x86_64 NixOS also runs 32-bit programs, through the 32-bit shim at /lib/ld-linux.so.2
+  # (environment.ldso32), with a 32-bit loader and library set of their own (nix/package.nix's
+  # shareDir for i686).
+  is64 = pkgs.stdenv.hostPlatform.system == "x86_64-linux";
+  with32 = is64 && cfg.package32 != null;
+  libDir32 = "/run/current-system/sw/share/nix-ld32/lib";
+  nix-ld-libraries32 =
+    libraryEnv "nix-ld32" cfg.libraries32
+      pkgs.pkgsi686Linux.stdenv.cc.bintools.dynamicLinker;
   # What a library directory may contain: it is written into /etc/set-environment (inside double
   # quotes, read by every login shell) and into pam_env's configuration, where `"`, `$`, backquotes,
   # backslashes, newlines, spaces, `@{` and `${` all mean something. Store paths and the usual
@@ -68,6 +82,37 @@ in
       '';
     };
 
+    package32 = lib.mkOption {
+      type = lib.types.nullOr lib.types.package;
+      default = if is64 then pkgs.pkgsi686Linux.callPackage ./package.nix { } else null;
+      defaultText = lib.literalExpression "on x86_64: pkgs.pkgsi686Linux.callPackage ./nix/package.nix { }";
+      description = ''
+        On x86_64, the 32-bit shim installed as `environment.ldso32` (/lib/ld-linux.so.2), so that
+        32-bit programs built for other distributions run too; `null` installs none. Ignored on
+        other platforms.
+      '';
+    };
+
+    libraries32 = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = [ ];
+      example = lib.literalExpression "[ pkgs.pkgsi686Linux.libGL ]";
+      description = ''
+        32-bit libraries for the 32-bit shim (from `pkgs.pkgsi686Linux`), in addition to a default
+        set of common ones. To drop the defaults, use `lib.mkForce`.
+      '';
+    };
+
+    libraryDirectories32 = lib.mkOption {
+      type = lib.types.listOf (lib.types.strMatching safeDirectory);
+      default = [ ];
+      example = [ "/opt/vendor/lib32" ];
+      description = ''
+        Directories searched after the 32-bit library set, as `libraryDirectories` is for the
+        64-bit one. `/run/opengl-driver-32/lib` is added when `hardware.graphics.enable32Bit` is set.
+      '';
+    };
+
     libraryDirectories = lib.mkOption {
       type = lib.types.listOf (lib.types.strMatching safeDirectory);
       default = [ ];
@@ -92,6 +137,17 @@ in
           only one. To run this shim through nixpkgs' module instead, set programs.nix-ld.package.
         '';
       }
+      {
+        # Set below at a priority any definition of the user's wins over (mkOverride 1200): the
+        # user's value is kept and this says why the 32-bit shim is not there, rather than a
+        # conflict error that names neither module's purpose.
+        assertion = !with32 || config.environment.ldso32 == "${cfg.package32}/libexec/nix-ld";
+        message = ''
+          programs.nix-ld-shim installs its 32-bit shim as environment.ldso32, which is already set
+          elsewhere. Remove that setting (the 32-bit shim reads NIX_LD_i686_linux), or set
+          programs.nix-ld-shim.package32 = null to keep your own.
+        '';
+      }
     ];
 
     # The libraries are added to whatever the user lists, since list definitions concatenate.
@@ -113,8 +169,27 @@ in
     ];
 
     environment.ldso = "${cfg.package}/libexec/nix-ld";
+    environment.ldso32 = lib.mkIf with32 (lib.mkOverride 1200 "${cfg.package32}/libexec/nix-ld");
 
-    environment.systemPackages = [ nix-ld-libraries ];
+    environment.systemPackages = [ nix-ld-libraries ] ++ lib.optional with32 nix-ld-libraries32;
+
+    programs.nix-ld-shim.libraries32 = lib.mkIf with32 (
+      with pkgs.pkgsi686Linux;
+      [
+        zlib
+        zstd
+        stdenv.cc.cc
+        curl
+        openssl
+        bzip2
+        libxml2
+        xz
+        systemd
+      ]
+    );
+    programs.nix-ld-shim.libraryDirectories32 = lib.mkIf (with32 && (config.hardware.graphics.enable32Bit or false)) [
+      "/run/opengl-driver-32/lib"
+    ];
 
     # nixpkgs' gdb reads every script in /etc/gdb/gdbinit.d at start: with this one it follows
     # ld.so's library events in programs it starts through the shim (gdb/nix-ld.py says how).
@@ -125,6 +200,12 @@ in
     environment.sessionVariables = {
       NIX_LD = "${libDir}/ld.so";
       NIX_LD_LIBRARY_PATH = lib.concatStringsSep ":" ([ libDir ] ++ cfg.libraryDirectories);
+    }
+    # The 32-bit shim's own names: the plain ones above are the 64-bit shim's (a 32-bit shim passes
+    # a 64-bit NIX_LD over for its compiled-in default anyway).
+    // lib.optionalAttrs with32 {
+      NIX_LD_i686_linux = "${libDir32}/ld.so";
+      NIX_LD_LIBRARY_PATH_i686_linux = lib.concatStringsSep ":" ([ libDir32 ] ++ cfg.libraryDirectories32);
     };
   };
 }

@@ -13,15 +13,17 @@ let
   cargoToml = lib.importTOML ../Cargo.toml;
 
   # The interpreter that binaries built for other distributions name, derived from the host
-  # platform as nixpkgs' nix-ld package derives it (/lib64/ld-linux-x86-64.so.2 on x86_64). The
-  # shim only has an x86_64 implementation, hence the single platform in meta.
+  # platform as nixpkgs' nix-ld package derives it: /lib64/ld-linux-x86-64.so.2 on x86_64,
+  # /lib/ld-linux-aarch64.so.1, /lib/ld-linux-riscv64-lp64d.so.1, /lib/ld-linux.so.2 on i686.
   ldPath = "/${stdenv.hostPlatform.libDir}/${baseNameOf stdenv.cc.bintools.dynamicLinker}";
 
   # What the NixOS module creates (nix/module.nix): the real ld.so and the library set. The shim
   # falls back to these when NIX_LD / NIX_LD_LIBRARY_PATH are not set, so a program started with
-  # an emptied environment (env -i, systemd units, sudo) still runs.
-  defaultLoader = "/run/current-system/sw/share/nix-ld/lib/ld.so";
-  defaultLibraryPath = "/run/current-system/sw/share/nix-ld/lib";
+  # an emptied environment (env -i, systemd units, sudo) still runs. The 32-bit shim (i686, as
+  # pkgsi686Linux builds it for x86_64 NixOS) has a library set of its own beside the 64-bit one.
+  shareDir = if stdenv.hostPlatform.isx86_32 then "nix-ld32" else "nix-ld";
+  defaultLoader = "/run/current-system/sw/share/${shareDir}/lib/ld.so";
+  defaultLibraryPath = "/run/current-system/sw/share/${shareDir}/lib";
 in
 rustPlatform.buildRustPackage {
   pname = "nix-ld-shim";
@@ -109,12 +111,17 @@ rustPlatform.buildRustPackage {
     EOF
   '';
 
-  passthru = { inherit ldPath; };
+  passthru = { inherit ldPath shareDir; };
 
   meta = {
     description = cargoToml.package.description;
     license = lib.licenses.mit;
-    platforms = [ "x86_64-linux" ];
+    platforms = [
+      "x86_64-linux"
+      "aarch64-linux"
+      "riscv64-linux"
+      "i686-linux"
+    ];
     mainProgram = "nix-ld";
   };
 }

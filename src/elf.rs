@@ -22,11 +22,13 @@ pub trait Pages: Copy {
     /// the size is not fixed).
     fn from_auxv(reported: impl FnOnce() -> Option<u64>) -> Self;
 
+    #[inline(always)]
     fn down(self, v: u64) -> u64 {
         v & !(self.size() - 1)
     }
 
     /// `None` on overflow.
+    #[inline(always)]
     fn up(self, v: u64) -> Option<u64> {
         Some(v.checked_add(self.size() - 1)? & !(self.size() - 1))
     }
@@ -424,7 +426,7 @@ pub fn validate_for<C: Class, P: Pages>(
         return Err(ElfError::Truncated);
     }
     let (class, found) = (head[4], u16_at(head, 18));
-    if class != C::CLASS || found != machine {
+    if (class, found) != (C::CLASS, machine) {
         return Err(ElfError::WrongArchitecture { class, machine: found });
     }
     if head[5] != 1 {

@@ -31,6 +31,7 @@ tasks:
                    class too: x86-64 unless --target says otherwise)
   finish FILE      give a linked shim (cargo build's) the section table debuggers and tracers
                    read (xtask/src/sections.rs), in place; `build` does this itself
+  nix-check        only the Nix file checks of `test`
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
   bench [--compare PATH | --doctor]
                    measure start-up cost against a plain ld.so start (and another shim), and
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
             [file] => build::finish_file(std::path::Path::new(file)),
             _ => Err("usage: cargo xtask finish FILE".into()),
         },
+        Some("nix-check") => nix_check::run(&util::project_root()).map(|n| println!("nix: {n} passed, 0 failed")),
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {

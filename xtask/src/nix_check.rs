@@ -191,7 +191,11 @@ let
       description = "Whether to enable ${name}.";
     };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+    mkDefault = mkOverride 1000;
+    mkOverride = priority: content: { _type = "override"; inherit priority content; };
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    optionalAttrs = condition: attrs: if condition then attrs else { };
+    optional = condition: x: if condition then [ x ] else [ ];
     # A module that maps the old option path to the new one; kept as data so that a check can
     # read both paths.
     mkRenamedOptionModule = from: to: { _type = "renamedOptionModule"; inherit from to; };
@@ -204,6 +208,7 @@ let
         check = x: builtins.isString x && builtins.match pattern x != null;
       };
       listOf = elemType: { name = "listOf"; inherit elemType; check = builtins.isList; };
+      nullOr = elemType: { name = "nullOr"; inherit elemType; check = x: x == null || elemType.check x; };
     };
     getLib = pkg: pkg.lib or pkg.out or pkg;
     inherit (builtins) concatStringsSep elem;
@@ -224,17 +229,30 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
 
-  pkgs = {
+  # One package set per platform: x86_64's, whose pkgsi686Linux is i686's.
+  pkgsFor = system: libDir: loader: isx86_32: rec {
     inherit lib;
     callPackage = fn: overrides:
       let f = if builtins.isFunction fn then fn else import fn; in
-      f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // overrides);
+      f (builtins.intersectAttrs (builtins.functionArgs f) self // overrides);
     stdenv = {
-      hostPlatform.system = "x86_64-linux";
-      hostPlatform.libDir = "lib64";
-      cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2";
+      hostPlatform = { inherit system libDir isx86_32; };
+      cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc-${system}/lib/${loader}";
+      cc.cc = fakeDerivation "gcc-${system}" { };
     };
-    rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}" args;
+    self = common // { inherit callPackage stdenv; };
+  };
+  pkgsi686Linux = (pkgsFor "i686-linux" "lib" "ld-linux.so.2" true).self;
+  common = {
+    inherit lib;
+    zstd = fakeDerivation "zstd" { };
+    curl = fakeDerivation "curl" { };
+    openssl = fakeDerivation "openssl" { };
+    bzip2 = fakeDerivation "bzip2" { };
+    libxml2 = fakeDerivation "libxml2" { };
+    xz = fakeDerivation "xz" { };
+    systemd = fakeDerivation "systemd" { };
+    rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}-${args.DEFAULT_NIX_LD}" args;
     buildEnv = args: fakeDerivation args.name args;
     # Returned as given, so that a check can read the machine and the test script.
     testers.runNixOSTest = test: test;
@@ -245,6 +263,7 @@ let
     gdb = fakeDerivation "gdb" { };
     ltrace = fakeDerivation "ltrace" { };
   };
+  pkgs = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false).self // { inherit pkgsi686Linux; };
 in
 "##;
 
@@ -327,9 +346,9 @@ builtins.all (x: x) [
     (contains "$out/libexec/nix-ld" shim.postInstall
       && contains "$out/nix-support/ldpath" shim.postInstall
       && contains "L+ /lib64/ld-linux-x86-64.so.2 - - - - $out/libexec/nix-ld" shim.postInstall))
-  (expect "nix/package.nix: meta must name mainProgram nix-ld, license MIT and platform x86_64-linux"
+  (expect "nix/package.nix: meta must name mainProgram nix-ld, license MIT and the four platforms NixOS runs on"
     (shim.meta.mainProgram == "nix-ld" && shim.meta.license == lib.licenses.mit
-      && shim.meta.platforms == [ "x86_64-linux" ]))
+      && shim.meta.platforms == [ "x86_64-linux" "aarch64-linux" "riscv64-linux" "i686-linux" ]))
 ]
 "##;
 
@@ -345,16 +364,18 @@ let
   names = builtins.attrNames options;
   directory = options.libraryDirectories.type.elemType.check;
   renames = builtins.filter (m: m._type or null == "renamedOptionModule") (module.imports or [ ]);
+  # programs.nix-ld's own option names, the ones programs.nix-ld-rs had.
+  nixpkgsNames = [ "enable" "libraries" "libraryDirectories" "package" ];
 in
 builtins.all (x: x) [
-  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package (it declares ${builtins.concatStringsSep ", " names})"
-    (names == [ "enable" "libraries" "libraryDirectories" "package" ]
+  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package, and their 32-bit counterparts (it declares ${builtins.concatStringsSep ", " names})"
+    (names == [ "enable" "libraries" "libraries32" "libraryDirectories" "libraryDirectories32" "package" "package32" ]
       && builtins.all (name: options.${name}._type or null == "option") names))
   (expect "nix/module.nix: must declare nothing under programs.nix-ld-rs, nixpkgs' old name"
     (!(module.options.programs ? nix-ld-rs)))
   (expect "nix/module.nix: each programs.nix-ld-rs option must be renamed to its programs.nix-ld-shim one"
     (builtins.sort builtins.lessThan (map (m: builtins.concatStringsSep "." m.from) renames)
-      == map (n: "programs.nix-ld-rs.${n}") names
+      == map (n: "programs.nix-ld-rs.${n}") nixpkgsNames
       && builtins.all (m: builtins.elemAt m.from 1 == "nix-ld-rs" && m.to == [ "programs" "nix-ld-shim" (builtins.elemAt m.from 2) ]) renames))
   (expect "nix/module.nix: libraries must default to [ ] (the common set is defined in config, so that a user's list adds to it)"
     (options.libraries.default == [ ]))
@@ -368,6 +389,11 @@ builtins.all (x: x) [
     ]))
   (expect "nix/module.nix: package must default to nix/package.nix"
     (options.package.default == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
+  (expect "nix/module.nix: on x86_64, package32 must default to nix/package.nix built by pkgsi686Linux; libraries32 and libraryDirectories32 to [ ]"
+    (options.package32.default == pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { }
+      && options.libraries32.default == [ ] && options.libraryDirectories32.default == [ ]
+      && options.libraryDirectories32.type.elemType.check "/opt/lib32"
+      && !options.libraryDirectories32.type.elemType.check "/a b"))
   (expect "nix/module.nix: config must be guarded by programs.nix-ld-shim.enable"
     (module.config._type or null == "if" && module.config.condition == false))
 ]
@@ -386,10 +412,15 @@ let
             nix-ld-shim = {
               enable = true;
               package = module.options.programs.nix-ld-shim.package.default;
+              package32 = module.options.programs.nix-ld-shim.package32.default;
               libraries = [ (fakeDerivation "libfoo" { }) ];
               libraryDirectories = [ "/run/opengl-driver/lib" ];
-            };
+              libraries32 = [ (fakeDerivation "libfoo32" { }) ];
+              libraryDirectories32 = [ "/opt/lib32" ];
+            } // ((extraConfig.programs or { }).nix-ld-shim or { });
           };
+          # What the module system makes of the module's own definition, unless one is given.
+          environment = { ldso32 = "${shim32}/libexec/nix-ld"; } // (extraConfig.environment or { });
         };
       };
     in
@@ -397,7 +428,9 @@ let
   config = evalWith { };
   environment = config.environment;
   shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  shim32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
   libraryEnv = builtins.head environment.systemPackages;
+  libraryEnv32 = builtins.elemAt environment.systemPackages 1;
   profileDir = "/run/current-system/sw" + libraryEnv.extraPrefix + "/lib";
   holds = config: builtins.all (a: a.assertion) config.assertions;
 in
@@ -422,6 +455,26 @@ builtins.all (x: x) [
     (builtins.length config.programs.nix-ld-shim.libraries > 0))
   (expect "nix/module.nix: the assertion must hold on its own and fail together with programs.nix-ld.enable"
     (holds config && !holds (evalWith { programs.nix-ld.enable = true; })))
+  (expect "nix/module.nix: on x86_64 the 32-bit shim must be environment.ldso32, below any definition of the user's"
+    (environment.ldso32.condition
+      && environment.ldso32.content.content == "${shim32}/libexec/nix-ld"
+      && environment.ldso32.content.priority > 1000))
+  (expect "nix/package.nix: the 32-bit shim must be installed at /lib/ld-linux.so.2 with defaults of its own"
+    (shim32.passthru.ldPath == "/lib/ld-linux.so.2"
+      && shim.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
+      && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD
+      && builtins.elem "i686-linux" shim.meta.platforms && builtins.elem "aarch64-linux" shim.meta.platforms
+      && builtins.elem "riscv64-linux" shim.meta.platforms))
+  (expect "nix/module.nix: NIX_LD_i686_linux and NIX_LD_LIBRARY_PATH_i686_linux must be the 32-bit shim's compiled-in paths, then libraryDirectories32"
+    (environment.sessionVariables.NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
+      && environment.sessionVariables.NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH + ":/opt/lib32"))
+  (expect "nix/module.nix: the 32-bit library environment must put the 32-bit libraries and ld.so where the 32-bit shim looks"
+    ("/run/current-system/sw" + libraryEnv32.extraPrefix + "/lib" == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && contains "ld-linux.so.2" libraryEnv32.postBuild
+      && libraryEnv32.paths == [ (fakeDerivation "libfoo32" { }) ]))
+  (expect "nix/module.nix: an environment.ldso32 set elsewhere must fail an assertion, and package32 = null must leave it alone"
+    (!holds (evalWith { environment.ldso32 = "/elsewhere/ld.so"; })
+      && holds (evalWith { environment.ldso32 = "/elsewhere/ld.so"; programs.nix-ld-shim.package32 = null; })))
 ]
 "##;
 
