@@ -31,7 +31,8 @@ tasks:
                    class too: x86-64 unless --target says otherwise)
   finish FILE      give a linked shim (cargo build's) the section table debuggers and tracers
                    read (xtask/src/sections.rs), in place; `build` does this itself
-  nix-check        only the Nix file checks of `test`
+  nix-check        only the Nix file checks of `test` (with NIXPKGS_LIB=DIR, a checkout of
+                   nix-community/nixpkgs.lib, also the module through lib.evalModules)
   demo             run foreign programs in a NixOS-like chroot through the shim (needs root)
   bench [--compare PATH | --doctor]
                    measure start-up cost against a plain ld.so start (and another shim), and
@@ -59,7 +60,10 @@ fn main() -> ExitCode {
             [file] => build::finish_file(std::path::Path::new(file)),
             _ => Err("usage: cargo xtask finish FILE".into()),
         },
-        Some("nix-check") => nix_check::run(&util::project_root()).map(|n| println!("nix: {n} passed, 0 failed")),
+        Some("nix-check") => {
+            let lib = std::env::var_os(nix_check::NIXPKGS_LIB).map(std::path::PathBuf::from);
+            nix_check::run_with(&util::project_root(), lib.as_deref()).map(|n| println!("nix: {n} passed, 0 failed"))
+        }
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") | None => {

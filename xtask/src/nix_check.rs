@@ -23,6 +23,9 @@ const STORE: [&str; 2] = ["--store", "dummy://"];
 /// Directory names that hold build output or history, never the project's Nix files.
 const SKIPPED_DIRS: [&str; 2] = ["target", ".git"];
 
+/// The variable that names a checkout of nixpkgs' lib for [`MODULE_SYSTEM_EVALUATIONS`].
+pub const NIXPKGS_LIB: &str = "NIXPKGS_LIB";
+
 /// One evaluation: a Nix expression, after [`PRELUDE`], that is `true` or throws what is wrong.
 struct Evaluation {
     name: &'static str,
@@ -55,7 +58,11 @@ const EVALUATIONS: [Evaluation; 5] = [
 
 /// Parses every `*.nix` file under `root` and runs [`EVALUATIONS`]; returns how many checks passed,
 /// or every failure, each naming its file or check with nix's own message.
-pub fn run(root: &Path) -> Result<usize, String> {
+///
+/// With a checkout of nixpkgs' lib (nix-community/nixpkgs.lib) also
+/// [`MODULE_SYSTEM_EVALUATIONS`]: the module through nixpkgs' real `lib.evalModules`, and the
+/// flake's outputs for its four systems.
+pub fn run_with(root: &Path, nixpkgs_lib: Option<&Path>) -> Result<usize, String> {
     check_available(NIX_INSTANTIATE)?;
     let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
     let root_arg = root.to_str().ok_or_else(|| format!("{}: path is not UTF-8", root.display()))?;
@@ -85,6 +92,28 @@ pub fn run(root: &Path) -> Result<usize, String> {
             }
             Err(e) => failures.push(format!("{}:\n{e}", evaluation.name)),
         }
+    }
+    match nixpkgs_lib {
+        Some(dir) => {
+            let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+            if !dir.join("lib/default.nix").is_file() {
+                return Err(format!("{}: not a checkout of nixpkgs' lib (no lib/default.nix)", dir.display()));
+            }
+            let dir_arg = dir.to_str().ok_or("the nixpkgs lib path is not UTF-8")?;
+            for evaluation in &MODULE_SYSTEM_EVALUATIONS {
+                match evaluate_with(&root, root_arg, dir_arg, evaluation.body) {
+                    Ok(()) => {
+                        println!("nix: ok   {} (nixpkgs lib at {})", evaluation.name, dir.display());
+                        passed += 1;
+                    }
+                    Err(e) => failures.push(format!("{}:\n{e}", evaluation.name)),
+                }
+            }
+        }
+        None => eprintln!(
+            "LEFT OUT: the evaluations with nixpkgs' lib.evalModules ({}): set {NIXPKGS_LIB} to a checkout of nix-community/nixpkgs.lib",
+            MODULE_SYSTEM_EVALUATIONS.iter().map(|e| e.name).collect::<Vec<_>>().join("; ")
+        ),
     }
 
     if failures.is_empty() {
@@ -152,10 +181,16 @@ fn parse(root: &Path, file: &Path) -> Result<(), String> {
 }
 
 fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
+    evaluate_with(root, root_arg, "", body)
+}
+
+/// [`evaluate`], with `nixpkgs_lib` (a checkout of nixpkgs' lib, or "" for the stand-ins) as `lib`.
+fn evaluate_with(root: &Path, root_arg: &str, nixpkgs_lib: &str, body: &str) -> Result<(), String> {
     let expression = format!("{PRELUDE}\n{body}");
     let out = Command::new(NIX_INSTANTIATE)
         .args(STORE)
-        .args(["--eval", "--strict", "--argstr", "root", root_arg, "-E", &expression])
+        .args(["--eval", "--strict", "--argstr", "root", root_arg, "--argstr", "nixpkgsLib", nixpkgs_lib])
+        .args(["-E", &expression])
         .current_dir(root)
         .output()
         .map_err(|e| format!("cannot run {NIX_INSTANTIATE}: {e}"))?;
@@ -172,7 +207,7 @@ fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
 /// Binds `root` (the repository, from `--argstr`), `expect`, `contains`, and the stand-ins `lib`,
 /// `pkgs` and `fakeDerivation`, for the evaluation bodies below.
 const PRELUDE: &str = r##"
-{ root }:
+{ root, nixpkgsLib }:
 let
   rootPath = /. + root;
 
@@ -183,7 +218,10 @@ let
   # Stand-ins for the few nixpkgs functions the files call, each doing what nixpkgs documents
   # (option and mkIf values are tagged the way the module system reads them), so that what is
   # checked is the files' own logic. Nothing is built or fetched.
-  lib = rec {
+  # nixpkgs' own lib when a checkout of it is given (the evaluations with lib.evalModules), else
+  # the stand-ins.
+  lib = if nixpkgsLib == "" then standInLib else import (/. + nixpkgsLib + "/lib");
+  standInLib = rec {
     mkOption = attrs: attrs // { _type = "option"; };
     mkEnableOption = name: mkOption {
       type = types.bool;
@@ -230,7 +268,7 @@ let
   };
 
   # One package set per platform: x86_64's, whose pkgsi686Linux is i686's.
-  pkgsFor = system: libDir: loader: isx86_32: rec {
+  pkgsFor = system: libDir: loader: isx86_32: extra: rec {
     inherit lib;
     callPackage = fn: overrides:
       let f = if builtins.isFunction fn then fn else import fn; in
@@ -240,9 +278,9 @@ let
       cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc-${system}/lib/${loader}";
       cc.cc = fakeDerivation "gcc-${system}" { };
     };
-    self = common // { inherit callPackage stdenv; };
+    self = common // { inherit callPackage stdenv; } // extra;
   };
-  pkgsi686Linux = (pkgsFor "i686-linux" "lib" "ld-linux.so.2" true).self;
+  pkgsi686Linux = (pkgsFor "i686-linux" "lib" "ld-linux.so.2" true { }).self;
   common = {
     inherit lib;
     zstd = fakeDerivation "zstd" { };
@@ -263,7 +301,9 @@ let
     gdb = fakeDerivation "gdb" { };
     ltrace = fakeDerivation "ltrace" { };
   };
-  pkgs = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false).self // { inherit pkgsi686Linux; };
+  pkgs = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false { inherit pkgsi686Linux; }).self;
+  pkgsAarch64 = (pkgsFor "aarch64-linux" "lib" "ld-linux-aarch64.so.1" false { }).self;
+  pkgsRiscv64 = (pkgsFor "riscv64-linux" "lib" "ld-linux-riscv64-lp64d.so.1" false { }).self;
 in
 "##;
 
@@ -478,6 +518,145 @@ builtins.all (x: x) [
 ]
 "##;
 
+/// The evaluations that need nixpkgs' real lib (see [`run_with`]).
+const MODULE_SYSTEM_EVALUATIONS: [Evaluation; 2] = [
+    Evaluation {
+        name: "nix/module.nix through lib.evalModules for an x86_64 and an aarch64 system",
+        body: MODULE_SYSTEM,
+    },
+    Evaluation {
+        name: "flake.nix's outputs for its four systems, and its module through lib.evalModules",
+        body: FLAKE_SYSTEMS,
+    },
+];
+
+/// The NixOS options nix/module.nix sets or reads, declared with nixpkgs' types, and an
+/// evaluation of the module with them through `lib.evalModules`.
+macro_rules! nixos_stubs {
+    () => {
+        r##"
+  nixosStubs = { lib, ... }: {
+    options = with lib; {
+      assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+      warnings = mkOption { type = types.listOf types.str; default = [ ]; };
+      environment.ldso = mkOption { type = types.nullOr types.path; default = null; };
+      environment.ldso32 = mkOption { type = types.nullOr types.path; default = null; };
+      environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+      environment.pathsToLink = mkOption { type = types.listOf types.str; default = [ ]; };
+      environment.sessionVariables = mkOption { type = types.attrsOf (types.either types.str (types.listOf types.str)); default = { }; };
+      environment.etc = mkOption {
+        type = types.attrsOf (types.submodule { options.source = mkOption { type = types.path; }; });
+        default = { };
+      };
+      programs.nix-ld.enable = mkOption { type = types.bool; default = false; };
+      hardware.graphics.enable32Bit = mkOption { type = types.bool; default = false; };
+    };
+  };
+  evalFor = pkgs: modules:
+    (lib.evalModules {
+      modules = [ nixosStubs (rootPath + "/nix/module.nix") ] ++ modules;
+      specialArgs = { inherit pkgs; };
+    }).config;
+  # The messages of the assertions that fail.
+  failing = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  enabled = { programs.nix-ld-shim.enable = true; };
+"##
+    };
+}
+
+const MODULE_SYSTEM: &str = concat!(
+    "let
+",
+    r##"
+  x86 = evalFor pkgs [ enabled ];
+  aarch = evalFor pkgsAarch64 [ enabled ];
+  shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  shim32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
+  shimA = pkgsAarch64.callPackage (rootPath + "/nix/package.nix") { };
+  vars = config: config.environment.sessionVariables;
+  userLdso32 = evalFor pkgs [ enabled { environment.ldso32 = "/opt/ld32/ld-linux.so.2"; } ];
+  kept = evalFor pkgs [ enabled { environment.ldso32 = "/opt/ld32/ld-linux.so.2"; programs.nix-ld-shim.package32 = null; } ];
+  graphics = evalFor pkgs [ enabled { hardware.graphics.enable32Bit = true; programs.nix-ld-shim.libraryDirectories32 = [ "/opt/lib32" ]; programs.nix-ld-shim.libraries32 = [ (fakeDerivation "libfoo32" { }) ]; } ];
+  renamed = evalFor pkgs [ { programs.nix-ld-rs.enable = true; } ];
+  both = evalFor pkgs [ enabled { programs.nix-ld.enable = true; } ];
+"##,
+    nixos_stubs!(),
+    r##"
+in
+builtins.all (x: x) [
+  (expect "x86_64: environment.ldso must be the shim, environment.ldso32 the 32-bit shim"
+    (x86.environment.ldso == "${shim}/libexec/nix-ld" && x86.environment.ldso32 == "${shim32}/libexec/nix-ld"))
+  (expect "x86_64: NIX_LD* must be the 64-bit shim's defaults, NIX_LD*_i686_linux the 32-bit shim's"
+    ((vars x86).NIX_LD == shim.DEFAULT_NIX_LD
+      && (vars x86).NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
+      && (vars x86).NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD))
+  (expect "x86_64: both library sets must be installed, and every assertion hold"
+    (builtins.length x86.environment.systemPackages == 2 && failing x86 == [ ]))
+  (expect "x86_64: an environment.ldso32 set elsewhere must be kept and fail the assertion that names it"
+    (userLdso32.environment.ldso32 == "/opt/ld32/ld-linux.so.2"
+      && builtins.any (m: contains "environment.ldso32" m) (failing userLdso32)))
+  (expect "x86_64: package32 = null must leave environment.ldso32 and the i686 variables alone"
+    (kept.environment.ldso32 == "/opt/ld32/ld-linux.so.2" && failing kept == [ ]
+      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 1))
+  (expect "x86_64: hardware.graphics.enable32Bit must add /run/opengl-driver-32/lib, after the library set, beside libraryDirectories32; libraries32 must add to the defaults"
+    (let path = lib.splitString ":" (vars graphics).NIX_LD_LIBRARY_PATH_i686_linux; in
+      builtins.head path == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && builtins.elem "/run/opengl-driver-32/lib" path && builtins.elem "/opt/lib32" path
+      && builtins.length path == 3
+      && builtins.elem (fakeDerivation "libfoo32" { }) graphics.programs.nix-ld-shim.libraries32
+      && builtins.length graphics.programs.nix-ld-shim.libraries32 > 1))
+  (expect "programs.nix-ld-rs must still enable the module, with a warning; programs.nix-ld beside it must fail an assertion"
+    (renamed.environment.ldso == "${shim}/libexec/nix-ld" && renamed.warnings != [ ] && failing both != [ ]))
+  (expect "aarch64: environment.ldso must be the aarch64 shim, with nothing 32-bit"
+    (aarch.environment.ldso == "${shimA}/libexec/nix-ld" && aarch.environment.ldso32 == null
+      && !((vars aarch) ? NIX_LD_i686_linux) && (vars aarch).NIX_LD == shimA.DEFAULT_NIX_LD
+      && builtins.length aarch.environment.systemPackages == 1 && failing aarch == [ ]
+      && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1"))
+]
+"##
+);
+
+const FLAKE_SYSTEMS: &str = concat!(
+    "let
+",
+    r##"
+  flake = import (rootPath + "/flake.nix");
+  nixpkgs = {
+    inherit lib;
+    legacyPackages = {
+      x86_64-linux = pkgs;
+      aarch64-linux = pkgsAarch64;
+      riscv64-linux = pkgsRiscv64;
+      i686-linux = pkgs.pkgsi686Linux;
+    };
+  };
+  outputs = flake.outputs { self = outputs // { outPath = root; }; inherit nixpkgs; };
+  systems = [ "aarch64-linux" "i686-linux" "riscv64-linux" "x86_64-linux" ];
+  ldPath = system: outputs.packages.${system}.default.passthru.ldPath;
+  withFlake = pkgs: evalFor pkgs [ outputs.nixosModules.default enabled ];
+"##,
+    nixos_stubs!(),
+    r##"
+in
+builtins.all (x: x) [
+  (expect "flake.nix: packages, checks and devShells must serve exactly the four systems"
+    (builtins.attrNames outputs.packages == systems && builtins.attrNames outputs.checks == systems
+      && builtins.attrNames outputs.devShells == systems))
+  (expect "flake.nix: each system's package must install at its own interpreter path"
+    (ldPath "x86_64-linux" == "/lib64/ld-linux-x86-64.so.2" && ldPath "aarch64-linux" == "/lib/ld-linux-aarch64.so.1"
+      && ldPath "riscv64-linux" == "/lib/ld-linux-riscv64-lp64d.so.1" && ldPath "i686-linux" == "/lib/ld-linux.so.2"))
+  (expect "flake.nix: the VM test must be x86_64's check only"
+    (outputs.checks.x86_64-linux ? vm-test && !(outputs.checks.aarch64-linux ? vm-test)))
+  (expect "flake.nix: its module must install the flake's shims: the i686 one as environment.ldso32 on x86_64, none on aarch64"
+    ((withFlake pkgs).environment.ldso == "${outputs.packages.x86_64-linux.default}/libexec/nix-ld"
+      && (withFlake pkgs).environment.ldso32 == "${outputs.packages.i686-linux.default}/libexec/nix-ld"
+      && (withFlake pkgsAarch64).environment.ldso == "${outputs.packages.aarch64-linux.default}/libexec/nix-ld"
+      && (withFlake pkgsAarch64).environment.ldso32 == null))
+]
+"##
+);
+
 /// nix/vm-test.nix through the stand-in callPackage, with runNixOSTest returning the test.
 const VM_TEST: &str = r##"
 let
@@ -485,6 +664,7 @@ let
   machine = test.nodes.machine;
   script = test.testScript {
     nodes.machine.programs.nix-ld-shim.package = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+    nodes.machine.programs.nix-ld-shim.package32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
   };
 in
 builtins.all (x: x) [
@@ -497,6 +677,9 @@ builtins.all (x: x) [
     (builtins.elem pkgs.gdb machine.environment.systemPackages
       && builtins.elem pkgs.ltrace machine.environment.systemPackages
       && contains "gdb -batch" script && contains "ltrace -e" script))
+  (expect "nix/vm-test.nix: the machine must have 32-bit programs, and the script must run them through the 32-bit shim"
+    (builtins.any (p: (p.name or "") == "nix-ld-vm-test-fixtures32") machine.environment.systemPackages
+      && contains "/lib/ld-linux.so.2" script && contains "hello-zlib-32" script))
 ]
 "##;
 

@@ -106,7 +106,8 @@ pub fn run(mode: Mode) -> Result<()> {
     match mode {
         Mode::All => {
             eprintln!("== Nix files");
-            let checks = nix_check::run(&root)?;
+            let lib = std::env::var_os(nix_check::NIXPKGS_LIB).map(std::path::PathBuf::from);
+            let checks = nix_check::run_with(&root, lib.as_deref())?;
             println!("nix: {checks} passed, 0 failed");
         }
         Mode::SkipNixCheck => eprintln!("SKIPPING the Nix file checks (--skip-nix-check)"),
