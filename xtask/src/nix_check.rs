@@ -740,7 +740,7 @@ mod tests {
         scratch.write("good.nix", "{ a = 1; }");
         scratch.write("nix/broken.nix", "{ a = ; }");
 
-        let err = run(&scratch.0).unwrap_err();
+        let err = run_with(&scratch.0, None).unwrap_err();
         assert!(err.contains("nix/broken.nix does not parse:\nerror: syntax error"), "{err}");
         assert!(!err.contains("good.nix"), "{err}");
     }
