@@ -649,6 +649,82 @@ pub mod tests {
         f
     }
 
+    /// [`sample`] as an i386 loader: the same segments in ELF32's layout.
+    pub fn sample32() -> Vec<u8> {
+        let wide = sample();
+        let mut f = vec![0u8; 0x3000];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 1;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&3u16.to_le_bytes());
+        f[18..20].copy_from_slice(&3u16.to_le_bytes());
+        f[24..28].copy_from_slice(&0x1010u32.to_le_bytes());
+        f[28..32].copy_from_slice(&52u32.to_le_bytes());
+        f[42..44].copy_from_slice(&32u16.to_le_bytes());
+        f[44..46].copy_from_slice(&4u16.to_le_bytes());
+        for i in 0..4 {
+            let (w, n) = (64 + i * 56, 52 + i * 32);
+            let field = |at: usize| u64::from_le_bytes(wide[w + at..w + at + 8].try_into().unwrap()) as u32;
+            f[n..n + 4].copy_from_slice(&wide[w..w + 4]);
+            f[n + 24..n + 28].copy_from_slice(&wide[w + 4..w + 8]);
+            for (to, from) in [(4, 8), (8, 16), (12, 24), (16, 32), (20, 40), (28, 48)] {
+                f[n + to..n + to + 4].copy_from_slice(&field(from).to_le_bytes());
+            }
+        }
+        f[0x1000..].copy_from_slice(&wide[0x1000..]);
+        f
+    }
+
+    #[test]
+    fn an_elf32_loader_is_planned_as_its_elf64_twin() {
+        let (wide, narrow) = (sample(), sample32());
+        let plan64 = validate_for::<Elf64, Fixed4K>(&wide, wide.len() as u64, 62, Fixed4K).unwrap();
+        let plan32 = validate_for::<Elf32, Fixed4K>(&narrow, narrow.len() as u64, 3, Fixed4K).unwrap();
+        assert!(plan32.segments().eq(plan64.segments()));
+        assert_eq!((plan32.entry, plan32.span, plan32.first_page), (plan64.entry, plan64.span, plan64.first_page));
+        assert_eq!(plan32.phdr_vaddr(), plan64.phdr_vaddr());
+        // Each class refuses the other, and names it.
+        assert_eq!(
+            validate_for::<Elf32, Fixed4K>(&wide, wide.len() as u64, 3, Fixed4K),
+            Err(ElfError::WrongArchitecture { class: 2, machine: 62 })
+        );
+        assert_eq!(
+            validate_for::<Elf64, Fixed4K>(&narrow, narrow.len() as u64, 62, Fixed4K),
+            Err(ElfError::WrongArchitecture { class: 1, machine: 3 })
+        );
+        // An ELF32 program header size is checked as ELF32's.
+        let mut bad = narrow.clone();
+        bad[42] = 56;
+        assert_eq!(
+            validate_for::<Elf32, Fixed4K>(&bad, bad.len() as u64, 3, Fixed4K),
+            Err(ElfError::BadProgramHeaderSize)
+        );
+    }
+
+    #[test]
+    fn the_page_size_is_the_kernels_and_decides_what_overlaps() {
+        assert_eq!(PageSize::new(Some(65536)).size(), 65536);
+        assert_eq!(PageSize::new(Some(16384)).size(), 16384);
+        // Absent or implausible: 4 KiB.
+        for reported in [None, Some(0), Some(3000), Some(1 << 20), Some(4097)] {
+            assert_eq!(PageSize::new(reported).size(), PAGE, "{reported:?}");
+        }
+        let image = sample();
+        let size = image.len() as u64;
+        let plan = validate_for::<Elf64, PageSize>(&image, size, 62, PageSize::new(Some(4096))).unwrap();
+        assert_eq!(plan.span, 0x5000);
+        // With 64 KiB pages the sample's segments share a page: a loader for such a kernel is linked
+        // with its segments 64 KiB apart.
+        assert_eq!(
+            validate_for::<Elf64, PageSize>(&image, size, 62, PageSize::new(Some(65536))),
+            Err(ElfError::SegmentsOverlap { index: 2 })
+        );
+        let p = PageSize::new(Some(65536));
+        assert_eq!((p.down(0x12345), p.up(0x12345), p.segment_up(0x10000)), (0x10000, Some(0x20000), 0x10000));
+        assert_eq!(p.up(u64::MAX - 5), None);
+    }
+
     fn check(f: &[u8]) -> Result<LoadPlan<'_>, ElfError> {
         validate(&f[..f.len().min(HEAD_LEN)], f.len() as u64)
     }
