@@ -26,9 +26,9 @@ pub const LOADER_RESERVATION: usize = 512 * 1024;
 
 /// The defaults compiled into this build (see `build.rs`: `DEFAULT_NIX_LD`, `DEFAULT_NIX_LD_LIBRARY_PATH`).
 pub mod defaults {
-    const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), "/run/current-system/sw/share/nix-ld/lib/ld.so");
+    const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), crate::target::NIXOS_LOADER);
     const LIBRARY_PATH_TEXT: &str =
-        env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), "/run/current-system/sw/share/nix-ld/lib");
+        env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), crate::target::NIXOS_LIBRARY_PATH);
 
     /// The defaults are stored followed by a NUL, so the shim can hand them to the kernel in place.
     const LOADER_NUL: [u8; LOADER_TEXT.len() + 1] = with_nul(LOADER_TEXT.as_bytes());

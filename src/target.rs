@@ -53,6 +53,21 @@ pub type Pages = crate::elf::PageSize;
 /// x86-64), and the rule's 400 bytes of code do not fit the x86-64 shim's 16 KiB.
 pub const PLAIN_NAMES_MAY_BE_FOREIGN: bool = per_arch!(false, true, true, true);
 
+/// Where the NixOS module puts the real loader and the library set (nix/module.nix), the defaults
+/// when the build names none: x86_64 NixOS keeps the 32-bit shim's beside the 64-bit one's.
+pub const NIXOS_LOADER: &str = per_arch!(
+    "/run/current-system/sw/share/nix-ld/lib/ld.so",
+    "/run/current-system/sw/share/nix-ld/lib/ld.so",
+    "/run/current-system/sw/share/nix-ld/lib/ld.so",
+    "/run/current-system/sw/share/nix-ld32/lib/ld.so"
+);
+pub const NIXOS_LIBRARY_PATH: &str = per_arch!(
+    "/run/current-system/sw/share/nix-ld/lib",
+    "/run/current-system/sw/share/nix-ld/lib",
+    "/run/current-system/sw/share/nix-ld/lib",
+    "/run/current-system/sw/share/nix-ld32/lib"
+);
+
 /// `NIX_LD_<system>`: the loader variable for this system alone.
 pub const LOADER_SYSTEM: &[u8] =
     per_arch!(b"NIX_LD_x86_64_linux", b"NIX_LD_aarch64_linux", b"NIX_LD_riscv64_linux", b"NIX_LD_i686_linux");

@@ -347,3 +347,60 @@ macro_rules! platform_tests {
 platform_tests!(aarch64, super::AARCH64);
 platform_tests!(riscv64, super::RISCV64);
 platform_tests!(i686, super::I686);
+
+/// Setuid programs through the i686 shim, natively (qemu-user never sets AT_SECURE): `NIX_LD` and
+/// `NIX_LD_i686_linux` from an unprivileged caller are ignored, and the compiled-in loader runs.
+#[test]
+fn root_i686_a_setuid_program_ignores_the_nix_ld_variables() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let p = &I686;
+    p.tools_present();
+    let dir = scratch("platform-setuid-i686");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = dir.join("fake-ld.so");
+    let status = Command::new("gcc")
+        .args(["-m32", "-static-pie", "-nostdlib", "-fno-stack-protector", "-O1", "-o"])
+        .arg(&fake)
+        .arg(fixtures().join("fake_loader32.c"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build fake_loader32.c");
+    let setuid_root = |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let as_nobody = |program: &Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(program).env_clear();
+        cmd.envs(env.iter().copied());
+        cmd.output().unwrap()
+    };
+    let euid = [fixtures().join("euid.c")];
+    // The danger: a loader the caller chooses runs with the program's privileges.
+    let exposed = p.compile(&dir, &euid, "exposed", &fake, &[]);
+    setuid_root(&exposed);
+    let out = as_nobody(&exposed, &[]);
+    assert_eq!(stdout(&out), "FAKE LOADER euid=0\n", "{}", stderr(&out));
+    // Through the shim both variables are ignored; the compiled-in default is missing here.
+    let prog = p.compile(&dir, &euid, "prog", &p.shim(), &[]);
+    setuid_root(&prog);
+    let fake = fake.to_str().unwrap();
+    let out = as_nobody(&prog, &[("NIX_LD", fake), ("NIX_LD_i686_linux", fake)]);
+    assert!(!stdout(&out).contains("FAKE"), "the fake loader ran: {}", stdout(&out));
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("loader /run/current-system/sw/share/nix-ld32/lib/ld.so does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("setuid"), "{}", stderr(&out));
+    // With the compiled-in loader present, the program runs, privileged, with it.
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    let _guard = defaults_lock();
+    p.install_defaults(&lib);
+    std::fs::set_permissions(p.defaults_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let prog = p.compile(&dir, &euid, "prog-defaults", &p.defaults_shim(), &[]);
+    setuid_root(&prog);
+    let out = as_nobody(&prog, &[("NIX_LD", fake), ("NIX_LD_i686_linux", fake), ("NIX_LD_LOG", "trace")]);
+    assert_eq!(stdout(&out), "REAL PROGRAM euid=0\n", "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "NIX_LD_LOG is not honoured for a privileged program either");
+}
