@@ -40,9 +40,8 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     let (argc, envp) = unsafe { (*block, block.add(*block + 2)) };
     let (ours, original, slot, env_words) = (word(tw::OURS), word(tw::ORIGINAL), word(tw::SLOT), word(tw::ENV_WORDS));
     if original != 0 {
-        // An entry was borrowed (the user's LD_LIBRARY_PATH, or NIX_LD_LIBRARY_PATH*). The string
-        // written for ld.so now reads as that entry too, for any copy of `environ` a constructor
-        // made with it.
+        // The user's LD_LIBRARY_PATH was borrowed. The string written for ld.so now reads as the
+        // user's entry too, for any copy of `environ` a constructor made with it.
         // SAFETY: `ours` has room for the entry (EnvEdit::string_room), and both are the shim's
         // or the kernel's strings, which nothing else writes.
         unsafe { mem::copy_bytes(ours as *mut u8, original as *const u8, word(tw::ORIGINAL_LEN)) };
@@ -54,7 +53,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     // Appended: take it out of the block's envp (with its NULL) and of any copy libc now uses.
     // SAFETY: as above, with the NULL.
     let stack_env = unsafe { core::slice::from_raw_parts_mut(envp, env_words + 1) };
-    restore::take_out(stack_env, ours);
+    restore::take_out(stack_env, slot, ours);
     let auxv = word(tw::AUXV) as *const usize;
     let environ = find_environ(word(tw::PHDR), word(tw::PHNUM));
     // Without a way to find `__environ`, it is taken to be the block's envp, as ld.so left it.
@@ -67,7 +66,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
         if !current.is_null() && !environ_is_stack {
             // SAFETY: a live `environ` array ends in a NULL (module contract).
             let heap = unsafe { core::slice::from_raw_parts_mut(current, live_len(current) + 1) };
-            restore::take_out(heap, ours);
+            restore::take_out(heap, usize::MAX, ours);
         }
     }
     if stack_env[env_words - 1] != 0 {

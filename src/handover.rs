@@ -31,7 +31,7 @@ use crate::arch;
 use crate::loader::Mapped;
 use crate::mem;
 use crate::report::Log;
-use crate::stack::{CStr, InitialStack};
+use crate::stack::InitialStack;
 use crate::trampoline::{tw, TRAMPOLINE_WORDS};
 
 /// How the process was started.
@@ -298,7 +298,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
     let auxv_copy = unsafe { out.copy(source.auxv_ptr(), 2 * source.aux_count) };
     // SAFETY: the copy holds the kernel's pairs.
     unsafe { plan.edit_auxv(auxv_copy, edit.is_some()) };
-    if edit.is_some() {
+    if let Some(edit) = edit {
         // The kernel always passes AT_ENTRY; without it there is no program to return to.
         let Some(word) = source.aux_value_word(auxvec::AT_ENTRY) else { arch::trap() };
         let env_words = source.env_count + plan.appended_env();
@@ -314,9 +314,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         }
         state[tw::OURS] = strings as usize;
         state[tw::ORIGINAL] = original;
-        // The borrowed entry is a kernel string (module contract of `stack`), and fits where the
-        // string for ld.so is (EnvEdit::string_room).
-        state[tw::ORIGINAL_LEN] = if original == 0 { 0 } else { CStr(original as *const u8).bytes().len() + 1 };
+        state[tw::ORIGINAL_LEN] = edit.original_len();
         state[tw::SLOT] = slot;
         state[tw::ENV_WORDS] = env_words;
         state[tw::AUXV] = auxv_copy as usize;

@@ -172,20 +172,19 @@ pub fn without_plain_names(choice: Choice<'_>) -> Choice<'_> {
 
 /// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
 ///
-/// An entry that nothing but the shim reads before `main` is borrowed: the user's own
-/// `LD_LIBRARY_PATH`, or else the `NIX_LD_LIBRARY_PATH*` entry the library path came from (the
-/// path every NixOS start takes). Whatever a library constructor does to a borrowed entry (unset
-/// it, set it, copy `environ` to the heap with it) it would have done to the user's
-/// `LD_LIBRARY_PATH` in a direct start too; for a borrowed `NIX_LD*` entry that holds until a
-/// constructor edits `LD_LIBRARY_PATH` or that variable itself (README: "Library constructors").
-/// With nothing to borrow, the entry is appended, which costs the entry trampoline a lookup of
-/// libc's `environ` and a copy of the argument block.
+/// Only the user's own `LD_LIBRARY_PATH` is borrowed. Whatever a library constructor then does to
+/// that entry (unset it, set it, copy `environ` to the heap with it) it would have done to the
+/// user's entry in a direct start too, so putting the original back at the program's entry gives
+/// the direct start's result. Any other entry is one a constructor may read, set or unset by its
+/// own name (`NIX_LD_LIBRARY_PATH` on the NixOS path), so without an `LD_LIBRARY_PATH` the entry
+/// is appended instead, which costs the entry trampoline a lookup of libc's `environ` and a copy
+/// of the argument block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
-    /// Point entry `index` of `envp` at the new string for ld.so, and back at its original string
-    /// at the program's entry.
+    /// Point entry `index` of `envp` (the user's `LD_LIBRARY_PATH`) at the new string for ld.so, and
+    /// back at its original string at the program's entry.
     Replace { index: usize },
-    /// Nothing to borrow: add an entry at the end of `envp`, and take it out again at the
+    /// No `LD_LIBRARY_PATH` to borrow: add one at the end of `envp`, and take it out again at the
     /// program's entry.
     Append,
 }
@@ -206,12 +205,20 @@ impl EnvEdit<'_> {
         envscan::LD_LIBRARY_PATH.len() + 1 + self.path_room
     }
 
-    /// Bytes to keep for the string written for ld.so: room for it with its NUL, and for the
-    /// borrowed entry, which overwrites it at the program's entry. The borrowed entry's value is
-    /// the user's `LD_LIBRARY_PATH` or the library path with at most one newline more, both
-    /// counted in the path's room; its name is at most the longest variable name's bytes.
+    /// Bytes to keep for the string written for ld.so, with its NUL. The borrowed entry (the
+    /// user's `LD_LIBRARY_PATH=` and value, whose value the path's room counts) overwrites it at the
+    /// program's entry, so it fits too.
     pub fn string_room(&self) -> usize {
-        self.entry_room() + 1 + (envscan::LIBRARY_PATH_SYSTEM.len() - envscan::LD_LIBRARY_PATH.len())
+        self.entry_room() + 1
+    }
+
+    /// The length of the borrowed entry (`LD_LIBRARY_PATH=` and the user's value) with its NUL, or
+    /// 0 when the entry is appended.
+    pub fn original_len(&self) -> usize {
+        match (self.slot, self.path.user) {
+            (Slot::Replace { .. }, Some(user)) => envscan::LD_LIBRARY_PATH.len() + 2 + user.len(),
+            _ => 0,
+        }
     }
 
     /// Writes `LD_LIBRARY_PATH=…` plus a NUL into `out`, which holds `entry_room() + 1` bytes, and
@@ -244,12 +251,8 @@ pub fn env_edit<'a>(scan: &EnvScan<'a>, path: SearchPath<'a>, secure: bool) -> O
     if secure || !path.needs_edit() {
         return None;
     }
-    // The user's LD_LIBRARY_PATH, or the variable `choose` took the library path from (the
-    // system-specific one first).
-    let index = |found: Option<Found>| found.map(|f| f.index);
-    let borrowed = index(scan.ld_library_path).or(index(scan.library_path_system)).or(index(scan.library_path_generic));
-    let slot = match borrowed {
-        Some(index) => Slot::Replace { index },
+    let slot = match scan.ld_library_path {
+        Some(found) => Slot::Replace { index: found.index },
         None => Slot::Append,
     };
     Some(EnvEdit { slot, path, path_room: path.room() })
@@ -428,13 +431,13 @@ mod tests {
     }
 
     #[test]
-    fn without_ld_library_path_the_nix_variable_that_gave_the_path_is_borrowed() {
+    fn without_ld_library_path_no_nix_variable_is_borrowed() {
+        // A constructor may read, set or unset NIX_LD_LIBRARY_PATH* by name: a borrowed entry would
+        // read LD_LIBRARY_PATH= then, and an appended one it never names.
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l", b"NIX_LD_LIBRARY_PATH=/n"];
-        assert_eq!(edit_of(env), Some((Slot::Replace { index: 2 }, b"LD_LIBRARY_PATH=/n".to_vec())));
-        // The system-specific one, when it is the one used; its newline is part of the entry.
+        assert_eq!(edit_of(env), Some((Slot::Append, b"LD_LIBRARY_PATH=/n".to_vec())));
         let env: &[&[u8]] = &[b"NIX_LD_LIBRARY_PATH=/g", b"NIX_LD_LIBRARY_PATH_x86_64_linux=/s\n"];
-        assert_eq!(edit_of(env), Some((Slot::Replace { index: 1 }, b"LD_LIBRARY_PATH=/s".to_vec())));
-        // NIX_LD is not borrowed: a constructor that unsets it would not find it.
+        assert_eq!(edit_of(env), Some((Slot::Append, b"LD_LIBRARY_PATH=/s".to_vec())));
         let env: &[&[u8]] = &[b"A=1", b"NIX_LD=/l"];
         assert_eq!(slot_of(env), Slot::Append);
     }
@@ -444,15 +447,16 @@ mod tests {
         let cases: [&[&[u8]]; 4] = [
             &[b"LD_LIBRARY_PATH=/u::", b"NIX_LD_LIBRARY_PATH="],
             &[b"LD_LIBRARY_PATH=/a", b"NIX_LD_LIBRARY_PATH=/n\n"],
-            &[b"NIX_LD_LIBRARY_PATH_x86_64_linux=/n"],
-            &[b"NIX_LD_LIBRARY_PATH=/a:/b::::::::/c"],
+            &[b"LD_LIBRARY_PATH=::::/a::", b"NIX_LD_LIBRARY_PATH_x86_64_linux=/n"],
+            &[b"NIX_LD_LIBRARY_PATH=/a:/b::::::::/c", b"LD_LIBRARY_PATH="],
         ];
         for env in cases {
             let s = scan(env.iter().copied());
             let c = choose(&s, false);
             let e = env_edit(&s, search_path(&s, &c), false).unwrap();
             let Slot::Replace { index } = e.slot else { panic!("{env:?}: nothing borrowed") };
-            assert!(env[index].len() < e.string_room() && e.entry_room() < e.string_room(), "{env:?}");
+            assert_eq!(e.original_len(), env[index].len() + 1, "{env:?}");
+            assert!(e.original_len() <= e.string_room() && e.entry_room() < e.string_room(), "{env:?}");
         }
     }
 
@@ -511,20 +515,15 @@ mod tests {
             let mut seen = env.iter().map(|v| v.to_vec()).collect::<Vec<_>>();
             match edit_of(&env) {
                 Some((Slot::Replace { index }, entry)) => {
-                    // Only the user's LD_LIBRARY_PATH, or without it the NIX_LD_LIBRARY_PATH* entry
-                    // the path came from, may be borrowed.
-                    let borrowed: &[u8] = match (s.ld_library_path, c.library_path_source) {
-                        (Some(_), _) => b"LD_LIBRARY_PATH=",
-                        (None, Source::SystemSpecific) => b"NIX_LD_LIBRARY_PATH_x86_64_linux=",
-                        (None, _) => b"NIX_LD_LIBRARY_PATH=",
-                    };
-                    prop_assert!(seen[index].starts_with(borrowed));
+                    // Only the user's LD_LIBRARY_PATH may be borrowed.
+                    prop_assert!(seen[index].starts_with(b"LD_LIBRARY_PATH="));
                     let e = env_edit(&s, search_path(&s, &c), false).unwrap();
-                    prop_assert!(seen[index].len() < e.string_room());
+                    prop_assert_eq!(e.original_len(), seen[index].len() + 1);
+                    prop_assert!(e.original_len() <= e.string_room());
                     seen[index] = entry;
                 }
                 Some((Slot::Append, entry)) => {
-                    prop_assert!(s.ld_library_path.is_none() && c.library_path_source == Source::CompiledIn);
+                    prop_assert!(s.ld_library_path.is_none());
                     seen.push(entry);
                 }
                 None => {}

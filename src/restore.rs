@@ -6,12 +6,11 @@
 //! NULL), `setenv` of an existing name replaces its pointer in place, `setenv` of a new name copies
 //! every pointer to a heap array, `clearenv` drops the array. So the entry the shim added for ld.so
 //! may be anywhere before the first NULL of the array it was put in, or in a copy of it, or gone;
-//! it is found by its value, never by its index.
+//! it is found by its value; where it was put is only the first place looked at.
 
 /// Points the entry that points at `ours` back at `original`, the entry borrowed for ld.so (the
-/// user's `LD_LIBRARY_PATH`, or the `NIX_LD_LIBRARY_PATH*` the library path came from). Only the
-/// live part (up to the first NULL) is searched, and `hint` (where the entry was put) first.
-/// Returns whether it was there.
+/// user's `LD_LIBRARY_PATH`). Only the live part (up to the first NULL) is searched, and `hint`
+/// (where the entry was put) first. Returns whether it was there.
 pub fn put_back(entries: &mut [usize], hint: usize, ours: usize, original: usize) -> bool {
     if let Some(slot) = entries.get_mut(hint) {
         if *slot == ours {
@@ -29,11 +28,17 @@ pub fn put_back(entries: &mut [usize], hint: usize, ours: usize, original: usize
 }
 
 /// Removes the entry `ours` from the live part of `entries` as `unsetenv` would: later entries
-/// move down and the array ends with one more NULL. Returns whether it was there. (Only a start
-/// with nothing to borrow appends an entry: `env -i`, or `NIX_LD` alone, so the search from the
-/// front is short.)
-pub fn take_out(entries: &mut [usize], ours: usize) -> bool {
-    let Some(mut at) = position(entries, ours) else { return false };
+/// move down and the array ends with one more NULL. Returns whether it was there. `hint` is where
+/// the entry was put: an `unsetenv` of an entry before it moves it down, and nothing moves it
+/// back, so finding it there means the array is as the shim built it, live up to there.
+pub fn take_out(entries: &mut [usize], hint: usize, ours: usize) -> bool {
+    let mut at = match entries.get(hint) {
+        Some(&e) if e == ours => hint,
+        _ => match position(entries, ours) {
+            Some(at) => at,
+            None => return false,
+        },
+    };
     // unsetenv's own loop: each entry takes the next one's value, up to and including a NULL.
     loop {
         let next = entries.get(at + 1).copied().unwrap_or(0);
@@ -98,7 +103,7 @@ mod tests {
                 // unsetenv("LD_LIBRARY_PATH") takes ours (the direct start has none to take).
                 unset(&mut shim, |e| e == OURS);
             }
-            let was_there = take_out(&mut shim, OURS);
+            let was_there = take_out(&mut shim, n, OURS);
             prop_assert_eq!(was_there, !also_ours);
             prop_assert_eq!(live(&shim), live(&direct));
             // One word more than the direct array, and it is a NULL: the trampoline drops it.
@@ -126,11 +131,11 @@ mod tests {
     fn an_entry_that_is_gone_is_not_invented() {
         let mut env = vec![1, 2, 0, 0];
         assert!(!put_back(&mut env, 1, OURS, ORIGINAL));
-        assert!(!take_out(&mut env, OURS));
+        assert!(!take_out(&mut env, 2, OURS));
         assert_eq!(env, [1, 2, 0, 0]);
         // A stale copy past the first NULL is not live.
         let mut env = vec![1, 0, OURS, 0];
-        assert!(!take_out(&mut env, OURS));
+        assert!(!take_out(&mut env, 7, OURS));
         assert!(!put_back(&mut env, 7, OURS, ORIGINAL));
         assert_eq!(env, [1, 0, OURS, 0]);
     }
@@ -139,7 +144,7 @@ mod tests {
     fn a_heap_copy_loses_the_appended_entry_in_the_middle() {
         // setenv of a new name copied the array with ours, then appended.
         let mut heap = vec![1, 2, OURS, 7, 0];
-        assert!(take_out(&mut heap, OURS));
+        assert!(take_out(&mut heap, usize::MAX, OURS));
         assert_eq!(heap, [1, 2, 7, 0, 0]);
     }
 }

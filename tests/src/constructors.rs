@@ -16,17 +16,19 @@ struct Setup {
     through_shim: PathBuf,
     direct: PathBuf,
     preload: PathBuf,
+    /// The loader: the direct start's interpreter, the shim's `NIX_LD` and compiled-in default.
+    loader: PathBuf,
     /// An existing directory for `LD_LIBRARY_PATH` and `NIX_LD_LIBRARY_PATH`.
     lib: PathBuf,
     user_lib: PathBuf,
     _guard: std::sync::MutexGuard<'static, ()>,
 }
 
-/// Builds the two edit libraries and the program (linked against one of them, found by RUNPATH),
-/// once with the shim as interpreter and once with the real loader. The shim is the one whose
-/// compiled-in defaults point into `defaults_dir()`, so that a start with no variable at all
-/// (`env -i`) still edits the environment.
-fn setup(test: &str) -> Setup {
+/// Builds the two edit libraries and the program (linked against one of them, found by its
+/// run path), once with the shim as interpreter and once with `glibc`'s loader. The shim is the
+/// one whose compiled-in defaults point into `defaults_dir()`, so that a start with no variable at
+/// all (`env -i`) still edits the environment.
+fn setup(test: &str, glibc: &Glibc) -> Setup {
     let guard = defaults_lock();
     let dir = scratch(test);
     let lib = greet_library(&dir);
@@ -47,26 +49,42 @@ fn setup(test: &str) -> Setup {
     };
     let preload = build_lib("libenvedit_a.so", "ENVEDIT_A");
     build_lib("libenvedit_b.so", "ENVEDIT_B");
-    let link = [
+    // cc may pass --as-needed (Debian's does), which would drop a library the program calls
+    // nothing in.
+    let mut link = vec![
         format!("-L{}", dir.display()),
+        "-Wl,--no-as-needed".into(),
         "-lenvedit_b".into(),
         format!("-Wl,-rpath,{}", dir.display()),
         "-Wl,-e,fixture_entry".into(),
     ];
+    link.extend(glibc.link_args());
     let link: Vec<&str> = link.iter().map(String::as_str).collect();
     let through_shim = compile(&dir, "envdump.c", "envdump-shim", &defaults_shim(), &link);
-    let direct = compile(&dir, "envdump.c", "envdump-direct", &system_loader(), &link);
+    let direct = compile(&dir, "envdump.c", "envdump-direct", &glibc.loader, &link);
     let defaults = defaults_dir();
     let _ = std::fs::remove_dir_all(&defaults);
     std::fs::create_dir_all(&defaults).unwrap();
-    std::os::unix::fs::symlink(system_loader(), defaults.join("ld.so")).unwrap();
+    std::os::unix::fs::symlink(&glibc.loader, defaults.join("ld.so")).unwrap();
     std::os::unix::fs::symlink(&lib, defaults.join("lib")).unwrap();
-    Setup { dir, through_shim, direct, preload, lib, user_lib, _guard: guard }
+    let s = Setup { dir, through_shim, direct, preload, loader: glibc.loader.clone(), lib, user_lib, _guard: guard };
+    // Both constructors run, in both programs: the preloaded library's and the dependency's.
+    for program in [&s.direct, &s.through_shim] {
+        let out = run(&s, program, &cases(&s)[2].1, ("s PRELOAD_RAN=1", "s DEPENDENCY_RAN=1"));
+        let seen = program_environ(&out);
+        assert!(
+            seen.iter().any(|e| e == "PRELOAD_RAN=1") && seen.iter().any(|e| e == "DEPENDENCY_RAN=1"),
+            "{}: a constructor did not run: {}",
+            program.display(),
+            shown(&out)
+        );
+    }
+    s
 }
 
 /// The environments of the four library-variable cases and of a start with nothing to borrow.
 fn cases(s: &Setup) -> Vec<(&'static str, Vec<(String, String)>)> {
-    let loader = ("NIX_LD".to_string(), system_loader().display().to_string());
+    let loader = ("NIX_LD".to_string(), s.loader.display().to_string());
     let user = ("LD_LIBRARY_PATH".to_string(), s.user_lib.display().to_string());
     let nix = ("NIX_LD_LIBRARY_PATH".to_string(), s.lib.display().to_string());
     let a = ("A".to_string(), "1".to_string());
@@ -121,135 +139,135 @@ const EDITS: &[(&str, &str)] = &[
     ("u LD_PRELOAD", ""),
     ("u LD_LIBRARY_PATH", ""),
     ("u NIX_LD", ""),
+    ("u NIX_LD_LIBRARY_PATH", ""),
     ("u ENVEDIT_A", ""),
     ("s NEW=1", ""),
     ("s A=2", ""),
     ("p NEW=2", ""),
     ("p A=3", ""),
     ("s NIX_LD_LIBRARY_PATH=/elsewhere", ""),
+    ("k NIX_LD_LIBRARY_PATH=/kept", ""),
+    ("p NIX_LD_LIBRARY_PATH=/put", ""),
+    ("g SEEN=NIX_LD_LIBRARY_PATH", ""),
     ("c", ""),
     ("c;s X=1", ""),
     ("r;s NEW=1", ""),
     ("u A;s NEW=1;u LD_PRELOAD", ""),
     ("s NEW=1;u A;u LD_LIBRARY_PATH;s NEW2=2", ""),
+    ("s NEW=1;u NIX_LD_LIBRARY_PATH;s NIX_LD_LIBRARY_PATH=/again", ""),
     ("u A", "s NEW=1"),
     ("s NEW=1", "u LD_LIBRARY_PATH"),
+    ("u NIX_LD_LIBRARY_PATH", "s NEW=1"),
     ("u LD_PRELOAD", "u A;p NEW=3"),
 ];
 
-/// The starts among those above that README names as differing: with no `LD_LIBRARY_PATH` of the
-/// user's, the shim borrows `NIX_LD_LIBRARY_PATH`'s entry for ld.so, and a constructor that edits
-/// `LD_LIBRARY_PATH` or `NIX_LD_LIBRARY_PATH` then acts on ld.so's entry.
-/// `what_a_constructor_that_edits_the_borrowed_variable_does_is_as_readme_says` shows what happens.
-const BORROWED_DIFFERS: &[(&str, (&str, &str))] = &[
-    ("NIX_LD and NIX_LD_LIBRARY_PATH", ("u LD_LIBRARY_PATH", "")),
-    ("NIX_LD and NIX_LD_LIBRARY_PATH", ("s NIX_LD_LIBRARY_PATH=/elsewhere", "")),
-    ("NIX_LD and NIX_LD_LIBRARY_PATH", ("s NEW=1;u A;u LD_LIBRARY_PATH;s NEW2=2", "")),
-    // The program's constructor unset the user's LD_LIBRARY_PATH, so its child starts with
-    // NIX_LD_LIBRARY_PATH alone, and the child's own constructor unsets LD_LIBRARY_PATH again.
-    ("both library variables", ("u LD_LIBRARY_PATH", "")),
-    ("both library variables", ("s NEW=1;u A;u LD_LIBRARY_PATH;s NEW2=2", "")),
-];
-
-#[test]
-fn constructors_that_edit_the_environment_leave_it_as_a_direct_start_does() {
-    let s = setup("constructors-edit");
+/// Runs every case with every edit, through the shim and directly, and lists the starts that differ.
+fn differences(s: &Setup) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
     let mut compared = 0;
-    for (case, env) in cases(&s) {
+    for (case, env) in cases(s) {
         for &edits in EDITS {
-            let want = run(&s, &s.direct, &env, edits);
+            let want = run(s, &s.direct, &env, edits);
             assert!(want.status.success(), "{case}, {edits:?}: the direct start fails: {}", shown(&want));
             assert!(
                 want.stdout.split(|&b| b == 1).count() == 5,
                 "{case}, {edits:?}: incomplete output: {}",
                 shown(&want)
             );
-            let got = run(&s, &s.through_shim, &env, edits);
+            let got = run(s, &s.through_shim, &env, edits);
             compared += 1;
-            let same = got.status.code() == want.status.code() && got.stdout == want.stdout;
-            let named = BORROWED_DIFFERS.iter().any(|&(c, e)| case.starts_with(c) && e == edits);
-            if same == named {
-                let what = if named { "is named in README as differing, but does not" } else { "differs" };
+            if got.status.code() != want.status.code() || got.stdout != want.stdout {
                 failures.push(format!(
-                    "{case}, edits {edits:?} {what}:\n  direct:\n    {}\n  through the shim:\n    {}",
+                    "{case}, edits {edits:?} differs:\n  direct:\n    {}\n  through the shim:\n    {}",
                     shown(&want),
                     shown(&got)
                 ));
             }
         }
     }
+    (compared, failures)
+}
+
+fn edits_leave_what_a_direct_start_leaves(test: &str, glibc: &Glibc) {
+    let s = setup(test, glibc);
+    let (compared, failures) = differences(&s);
     assert!(
         failures.is_empty(),
-        "{} of {compared} starts are not as README says:\n\n{}",
+        "{} of {compared} starts differ from a direct start:\n\n{}",
         failures.len(),
         failures.join("\n\n")
     );
 }
 
-/// The `NIX_LD_LIBRARY_PATH=` entries of the program's environment, and of its child's.
-fn nix_entries(out: &Output) -> (Vec<String>, Vec<String>) {
-    let part = |i: usize| {
-        let bytes = out.stdout.split(|&b| b == 1).nth(i).unwrap_or(&[]).to_vec();
-        bytes
-            .split(|&b| b == 0)
-            .map(|e| String::from_utf8_lossy(e).into_owned())
-            .filter(|e| e.starts_with("NIX_LD_LIBRARY_PATH="))
-            .collect::<Vec<_>>()
-    };
-    (part(0), part(3))
+#[test]
+fn constructors_that_edit_the_environment_leave_it_as_a_direct_start_does() {
+    edits_leave_what_a_direct_start_leaves("constructors-edit", &Glibc::host());
 }
 
-/// What README names as the one kind of edit that gives another result than a direct start: on
-/// the NixOS path the shim borrows `NIX_LD_LIBRARY_PATH`'s entry for ld.so, so while constructors
-/// run, that entry reads `LD_LIBRARY_PATH=` and `NIX_LD_LIBRARY_PATH` is not set. Everything
-/// else in the environment is as a direct start leaves it; each check says exactly what differs.
-#[test]
-fn what_a_constructor_that_edits_the_borrowed_variable_does_is_as_readme_says() {
-    let s = setup("constructors-borrowed");
+/// The value a variable has in the program's environment.
+fn value_of(out: &Output, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    program_environ(out).into_iter().find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// On the NixOS path (`NIX_LD_LIBRARY_PATH` set, no `LD_LIBRARY_PATH`), constructors that read,
+/// set or unset `NIX_LD_LIBRARY_PATH`, or unset `LD_LIBRARY_PATH`, see and leave what a direct
+/// start gives them, alone and next to libfaketime (whose constructor copies `environ` to the
+/// heap). Each edit is first shown to take effect in the direct start, so that a shim that hid the
+/// variable from constructors, or lost it, would differ.
+fn nixos_path_edits_leave_what_a_direct_start_leaves(test: &str, glibc: &Glibc) {
+    let s = setup(test, glibc);
     let cases = cases(&s);
-    let nix = &cases[2].1;
-    assert!(nix.iter().any(|(k, _)| k == "NIX_LD_LIBRARY_PATH") && !nix.iter().any(|(k, _)| k == "LD_LIBRARY_PATH"));
-    let ours = format!("NIX_LD_LIBRARY_PATH={}", s.lib.display());
-    let both = |edits: &str| {
-        let (want, got) = (run(&s, &s.direct, nix, (edits, "")), run(&s, &s.through_shim, nix, (edits, "")));
-        assert!(want.status.success() && got.status.success(), "{edits}: {}\n{}", shown(&want), shown(&got));
-        (want, got)
-    };
-    let without = |entries: Vec<String>, gone: &str| entries.into_iter().filter(|e| e != gone).collect::<Vec<_>>();
-
-    // unsetenv("LD_LIBRARY_PATH") takes ld.so's entry, and NIX_LD_LIBRARY_PATH with it: the program
-    // and its child lack it, and nothing else differs. (The child, started through the shim in
-    // turn, gets the compiled-in library directory instead, which on NixOS is the same set.)
-    for edits in ["u LD_LIBRARY_PATH", "s NEW=1;u LD_LIBRARY_PATH"] {
-        let (want, got) = both(edits);
-        assert_eq!(nix_entries(&want), (vec![ours.clone()], vec![ours.clone()]), "{edits}");
-        assert_eq!(nix_entries(&got), (vec![], vec![]), "{edits}");
-        assert_eq!(without(program_environ(&want), &ours), program_environ(&got), "{edits}");
+    let (case, env) = &cases[2];
+    assert!(env.iter().any(|(k, _)| k == "NIX_LD_LIBRARY_PATH") && !env.iter().any(|(k, _)| k == "LD_LIBRARY_PATH"));
+    let lib = s.lib.display().to_string();
+    let nix = "NIX_LD_LIBRARY_PATH";
+    // Each edit, and what it leaves in the direct start's NIX_LD_LIBRARY_PATH (and SEEN).
+    let edits: [(&str, Option<&str>, Option<&str>); 6] = [
+        ("u LD_LIBRARY_PATH", Some(&lib), None),
+        ("s NEW=1;u LD_LIBRARY_PATH", Some(&lib), None),
+        ("u NIX_LD_LIBRARY_PATH", None, None),
+        ("s NIX_LD_LIBRARY_PATH=/elsewhere", Some("/elsewhere"), None),
+        ("k NIX_LD_LIBRARY_PATH=/kept", Some(&lib), None),
+        ("g SEEN=NIX_LD_LIBRARY_PATH", Some(&lib), Some(&lib)),
+    ];
+    let faketime = host_libfaketime();
+    let mut failures = Vec::new();
+    for (edits, nix_left, seen) in edits {
+        for with_faketime in [false, true] {
+            let start = |program: &Path| {
+                let mut cmd = Command::new(program);
+                cmd.env_clear().current_dir(&s.dir).envs(env.iter().map(|(k, v)| (k, v)));
+                let mut preload = s.preload.display().to_string();
+                if with_faketime {
+                    preload = format!("{}:{preload}", faketime.display());
+                    cmd.env("FAKETIME", "@2001-02-03 04:05:06");
+                }
+                cmd.env("LD_PRELOAD", preload).env("ENVEDIT_A", edits).env("ENVEDIT_B", "");
+                cmd.output().unwrap()
+            };
+            let what = format!("{case}, edits {edits:?}{}", if with_faketime { ", with libfaketime" } else { "" });
+            let want = start(&s.direct);
+            assert!(want.status.success(), "{what}: the direct start fails: {}", shown(&want));
+            assert_eq!(value_of(&want, nix).as_deref(), nix_left, "{what}: the edit in the direct start");
+            assert_eq!(value_of(&want, "SEEN").as_deref(), seen, "{what}: what the constructor read directly");
+            assert_eq!(with_faketime, stdout(&want).contains("FAKETIME_SHARED="), "{what}: libfaketime's constructor");
+            let got = start(&s.through_shim);
+            if got.status.code() != want.status.code() || normalised(&got) != normalised(&want) {
+                failures.push(format!(
+                    "{what}:\n  direct:\n    {}\n  through the shim:\n    {}",
+                    shown(&want),
+                    shown(&got)
+                ));
+            }
+        }
     }
+    assert!(failures.is_empty(), "on the NixOS path, the shim's start differs:\n\n{}", failures.join("\n\n"));
+}
 
-    // setenv("NIX_LD_LIBRARY_PATH", ..., 1) finds no such variable and adds one: the program has
-    // both, the original first (which getenv returns), where a direct start has the new value.
-    let (want, got) = both("s NIX_LD_LIBRARY_PATH=/elsewhere");
-    assert_eq!(nix_entries(&want).0, ["NIX_LD_LIBRARY_PATH=/elsewhere"]);
-    assert_eq!(nix_entries(&got).0, [ours.clone(), "NIX_LD_LIBRARY_PATH=/elsewhere".into()]);
-
-    // unsetenv("NIX_LD_LIBRARY_PATH") finds nothing to take: the program keeps it.
-    let (want, got) = both("u NIX_LD_LIBRARY_PATH");
-    assert_eq!(nix_entries(&want).0, Vec::<String>::new());
-    assert_eq!(nix_entries(&got).0, std::slice::from_ref(&ours));
-    assert_eq!(program_environ(&want), without(program_environ(&got), &ours));
-
-    // A constructor that reads the variables sees ld.so's view: LD_LIBRARY_PATH holds the Nix
-    // directories and NIX_LD_LIBRARY_PATH is unset.
-    let seen = |program: &Path, var: &str| {
-        let out = run(&s, program, nix, (&format!("g SEEN={var}"), ""));
-        program_environ(&out).into_iter().find_map(|e| e.strip_prefix("SEEN=").map(str::to_string)).unwrap()
-    };
-    assert_eq!(seen(&s.direct, "NIX_LD_LIBRARY_PATH"), s.lib.display().to_string());
-    assert_eq!(seen(&s.through_shim, "NIX_LD_LIBRARY_PATH"), "unset");
-    assert_eq!(seen(&s.direct, "LD_LIBRARY_PATH"), "unset");
-    assert_eq!(seen(&s.through_shim, "LD_LIBRARY_PATH"), s.lib.display().to_string());
+#[test]
+fn host_constructors_that_edit_or_read_nix_ld_library_path_see_and_leave_what_a_direct_start_does() {
+    nixos_path_edits_leave_what_a_direct_start_leaves("constructors-nixos-path", &Glibc::host());
 }
 
 /// The program's and its child's environment with FAKETIME_SHARED's value (which names the
@@ -268,19 +286,24 @@ fn normalised(out: &Output) -> Vec<u8> {
     parts.join(&0u8)
 }
 
-/// Debian's libfaketime, whose constructor sets FAKETIME_SHARED (a new variable, so glibc copies
-/// `environ` to the heap) while ld.so's entry is in place: the leak nix-ld users report.
-#[test]
-fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
+/// Debian's libfaketime: a real preload library nobody here wrote.
+fn host_libfaketime() -> PathBuf {
     const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
     assert!(Path::new(LIBFAKETIME).exists(), "{LIBFAKETIME} is missing: apt-get install faketime (.ci/run does)");
-    let s = setup("constructors-faketime");
+    PathBuf::from(LIBFAKETIME)
+}
+
+/// libfaketime's constructor sets FAKETIME_SHARED (a new variable, so glibc copies `environ` to
+/// the heap) while ld.so's entry is in place: the leak nix-ld users report.
+fn libfaketime_leaves_what_a_direct_start_leaves(test: &str, glibc: &Glibc) {
+    let libfaketime = host_libfaketime();
+    let s = setup(test, glibc);
     let mut failures = Vec::new();
     for (case, mut env) in cases(&s) {
         env.push(("FAKETIME".into(), "@2001-02-03 04:05:06".into()));
         let start = |program: &Path| {
             let mut cmd = Command::new(program);
-            cmd.env_clear().current_dir(&s.dir).env("LD_PRELOAD", LIBFAKETIME).envs(env.iter().map(|(k, v)| (k, v)));
+            cmd.env_clear().current_dir(&s.dir).env("LD_PRELOAD", &libfaketime).envs(env.iter().map(|(k, v)| (k, v)));
             cmd.output().unwrap()
         };
         let want = start(&s.direct);
@@ -306,6 +329,29 @@ fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
     );
 }
 
+#[test]
+fn host_libfaketime_leaves_the_environment_as_a_direct_start_does() {
+    libfaketime_leaves_what_a_direct_start_leaves("constructors-faketime", &Glibc::host());
+}
+
+/// Every scenario above with another glibc release as the loader and libc.
+fn with_another_glibc(release: (&str, &str)) {
+    let glibc = Glibc::other(release.0, release.1);
+    edits_leave_what_a_direct_start_leaves(&format!("constructors-edit-{}", release.0), &glibc);
+    nixos_path_edits_leave_what_a_direct_start_leaves(&format!("constructors-nixos-path-{}", release.0), &glibc);
+    libfaketime_leaves_what_a_direct_start_leaves(&format!("constructors-faketime-{}", release.0), &glibc);
+}
+
+#[test]
+fn glibc_2_41_constructors_and_libfaketime_leave_the_environment_as_a_direct_start_does() {
+    with_another_glibc(DEBIAN_13);
+}
+
+#[test]
+fn glibc_2_43_constructors_and_libfaketime_leave_the_environment_as_a_direct_start_does() {
+    with_another_glibc(DEBIAN_UNSTABLE);
+}
+
 /// The environment entries of the program (the first part of envdump's output).
 fn program_environ(out: &Output) -> Vec<String> {
     let first = out.stdout.split(|&b| b == 1).next().unwrap_or(&[]);
@@ -316,9 +362,9 @@ fn program_environ(out: &Output) -> Vec<String> {
 /// what it reads while ld.so's `LD_LIBRARY_PATH` entry is in place. Each shows exactly what happens.
 #[test]
 fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
-    let s = setup("constructors-unavoidable");
+    let s = setup("constructors-unavoidable", &Glibc::host());
     let cases = cases(&s);
-    let (nix_only, user) = (&cases[0].1, &cases[1].1);
+    let (nix_only, user, nixos) = (&cases[0].1, &cases[1].1, &cases[2].1);
     let defaults_lib = defaults_dir().join("lib").display().to_string();
     let merged = format!("{}:{defaults_lib}", s.user_lib.display());
 
@@ -330,6 +376,8 @@ fn what_a_constructor_reads_or_starts_sees_ld_so_s_entry_as_readme_says() {
     };
     assert_eq!(seen(nix_only, &s.direct), "unset");
     assert_eq!(seen(nix_only, &s.through_shim), defaults_lib);
+    assert_eq!(seen(nixos, &s.direct), "unset");
+    assert_eq!(seen(nixos, &s.through_shim), s.lib.display().to_string());
     assert_eq!(seen(user, &s.direct), s.user_lib.display().to_string());
     assert_eq!(seen(user, &s.through_shim), merged);
 

@@ -12,8 +12,16 @@ struct Setup {
 }
 
 fn setup(test: &str, shim: &Path) -> Setup {
+    setup_with(test, shim, &Glibc::host())
+}
+
+/// The programs, with printenv loading `glibc`'s libc.
+fn setup_with(test: &str, shim: &Path, glibc: &Glibc) -> Setup {
     let dir = scratch(test);
-    let printenv = compile(&dir, "printenv.c", "printenv", shim, &["-Wl,-e,fixture_entry"]);
+    let mut link = vec!["-Wl,-e,fixture_entry".to_string()];
+    link.extend(glibc.link_args());
+    let link: Vec<&str> = link.iter().map(String::as_str).collect();
+    let printenv = compile(&dir, "printenv.c", "printenv", shim, &link);
     let launch = compile(&dir, "launch.c", "launch", &system_loader(), &[]);
     let lib = greet_library(&dir);
     Setup { dir, printenv, launch, lib }
@@ -40,10 +48,9 @@ fn var(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()
 }
 
-#[test]
-fn the_environment_is_unchanged_in_all_four_cases() {
-    let s = setup("env-four", &shim());
-    let loader = format!("NIX_LD={}", system_loader().display());
+fn unchanged_in_all_four_cases(test: &str, glibc: &Glibc) {
+    let s = setup_with(test, &shim(), glibc);
+    let loader = format!("NIX_LD={}", glibc.loader.display());
     let nix = format!("NIX_LD_LIBRARY_PATH={}", s.lib.display());
     let cases: [Vec<Vec<u8>>; 4] = [
         vec![var(&loader), var("A=1")],
@@ -57,18 +64,43 @@ fn the_environment_is_unchanged_in_all_four_cases() {
 }
 
 #[test]
-fn with_nothing_to_borrow_the_environment_is_still_unchanged() {
-    // env -i: no variable at all, so the shim appends LD_LIBRARY_PATH for ld.so and removes it at
-    // the program's entry (the compiled-in defaults supply loader and libraries).
+fn the_environment_is_unchanged_in_all_four_cases() {
+    unchanged_in_all_four_cases("env-four", &Glibc::host());
+}
+
+/// env -i: no variable at all, so the shim appends LD_LIBRARY_PATH for ld.so and removes it at the
+/// program's entry (the compiled-in defaults supply loader and libraries).
+fn unchanged_with_nothing_to_borrow(test: &str, glibc: &Glibc) {
     let _guard = defaults_lock();
     let defaults = defaults_dir();
-    let s = setup("env-append", &defaults_shim());
+    let s = setup_with(test, &defaults_shim(), glibc);
     let _ = std::fs::remove_dir_all(&defaults);
     std::fs::create_dir_all(&defaults).unwrap();
-    std::os::unix::fs::symlink(system_loader(), defaults.join("ld.so")).unwrap();
+    std::os::unix::fs::symlink(&glibc.loader, defaults.join("ld.so")).unwrap();
     std::os::unix::fs::symlink(&s.lib, defaults.join("lib")).unwrap();
     assert_exact(&s, &[], &[], false);
     assert_exact(&s, &[var("A=1"), var("B=2")], &[], false);
+}
+
+#[test]
+fn with_nothing_to_borrow_the_environment_is_still_unchanged() {
+    unchanged_with_nothing_to_borrow("env-append", &Glibc::host());
+}
+
+fn with_another_glibc(release: (&str, &str)) {
+    let glibc = Glibc::other(release.0, release.1);
+    unchanged_in_all_four_cases(&format!("env-four-{}", release.0), &glibc);
+    unchanged_with_nothing_to_borrow(&format!("env-append-{}", release.0), &glibc);
+}
+
+#[test]
+fn glibc_2_41_the_environment_is_unchanged_in_all_four_cases_and_with_nothing_to_borrow() {
+    with_another_glibc(DEBIAN_13);
+}
+
+#[test]
+fn glibc_2_43_the_environment_is_unchanged_in_all_four_cases_and_with_nothing_to_borrow() {
+    with_another_glibc(DEBIAN_UNSTABLE);
 }
 
 #[test]

@@ -247,3 +247,50 @@ pub fn freestanding(dir: &Path, fixture: &str, name: &str) -> PathBuf {
     assert!(status.success(), "cannot build {fixture}");
     out
 }
+
+/// A glibc to start the programs of a test with: its loader (the direct start's interpreter and
+/// the shim's `NIX_LD`) and the directory of its own `libc.so.6`, for a release other than the one
+/// `cc` links against.
+#[derive(Clone)]
+pub struct Glibc {
+    pub loader: PathBuf,
+    pub libc_dir: Option<PathBuf>,
+}
+
+impl Glibc {
+    /// This machine's glibc: the loader `cc`'s programs name, and the libc it finds itself.
+    pub fn host() -> Glibc {
+        Glibc { loader: system_loader(), libc_dir: None }
+    }
+
+    /// Another release of glibc, unpacked by `.ci/fetch-glibc` into `NIX_LD_TEST_GLIBC_DIR/<name>`
+    /// (`ld.so`, and `lib`, the directory of its libc). `cargo xtask test` skips the tests that
+    /// ask for one it has not got, and says so; run anyway, they fail here.
+    pub fn other(name: &str, what: &str) -> Glibc {
+        let dir = env_path("NIX_LD_TEST_GLIBC_DIR").join(name);
+        let (loader, lib) = (dir.join("ld.so"), dir.join("lib"));
+        assert!(
+            loader.exists() && lib.join("libc.so.6").exists(),
+            "{what}'s loader is missing: no {} (run `bash .ci/fetch-glibc {}`)",
+            loader.display(),
+            dir.parent().unwrap().display()
+        );
+        Glibc { loader: loader.canonicalize().unwrap(), libc_dir: Some(lib.canonicalize().unwrap()) }
+    }
+
+    /// Link flags that make a program load this glibc's own libc.so.6, ahead of the host's, for its
+    /// preloads' dependencies too (a DT_RPATH, unlike a DT_RUNPATH, applies to every object the
+    /// program loads).
+    pub fn link_args(&self) -> Vec<String> {
+        match &self.libc_dir {
+            Some(dir) => vec!["-Wl,--disable-new-dtags".into(), format!("-Wl,-rpath,{}", dir.display())],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The glibc releases the environment and constructor tests also run against (the tests named
+/// `glibc_2_41_*` and `glibc_2_43_*`): NixOS ships 2.40 and newer, and ld.so's and libc's internals
+/// (link map, `l_info`) change between releases. `.ci/fetch-glibc` fetches them.
+pub const DEBIAN_13: (&str, &str) = ("debian-13", "Debian 13's glibc 2.41");
+pub const DEBIAN_UNSTABLE: (&str, &str) = ("debian-unstable", "Debian unstable's glibc 2.43");

@@ -22,6 +22,13 @@ pub enum Mode {
     NixSandbox,
 }
 
+/// The other glibc releases the execve tests named `PREFIX*` run against: each one's directory
+/// under `target/glibc` (where `.ci/fetch-glibc` unpacks it), the tests' prefix, and what it is.
+const OTHER_GLIBCS: &[(&str, &str, &str)] = &[
+    ("debian-13", "glibc_2_41_", "Debian 13's glibc 2.41"),
+    ("debian-unstable", "glibc_2_43_", "Debian unstable's glibc 2.43"),
+];
+
 /// Tests of xtask itself that need nix-instantiate, which the Nix build sandbox does not have.
 const NEEDS_NIX_INSTANTIATE: &[&str] = &["nix_check::tests::a_syntax_error_is_reported_with_its_file_and_nix_message"];
 
@@ -76,7 +83,27 @@ pub fn run(mode: Mode) -> Result<()> {
         .env("NIX_LD_TEST_DEFAULTS_SHIM", &defaults_shim)
         .env("NIX_LD_TEST_DEFAULTS_DIR", &defaults_dir)
         .env("NIX_LD_TEST_DOCTOR", &doctor);
+    let glibc_dir = root.join("target/glibc");
+    cmd.env("NIX_LD_TEST_GLIBC_DIR", &glibc_dir);
     cmd.arg("--");
+    if mode == Mode::NixSandbox {
+        left_out.push("the glibc_* execve tests (other glibc releases as NIX_LD): the sandbox cannot fetch them");
+    }
+    // Said before the tests run and again at the end, where it is not lost in their output.
+    let mut skipped = Vec::new();
+    for (dir, prefix, what) in OTHER_GLIBCS {
+        if mode == Mode::NixSandbox {
+            cmd.args(["--skip", prefix]);
+        } else if !glibc_dir.join(dir).join("ld.so").exists() {
+            let line = format!(
+                "SKIPPING the {prefix}* tests: {what}'s loader is missing ({} not found; `bash .ci/fetch-glibc` fetches it, as CI does)",
+                glibc_dir.join(dir).join("ld.so").display()
+            );
+            eprintln!("{line}");
+            skipped.push(line);
+            cmd.args(["--skip", prefix]);
+        }
+    }
     if mode == Mode::NixSandbox {
         left_out
             .push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
@@ -114,6 +141,9 @@ pub fn run(mode: Mode) -> Result<()> {
         Mode::NixSandbox => left_out.push(
             "the Nix file checks: the sandbox has no nix-instantiate, and these files are the build's own recipe",
         ),
+    }
+    for line in &skipped {
+        eprintln!("{line}");
     }
     for what in &left_out {
         eprintln!("LEFT OUT in --nix-sandbox mode: {what}");
