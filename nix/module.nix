@@ -39,6 +39,25 @@ let
   # (environment.ldso32), with a 32-bit loader and library set of their own (nix/package.nix's
   # shareDir for i686).
   is64 = pkgs.stdenv.hostPlatform.system == "x86_64-linux";
+
+  # An aarch64 host that runs x86_64 programs by emulation (binfmt with qemu-user, or Rosetta in a
+  # VM on Apple hardware): those programs name /lib64/ld-linux-x86-64.so.2, which the emulator
+  # opens on the host's file system. There is no environment.ldso for a second architecture, so
+  # the x86_64 shim (cross-built) is linked there by a tmpfiles rule, with an x86_64 loader and
+  # library set under share/nix-ld-x86_64, and named by NIX_LD_x86_64_linux, which that shim
+  # reads before the plain NIX_LD (the host's loader).
+  emulatesX86_64 =
+    pkgs.stdenv.hostPlatform.system == "aarch64-linux"
+    && (
+      builtins.elem "x86_64-linux" (config.boot.binfmt.emulatedSystems or [ ])
+      || (config.virtualisation.rosetta.enable or false)
+    );
+  withX86_64 = emulatesX86_64 && cfg.packageX86_64 != null;
+  libDirX86_64 = "/run/current-system/sw/share/nix-ld-x86_64/lib";
+  pkgsX86_64 = pkgs.pkgsCross.gnu64;
+  nix-ld-librariesX86_64 =
+    libraryEnv "nix-ld-x86_64" cfg.librariesX86_64
+      pkgsX86_64.stdenv.cc.bintools.dynamicLinker;
   with32 = is64 && cfg.package32 != null;
   libDir32 = "/run/current-system/sw/share/nix-ld32/lib";
   nix-ld-libraries32 =
@@ -113,6 +132,29 @@ in
       '';
     };
 
+    packageX86_64 = lib.mkOption {
+      type = lib.types.nullOr lib.types.package;
+      default = if emulatesX86_64 then pkgsX86_64.callPackage ./package.nix { shareDir = "nix-ld-x86_64"; } else null;
+      defaultText = lib.literalExpression ''
+        on aarch64 hosts that emulate x86_64 (boot.binfmt.emulatedSystems, virtualisation.rosetta):
+        pkgs.pkgsCross.gnu64.callPackage ./nix/package.nix { shareDir = "nix-ld-x86_64"; }
+      '';
+      description = ''
+        On an aarch64 host that runs x86_64 programs by emulation, the x86_64 shim linked at
+        /lib64/ld-linux-x86-64.so.2; `null` installs none. Ignored elsewhere.
+      '';
+    };
+
+    librariesX86_64 = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      default = [ ];
+      example = lib.literalExpression "[ pkgs.pkgsCross.gnu64.libGL ]";
+      description = ''
+        x86_64 libraries for the emulated x86_64 shim (from `pkgs.pkgsCross.gnu64`), in addition to
+        a default set of common ones.
+      '';
+    };
+
     libraryDirectories = lib.mkOption {
       type = lib.types.listOf (lib.types.strMatching safeDirectory);
       default = [ ];
@@ -171,7 +213,30 @@ in
     environment.ldso = "${cfg.package}/libexec/nix-ld";
     environment.ldso32 = lib.mkIf with32 (lib.mkOverride 1200 "${cfg.package32}/libexec/nix-ld");
 
-    environment.systemPackages = [ nix-ld-libraries ] ++ lib.optional with32 nix-ld-libraries32;
+    environment.systemPackages =
+      [ nix-ld-libraries ]
+      ++ lib.optional with32 nix-ld-libraries32
+      ++ lib.optional withX86_64 nix-ld-librariesX86_64;
+
+    systemd.tmpfiles.rules = lib.mkIf withX86_64 [
+      "d /lib64 0755 root root - -"
+      "L+ /lib64/ld-linux-x86-64.so.2 - - - - ${cfg.packageX86_64}/libexec/nix-ld"
+    ];
+
+    programs.nix-ld-shim.librariesX86_64 = lib.mkIf withX86_64 (
+      with pkgsX86_64;
+      [
+        zlib
+        zstd
+        stdenv.cc.cc
+        curl
+        openssl
+        bzip2
+        libxml2
+        xz
+        systemd
+      ]
+    );
 
     programs.nix-ld-shim.libraries32 = lib.mkIf with32 (
       with pkgs.pkgsi686Linux;
@@ -206,6 +271,10 @@ in
     // lib.optionalAttrs with32 {
       NIX_LD_i686_linux = "${libDir32}/ld.so";
       NIX_LD_LIBRARY_PATH_i686_linux = lib.concatStringsSep ":" ([ libDir32 ] ++ cfg.libraryDirectories32);
+    }
+    // lib.optionalAttrs withX86_64 {
+      NIX_LD_x86_64_linux = "${libDirX86_64}/ld.so";
+      NIX_LD_LIBRARY_PATH_x86_64_linux = libDirX86_64;
     };
   };
 }

@@ -7,6 +7,10 @@
   lib,
   rustPlatform,
   stdenv,
+  # Where under /run/current-system/sw/share the NixOS module puts this shim's loader and library
+  # set: nix-ld for the host's own shim, nix-ld32 for the 32-bit one beside x86_64's, and
+  # nix-ld-x86_64 for the x86_64 one an aarch64 host runs by emulation.
+  shareDir ? if stdenv.hostPlatform.isx86_32 then "nix-ld32" else "nix-ld",
 }:
 
 let
@@ -21,7 +25,6 @@ let
   # falls back to these when NIX_LD / NIX_LD_LIBRARY_PATH are not set, so a program started with
   # an emptied environment (env -i, systemd units, sudo) still runs. The 32-bit shim (i686, as
   # pkgsi686Linux builds it for x86_64 NixOS) has a library set of its own beside the 64-bit one.
-  shareDir = if stdenv.hostPlatform.isx86_32 then "nix-ld32" else "nix-ld";
   defaultLoader = "/run/current-system/sw/share/${shareDir}/lib/ld.so";
   defaultLibraryPath = "/run/current-system/sw/share/${shareDir}/lib";
 in

@@ -302,7 +302,9 @@ let
     ltrace = fakeDerivation "ltrace" { };
   };
   pkgs = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false { inherit pkgsi686Linux; }).self;
-  pkgsAarch64 = (pkgsFor "aarch64-linux" "lib" "ld-linux-aarch64.so.1" false { }).self;
+  pkgsAarch64 = (pkgsFor "aarch64-linux" "lib" "ld-linux-aarch64.so.1" false {
+    pkgsCross.gnu64 = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false { }).self;
+  }).self;
   pkgsRiscv64 = (pkgsFor "riscv64-linux" "lib" "ld-linux-riscv64-lp64d.so.1" false { }).self;
 in
 "##;
@@ -408,8 +410,8 @@ let
   nixpkgsNames = [ "enable" "libraries" "libraryDirectories" "package" ];
 in
 builtins.all (x: x) [
-  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package, and their 32-bit counterparts (it declares ${builtins.concatStringsSep ", " names})"
-    (names == [ "enable" "libraries" "libraries32" "libraryDirectories" "libraryDirectories32" "package" "package32" ]
+  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package, their 32-bit counterparts and the emulated x86_64 shim's (it declares ${builtins.concatStringsSep ", " names})"
+    (names == [ "enable" "libraries" "libraries32" "librariesX86_64" "libraryDirectories" "libraryDirectories32" "package" "package32" "packageX86_64" ]
       && builtins.all (name: options.${name}._type or null == "option") names))
   (expect "nix/module.nix: must declare nothing under programs.nix-ld-rs, nixpkgs' old name"
     (!(module.options.programs ? nix-ld-rs)))
@@ -550,6 +552,9 @@ macro_rules! nixos_stubs {
       };
       programs.nix-ld.enable = mkOption { type = types.bool; default = false; };
       hardware.graphics.enable32Bit = mkOption { type = types.bool; default = false; };
+      systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
+      boot.binfmt.emulatedSystems = mkOption { type = types.listOf types.str; default = [ ]; };
+      virtualisation.rosetta.enable = mkOption { type = types.bool; default = false; };
     };
   };
   evalFor = pkgs: modules:
@@ -578,6 +583,11 @@ const MODULE_SYSTEM: &str = concat!(
   kept = evalFor pkgs [ enabled { environment.ldso32 = "/opt/ld32/ld-linux.so.2"; programs.nix-ld-shim.package32 = null; } ];
   graphics = evalFor pkgs [ enabled { hardware.graphics.enable32Bit = true; programs.nix-ld-shim.libraryDirectories32 = [ "/opt/lib32" ]; programs.nix-ld-shim.libraries32 = [ (fakeDerivation "libfoo32" { }) ]; } ];
   renamed = evalFor pkgs [ { programs.nix-ld-rs.enable = true; } ];
+  shimX = pkgsAarch64.pkgsCross.gnu64.callPackage (rootPath + "/nix/package.nix") { shareDir = "nix-ld-x86_64"; };
+  emulating = evalFor pkgsAarch64 [ enabled { boot.binfmt.emulatedSystems = [ "x86_64-linux" ]; } ];
+  rosetta = evalFor pkgsAarch64 [ enabled { virtualisation.rosetta.enable = true; } ];
+  notX86 = evalFor pkgsAarch64 [ enabled { boot.binfmt.emulatedSystems = [ "x86_64-linux" ]; programs.nix-ld-shim.packageX86_64 = null; } ];
+  x86Link = "L+ /lib64/ld-linux-x86-64.so.2 - - - - ${shimX}/libexec/nix-ld";
   both = evalFor pkgs [ enabled { programs.nix-ld.enable = true; } ];
 "##,
     nixos_stubs!(),
@@ -612,7 +622,20 @@ builtins.all (x: x) [
     (aarch.environment.ldso == "${shimA}/libexec/nix-ld" && aarch.environment.ldso32 == null
       && !((vars aarch) ? NIX_LD_i686_linux) && (vars aarch).NIX_LD == shimA.DEFAULT_NIX_LD
       && builtins.length aarch.environment.systemPackages == 1 && failing aarch == [ ]
-      && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1"))
+      && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1" && aarch.systemd.tmpfiles.rules == [ ]))
+  (expect "aarch64 emulating x86_64 (binfmt or Rosetta): the x86_64 shim must be linked at /lib64/ld-linux-x86-64.so.2 and named by NIX_LD_x86_64_linux, with its own x86_64 loader and libraries"
+    (builtins.all (c: builtins.elem x86Link c.systemd.tmpfiles.rules
+        && (vars c).NIX_LD_x86_64_linux == shimX.DEFAULT_NIX_LD
+        && (vars c).NIX_LD_LIBRARY_PATH_x86_64_linux == shimX.DEFAULT_NIX_LD_LIBRARY_PATH
+        && (vars c).NIX_LD == shimA.DEFAULT_NIX_LD
+        && c.environment.ldso == "${shimA}/libexec/nix-ld"
+        && builtins.length c.environment.systemPackages == 2 && failing c == [ ]) [ emulating rosetta ]
+      && shimX.DEFAULT_NIX_LD == "/run/current-system/sw/share/nix-ld-x86_64/lib/ld.so"
+      && shimX.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
+      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 1).postBuild))
+  (expect "aarch64 emulating x86_64 with packageX86_64 = null: nothing x86_64 is installed"
+    (notX86.systemd.tmpfiles.rules == [ ] && !((vars notX86) ? NIX_LD_x86_64_linux)
+      && builtins.length notX86.environment.systemPackages == 1))
 ]
 "##
 );
