@@ -60,9 +60,15 @@ pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str
     util::run(&mut cmd)?;
     let built = built_dir.join("release/nix-ld");
     let linked = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-    let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", built.display()))?;
+    // The debugger section table is x86-64's only (a native build on another platform keeps the
+    // linker's).
+    let x86_64 = elfcheck::native() == elfcheck::X86_64;
+    let bytes =
+        if x86_64 { sections::finish(&linked).map_err(|e| format!("{}: {e}", built.display()))? } else { linked };
     elfcheck::verify_with(&bytes, elfcheck::allowance(defaults)).map_err(|e| format!("{}: {e}", built.display()))?;
-    sections::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    if x86_64 {
+        sections::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    }
     let dist = target_dir.join("dist");
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     let out = dist.join(name);
@@ -139,7 +145,7 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// `cargo xtask build --target TRIPLE`.
 pub fn run_for(triple: &str) -> Result<PathBuf> {
     let target = elfcheck::target(triple)?;
-    if target == elfcheck::X86_64 {
+    if target == elfcheck::native() {
         return run();
     }
     let path = cross_shim(&target, None, "nix-ld")?;
@@ -150,6 +156,10 @@ pub fn run_for(triple: &str) -> Result<PathBuf> {
 /// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
 pub fn finish_file(path: &Path) -> Result<()> {
     let linked = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if elfcheck::native() != elfcheck::X86_64 {
+        eprintln!("{}: left as linked: the debugger section table is x86-64's only", path.display());
+        return Ok(());
+    }
     let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = path.with_extension("finishing");
     util::write_executable(&tmp, &bytes)?;
@@ -185,7 +195,7 @@ pub fn doctor() -> Result<PathBuf> {
 /// Checks a shim file built for `target` (x86-64: [`verify_file`]) and says what holds.
 pub fn verify_file_for(path: &Path, target: &elfcheck::Target) -> Result<()> {
     if *target == elfcheck::X86_64 {
-        return verify_file(path);
+        return verify_x86_64_file(path);
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let facts = elfcheck::verify_for(&bytes, target, 0).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -200,11 +210,16 @@ pub fn verify_file_for(path: &Path, target: &elfcheck::Target) -> Result<()> {
     Ok(())
 }
 
-/// Checks a shim file (the one just built, or one installed by the Nix package) and says what
-/// holds.
-pub fn verify_file(path: &std::path::Path) -> Result<()> {
+/// Checks a shim file (the one just built, or one installed by the Nix package) for the platform
+/// xtask runs on, and says what holds.
+pub fn verify_file(path: &Path) -> Result<()> {
+    verify_file_for(path, &elfcheck::native())
+}
+
+/// [`verify_file`] for an x86-64 shim, with its debugger section table.
+fn verify_x86_64_file(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let facts = elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let facts = elfcheck::verify_for(&bytes, &elfcheck::X86_64, 0).map_err(|e| format!("{}: {e}", path.display()))?;
     sections::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
         "verified {}: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, no symbols, the sections debuggers read, at most {} bytes mapped; {} bytes mapped, {} bytes on disk",

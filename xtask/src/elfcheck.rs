@@ -64,6 +64,19 @@ pub const I686: Target = Target {
 };
 pub const TARGETS: [Target; 4] = [X86_64, AARCH64, RISCV64, I686];
 
+/// The platform this program (xtask) runs on: the one a native build is for, as nixpkgs builds.
+pub fn native() -> Target {
+    if cfg!(target_arch = "aarch64") {
+        AARCH64
+    } else if cfg!(target_arch = "riscv64") {
+        RISCV64
+    } else if cfg!(target_arch = "x86") {
+        I686
+    } else {
+        X86_64
+    }
+}
+
 /// The target named by a Rust triple.
 pub fn target(triple: &str) -> Result<Target> {
     TARGETS.iter().copied().find(|t| t.triple == triple).ok_or_else(|| {
@@ -91,17 +104,18 @@ pub struct ShimFacts {
     pub file_size: u64,
 }
 
-/// Verifies: ELF64 x86-64, ET_DYN (position-independent), no PT_INTERP, no PT_DYNAMIC (so no
+/// Verifies, for the platform xtask runs on ([`native`]): its ELF class and machine, ET_DYN (position-independent), no PT_INTERP, no PT_DYNAMIC (so no
 /// DT_NEEDED and no relocations), exactly one PT_LOAD and it is read-only and executable (no
 /// writable data: nothing to relocate, no page copied on write), a non-executable stack, and no
 /// relocation sections at all.
+#[cfg(test)]
 pub fn verify(bytes: &[u8]) -> Result<ShimFacts> {
     verify_with(bytes, 0)
 }
 
 /// [`verify`], for a build whose compiled-in defaults take `allowance` bytes more than NixOS's.
 pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
-    verify_for(bytes, &X86_64, allowance)
+    verify_for(bytes, &native(), allowance)
 }
 
 /// The ELF fields `verify_for` reads, at their places in the file's class.
