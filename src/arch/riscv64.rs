@@ -10,8 +10,9 @@
 
 use core::arch::{asm, global_asm};
 
-// Entry from the kernel: `sp` is the argument block, 16-byte aligned. `gp` is left alone: the shim
-// is linked without relaxation against it (nothing sets it, and nothing reads it).
+// Entry from the kernel: `sp` is the argument block, 16-byte aligned. `gp` is left alone: linker.ld
+// defines no `__global_pointer$`, so the linker relaxes no access to be gp-relative and nothing
+// reads it.
 global_asm!(
     ".globl _start",
     ".type _start,@function",

@@ -94,8 +94,9 @@ global_asm!(
 /// Address of the entry trampoline (a stored address would need relocating).
 pub fn trampoline_address() -> usize {
     let address: usize;
-    // SAFETY: the helper only computes an address; it writes eax and the stack word below `esp`.
-    unsafe { asm!("call nix_ld_trampoline_address", out("eax") address, options(pure, nomem, preserves_flags)) };
+    // SAFETY: the helper only computes an address; it writes eax, the flags (`add`) and the stack
+    // below `esp` (the return address).
+    unsafe { asm!("call nix_ld_trampoline_address", out("eax") address, options(pure, nomem)) };
     address
 }
 
@@ -103,7 +104,7 @@ pub fn trampoline_address() -> usize {
 pub fn image_end() -> usize {
     let address: usize;
     // SAFETY: as for `trampoline_address`.
-    unsafe { asm!("call nix_ld_image_end", out("eax") address, options(pure, nomem, preserves_flags)) };
+    unsafe { asm!("call nix_ld_image_end", out("eax") address, options(pure, nomem)) };
     address
 }
 
