@@ -1,8 +1,9 @@
 //! nix-ld: the program interpreter that lets NixOS run binaries built for other Linux distributions.
 //!
-//! The kernel starts this shim in place of `/lib64/ld-linux-x86-64.so.2`. It chooses the real
-//! loader and the library path (`nix_ld::plan`), maps the loader (`loader`), and hands the process
-//! over (`handover`), so that ld.so sees the Nix library directories and the program does not.
+//! The kernel starts this shim in place of the system's glibc loader (`/lib64/ld-linux-x86-64.so.2`
+//! on x86-64; `nix_ld::target` names each platform's). It chooses the real loader and the library
+//! path (`nix_ld::plan`), maps the loader (`loader`), and hands the process over (`handover`), so
+//! that ld.so sees the Nix library directories and the program does not.
 //!
 //! `arch`'s `_start` calls [`start`] at once: the shim has no writable data and so nothing to
 //! relocate (see `linker.ld`). From there on, everything is ordinary Rust with errors as values,

@@ -134,7 +134,7 @@ impl Platform {
     }
 
     /// Runs `program` with exactly `env`.
-    fn run(&self, program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    fn run(&self, program: &Path, args: &[impl AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> Output {
         let mut cmd = self.command(program);
         cmd.args(args).env_clear();
         for (k, v) in env {
@@ -143,23 +143,18 @@ impl Platform {
         cmd.output().unwrap()
     }
 
-    /// The `--child` arguments that start `program` again as a child.
-    fn child_args<'a>(&'a self, program: &'a Path) -> Vec<&'a str> {
-        let mut args = vec!["--child"];
-        if let Some(runner) = self.runner {
-            args.push(which(runner).map(|p| p.to_str().unwrap().to_string()).map(leak).unwrap());
-        }
-        args.push(program.to_str().unwrap());
+    /// The `--child` arguments that start `program` again as a child (through the emulator, whose
+    /// full path the program's `execve` needs).
+    fn child_args(&self, program: &Path) -> Vec<PathBuf> {
+        let mut args = vec![PathBuf::from("--child")];
+        args.extend(self.runner.map(|runner| which(runner).expect("the emulator is on PATH")));
+        args.push(program.to_path_buf());
         args
     }
 
     fn loader_variable(&self) -> String {
         format!("NIX_LD_{}", self.system)
     }
-}
-
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
 }
 
 fn which(program: &str) -> Option<PathBuf> {
@@ -206,7 +201,8 @@ fn environment_cases(p: &Platform) {
         assert_same(p, &through, &direct, env);
     }
     // The counterpart: ld.so does get the library path (debug says what it sees).
-    let out = p.run(&through, &[], &[("NIX_LD", p.loader), ("NIX_LD_LIBRARY_PATH", lib), ("NIX_LD_LOG", "debug")]);
+    let out =
+        p.run(&through, &[] as &[&str], &[("NIX_LD", p.loader), ("NIX_LD_LIBRARY_PATH", lib), ("NIX_LD_LOG", "debug")]);
     let sees = format!("nix-ld: ld.so sees LD_LIBRARY_PATH={lib}");
     assert!(stderr(&out).lines().any(|l| l == sees), "{}: {}", p.triple, stderr(&out));
 }
@@ -222,13 +218,13 @@ fn env_i_with_defaults(p: &Platform) {
     // First without the defaults: the shim says what is missing.
     let _ = std::fs::remove_dir_all(p.defaults_dir());
     let (through, direct) = env_programs(p, &dir, &p.defaults_shim());
-    let out = p.run(&through, &[], &[]);
+    let out = p.run(&through, &[] as &[&str], &[]);
     assert_eq!(out.status.code(), Some(127), "{}: {}", p.triple, stderr(&out));
     assert!(stderr(&out).contains("does not exist"), "{}: {}", p.triple, stderr(&out));
     p.install_defaults(&lib);
     assert_same(p, &through, &direct, &[]);
     assert_same(p, &through, &direct, &[("A", "1"), ("B", "2")]);
-    let out = p.run(&through, &[], &[("NIX_LD_LOG", "debug")]);
+    let out = p.run(&through, &[] as &[&str], &[("NIX_LD_LOG", "debug")]);
     assert!(stderr(&out).contains(&format!("ld.so sees LD_LIBRARY_PATH={}", p.defaults_dir().join("lib").display())));
 }
 
@@ -265,11 +261,12 @@ fn system_variables_and_a_missing_loader(p: &Platform) {
     let dir = scratch(&format!("platform-system-{}", p.triple));
     let (through, _) = env_programs(p, &dir, &p.shim());
     let system = p.loader_variable();
-    let out = p.run(&through, &[], &[("NIX_LD", "/nonexistent/ld.so")]);
+    let out = p.run(&through, &[] as &[&str], &[("NIX_LD", "/nonexistent/ld.so")]);
     assert_eq!(out.status.code(), Some(127), "{}: {}", p.triple, stderr(&out));
     let line = format!("nix-ld: cannot run {}: loader /nonexistent/ld.so does not exist", through.display());
     assert!(stderr(&out).lines().any(|l| l == line), "{}: {}", p.triple, stderr(&out));
-    let out = p.run(&through, &[], &[("NIX_LD", "/nonexistent/ld.so"), (system.as_str(), p.loader), ("A", "1")]);
+    let out =
+        p.run(&through, &[] as &[&str], &[("NIX_LD", "/nonexistent/ld.so"), (system.as_str(), p.loader), ("A", "1")]);
     assert!(out.status.success(), "{}: {}", p.triple, stderr(&out));
     assert!(stdout(&out).contains("A=1"), "{}", stdout(&out));
 }
@@ -287,13 +284,13 @@ fn plain_names_for_another_platform_are_passed_over(p: &Platform) {
     let (through, direct) = env_programs(p, &dir, &p.defaults_shim());
     let system = p.loader_variable();
     // The failure: the x86-64 loader under this platform's own name.
-    let out = p.run(&through, &[], &[(system.as_str(), HOST_LOADER)]);
+    let out = p.run(&through, &[] as &[&str], &[(system.as_str(), HOST_LOADER)]);
     assert_eq!(out.status.code(), Some(127), "{}: {}", p.triple, stderr(&out));
     let cause = format!("loader {HOST_LOADER} is not {} (it is x86-64)", p.name);
     assert!(stderr(&out).contains(&cause), "{}: {}", p.triple, stderr(&out));
     // Under the plain name it is passed over, and the plain library path with it.
     let env = [("NIX_LD", HOST_LOADER), ("NIX_LD_LIBRARY_PATH", "/x86_64-only/lib"), ("NIX_LD_LOG", "info")];
-    let out = p.run(&through, &[], &env);
+    let out = p.run(&through, &[] as &[&str], &env);
     let log = stderr(&out);
     assert!(out.status.success(), "{}: {log}", p.triple);
     assert!(
