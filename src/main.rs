@@ -96,6 +96,34 @@ fn program_name(stack: &InitialStack) -> &'static [u8] {
     name.map(CStr::bytes).unwrap_or(b"the program")
 }
 
+/// What `nix-ld-doctor --status` reads from the installed shim's file: its version and the
+/// defaults compiled into it, each followed by a NUL. The section is not loaded (linker.ld), so
+/// this costs no mapped byte; the code never refers to it (`#[used]` keeps it).
+#[used]
+#[link_section = ".nix-ld.version"]
+static VERSION: [u8; VERSION_LEN] = version();
+
+const VERSION_TEXT: &[u8] = concat!("nix-ld ", env!("CARGO_PKG_VERSION")).as_bytes();
+const VERSION_LEN: usize =
+    VERSION_TEXT.len() + nix_ld::defaults::LOADER.len() + nix_ld::defaults::LIBRARY_PATH.len() + 3;
+
+const fn version() -> [u8; VERSION_LEN] {
+    let mut out = [0; VERSION_LEN];
+    let parts = [VERSION_TEXT, nix_ld::defaults::LOADER, nix_ld::defaults::LIBRARY_PATH];
+    let (mut at, mut p) = (0, 0);
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[at] = parts[p][i];
+            at += 1;
+            i += 1;
+        }
+        at += 1; // the NUL
+        p += 1;
+    }
+    out
+}
+
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Unreachable by design (errors are values); if it ever happens, say so and stop cleanly.

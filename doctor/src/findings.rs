@@ -1,72 +1,178 @@
-//! The examination, in the order a user needs it, and the report: text for people, JSON for tools.
+//! The examination, in the order a user needs it: what the target is, the loader the shim would
+//! choose, every library the loader would not find (for a directory, for every object under it),
+//! where the store has each, and the fixes for all of them at once.
 
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
-use crate::libraries::{self, Trace};
+use crate::cli::Target;
+use crate::ldso;
 use crate::loader::{self, Choice};
-use crate::program::{self, Class, Kind};
-use crate::store::{self, Candidate};
+use crate::object;
+use crate::program;
+use crate::report::{Candidate, Foreign, Missing, Problem, Report, SCHEMA_VERSION};
+use crate::resolve::{Resolution, Resolver};
+use crate::{attributes, store};
 
-/// JSON schema version of [`Report::json`]; bumped when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Rounds of "add what the store has, look again" before giving up: each finds what the
+/// libraries added in the last one need and cannot find through their own RUNPATH.
+const MAX_ROUNDS: usize = 8;
 
-/// One thing that stops the program, and what to do about it.
-#[derive(Debug, Clone, Default)]
-pub struct Problem {
-    /// A stable name for tools: `interpreter-missing`, `not-covered`, `loader-unusable`,
-    /// `missing-library`, `missing-symbol-version`, `shim-not-installed`.
-    pub kind: &'static str,
-    pub summary: String,
-    pub details: Vec<String>,
-    pub fixes: Vec<String>,
-    /// For `missing-library`, the library; for `missing-symbol-version`, the one without the
-    /// version.
-    pub library: Option<String>,
-    /// For `missing-symbol-version` (`GLIBC_2.38`).
-    pub version: Option<String>,
-    /// The objects that need the library or the version.
-    pub needed_by: Vec<String>,
-    pub candidates: Vec<Candidate>,
+fn new_report(target: &str) -> Report {
+    Report { schema_version: SCHEMA_VERSION, target: target.to_string(), ..Report::default() }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    pub program: String,
-    /// What the file is, in words.
-    pub kind: String,
-    pub choice: Option<Choice>,
-    pub glibc: Option<String>,
-    pub problems: Vec<Problem>,
-    pub notes: Vec<String>,
+/// Examines a target; Err says, in one phrase, why it could not be examined at all.
+pub fn examine(target: &Target, given: &str) -> Result<Report, String> {
+    match target {
+        Target::File(path) => file(path, given),
+        Target::Directory(dir) => directory(dir, given),
+    }
 }
 
-/// Examines `path`; Err says, in one phrase, why it could not be inspected at all.
-pub fn examine(path: &Path) -> Result<Report, String> {
+fn file(path: &Path, given: &str) -> Result<Report, String> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("it does not exist".into()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             return Err("it is not readable (permission denied)".into())
         }
-        Err(_) if path.is_dir() => return Err("it is a directory".into()),
         Err(e) => return Err(format!("it cannot be read ({e})")),
     };
-    let program = program::absolute(path);
-    let mut report = Report { program: path.display().to_string(), ..Report::default() };
-    match program::kind(&bytes) {
-        Kind::NotAProgram => return Err("it is not a program (neither an ELF file nor a #! script)".into()),
-        Kind::Script { interpreter } => script(&mut report, &interpreter),
-        Kind::Static => {
-            report.kind = "a statically linked program".into();
-            report.notes.push("it needs no loader and no libraries: nothing for nix-ld to do".into());
-        }
-        Kind::Dynamic { class, machine, interpreter, .. } => {
-            if dynamic(&mut report, class, machine, &interpreter) {
-                shim_case(&mut report, &program);
+    let mut report = new_report(given);
+    if let Some(interpreter) = program::shebang(&bytes) {
+        report.mode = "script";
+        script(&mut report, &interpreter);
+        return Ok(report);
+    }
+    let Some(object) = object::parse(&bytes) else {
+        return Err("it is neither an ELF program or library nor a #! script".into());
+    };
+    let absolute = program::absolute(path);
+    report.examined.push(absolute.display().to_string());
+    if object.is_static {
+        report.mode = "static";
+        report.kind = "a statically linked program".into();
+        report.notes.push("it needs no loader and no libraries: nothing for nix-ld to do".into());
+        return Ok(report);
+    }
+    let arch = program::machine_name(object.machine);
+    match &object.interpreter {
+        Some(interpreter) => {
+            report.mode = "program";
+            let class = if object.class64 { program::Class::Elf64 } else { program::Class::Elf32 };
+            if dynamic(&mut report, class, object.machine, interpreter) {
+                shim_case(&mut report, &[absolute], &HashMap::new());
             }
+        }
+        None => {
+            report.mode = "library";
+            report.kind = format!("a shared library, plugin or extension module for {arch}");
+            if !object.is_x86_64() {
+                report.problems.push(Problem {
+                    kind: "not-covered",
+                    summary: format!("a library for {arch}: the x86-64 loader cannot load it"),
+                    fixes: vec!["get the x86-64 (x86_64, amd64) build of what it belongs to".into()],
+                    ..Problem::default()
+                });
+                return Ok(report);
+            }
+            shim_case(&mut report, &[absolute], &HashMap::new());
         }
     }
     Ok(report)
+}
+
+/// Every ELF object under `dir`: regular files only, links neither followed nor left through.
+fn walk(dir: &Path, objects: &mut Vec<PathBuf>, links: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Ok(kind) = entry.file_type() else { continue };
+        let path = entry.path();
+        if kind.is_dir() {
+            walk(&path, objects, links);
+        } else if kind.is_symlink() {
+            links.push(path);
+        } else if kind.is_file() && object::looks_like_elf(&path) {
+            objects.push(path);
+        }
+    }
+}
+
+fn directory(dir: &Path, given: &str) -> Result<Report, String> {
+    let root = std::fs::canonicalize(dir).map_err(|e| format!("it cannot be read ({e})"))?;
+    let mut report = new_report(given);
+    report.mode = "directory";
+    let (mut files, mut links) = (Vec::new(), Vec::new());
+    walk(&root, &mut files, &mut links);
+    let mut provided: HashMap<String, PathBuf> = HashMap::new();
+    let mut examined = Vec::new();
+    let (mut programs, mut libraries) = (0, 0);
+    for path in files {
+        let Some(object) = object::read(&path) else { continue };
+        if !object.is_x86_64() {
+            report.other_architectures.push(Foreign {
+                path: path.strip_prefix(&root).unwrap_or(&path).display().to_string(),
+                architecture: program::machine_name(object.machine),
+            });
+            continue;
+        }
+        if object.is_static {
+            continue;
+        }
+        if object.is_program() {
+            programs += 1;
+        } else {
+            libraries += 1;
+        }
+        // What the tree provides: each object's soname and its file name.
+        if let Some(soname) = &object.soname {
+            provided.entry(soname.clone()).or_insert_with(|| path.clone());
+        }
+        if let Some(name) = path.file_name() {
+            provided.entry(name.to_string_lossy().into_owned()).or_insert_with(|| path.clone());
+        }
+        examined.push(path);
+    }
+    // A link inside the tree to one of its objects provides that object under the link's name.
+    for link in links {
+        let Ok(target) = std::fs::canonicalize(&link) else { continue };
+        if target.starts_with(&root) && examined.contains(&target) {
+            if let Some(name) = link.file_name() {
+                provided.entry(name.to_string_lossy().into_owned()).or_insert(target);
+            }
+        }
+    }
+    report.kind = format!(
+        "a directory of {} ELF object{} for x86-64 ({programs} program{}, {libraries} librar{})",
+        examined.len(),
+        if examined.len() == 1 { "" } else { "s" },
+        if programs == 1 { "" } else { "s" },
+        if libraries == 1 { "y" } else { "ies" },
+    );
+    report.examined = examined.iter().map(|p| p.display().to_string()).collect();
+    if examined.is_empty() {
+        report.notes.push("no ELF object of this architecture under it: nothing for nix-ld to do".into());
+        return Ok(report);
+    }
+    report.directory = Some(root.display().to_string());
+    shim_case(&mut report, &examined, &provided);
+    for m in &mut report.missing {
+        m.unshipped = m.candidates.is_empty() && m.likely_attribute.is_none() && own_family(&m.library, &provided);
+    }
+    Ok(report)
+}
+
+/// Whether `library` belongs to the family of a soname the tree provides: a common prefix of at
+/// least six characters that holds a digit (`libQt6` of `libQt6Pdf.so.6` and `libQt6Core.so.6`;
+/// not `libxcb-` or `libssl.so.`).
+pub fn own_family(library: &str, provided: &HashMap<String, PathBuf>) -> bool {
+    provided.keys().any(|p| {
+        let common = library.bytes().zip(p.bytes()).take_while(|(a, b)| a == b).count();
+        common >= 6 && library.as_bytes()[..common].iter().any(u8::is_ascii_digit)
+    })
 }
 
 fn script(report: &mut Report, interpreter: &str) {
@@ -88,12 +194,12 @@ fn script(report: &mut Report, interpreter: &str) {
 }
 
 /// Classifies a dynamically linked program by the loader it names; true for the shim's case.
-fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -> bool {
+fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter: &str) -> bool {
     let arch = program::machine_name(machine);
     report.kind = format!("a dynamically linked {arch} program, loader {interpreter}");
     let not_covered =
         |summary: String, fixes: Vec<String>| Problem { kind: "not-covered", summary, fixes, ..Problem::default() };
-    if machine == program::EM_X86_64 && class == Class::Elf64 {
+    if machine == program::EM_X86_64 && class == program::Class::Elf64 {
         if interpreter == program::GLIBC_X86_64 || program::is_shim(interpreter) {
             if !program::exists(interpreter) {
                 report.problems.push(Problem {
@@ -129,7 +235,7 @@ fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -
         ));
         return false;
     }
-    if machine == program::EM_386 && class == Class::Elf32 {
+    if machine == program::EM_386 && class == program::Class::Elf32 {
         let glibc = if interpreter == program::GLIBC_I386 { "glibc " } else { "" };
         report.problems.push(not_covered(
             format!("a 32-bit x86 {glibc}program ({interpreter}): the nix-ld shim runs x86-64 programs only"),
@@ -147,8 +253,9 @@ fn dynamic(report: &mut Report, class: Class, machine: u16, interpreter: &str) -
     false
 }
 
-/// The shim's case: the loader it would use, then the libraries ld.so would not find.
-fn shim_case(report: &mut Report, program: &Path) {
+/// The shim's choice and its loader, checked as the shim checks it; None (with a problem in
+/// the report) when that loader is unusable.
+pub fn choose_loader(report: &mut Report) -> Option<Choice> {
     let choice = loader::choose(&loader::environment());
     report.choice = Some(choice.clone());
     if let Err((cause, hint)) = loader::check(&choice.loader, choice.loader_source) {
@@ -158,282 +265,260 @@ fn shim_case(report: &mut Report, program: &Path) {
             fixes: vec![hint],
             ..Problem::default()
         });
-        return;
+        return None;
     }
-    report.glibc = libraries::glibc_of(&choice.loader);
-    let path = search_path(&choice);
-    let trace = match libraries::trace(&choice.loader, &path, program) {
-        Ok(trace) => trace,
-        Err(why) => {
-            report.notes.push(format!("the libraries could not be listed: {why}"));
-            return;
+    report.glibc = glibc_of(&choice.loader);
+    Some(choice)
+}
+
+/// The shim's case for `roots` (one program or library, or every object of a directory):
+/// resolve, then look in the store for what is missing, add it, and look again, until nothing
+/// more is found; then write the fixes for all of it.
+fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, PathBuf>) {
+    let Some(choice) = choose_loader(report) else { return };
+    let defaults = ldso::defaults(&choice.loader).unwrap_or_else(|| {
+        report.notes.push(
+            "the loader does not state its default directories (glibc before 2.33): only the library path and RUNPATHs were searched".into(),
+        );
+        ldso::Defaults::default()
+    });
+    let mut resolver = Resolver::new(choice.handed.clone(), defaults, Some(PathBuf::from(&choice.loader)));
+    let mut resolution = Resolution::default();
+    for root in roots {
+        resolver.resolve(root, provided, &mut resolution);
+    }
+    versions(report, &resolution);
+    let first: BTreeMap<String, BTreeSet<PathBuf>> = resolution.missing.clone();
+    let mut all = first.clone();
+    if !all.is_empty() {
+        let index = store::Index::read(&store::root());
+        let mut pick = Pick::default();
+        for _ in 0..MAX_ROUNDS {
+            if !pick.add(&index, &all) {
+                break;
+            }
+            resolver.library_path = choice.handed.iter().cloned().chain(pick.added.iter().cloned()).collect();
+            let mut again = Resolution::default();
+            for root in roots {
+                resolver.resolve(root, provided, &mut again);
+            }
+            for (library, needers) in again.missing {
+                all.entry(library).or_default().extend(needers);
+            }
         }
-    };
-    versions(report, &trace);
-    missing(report, program, &trace, &choice.directories.join(":"));
+        let start = (report.mode == "program").then(|| crate::fixes::quote(&report.target));
+        conclude(report, &choice, &index, &all, &first, &pick, start);
+    }
+    report.examined.sort();
+    for path in &resolution.loaded {
+        let path = path.display().to_string();
+        if !report.examined.contains(&path) && report.mode != "directory" {
+            report.examined.push(path);
+        }
+    }
     report.notes.push(
-        "libraries the program opens later with dlopen are not checked: run it with LD_DEBUG=libs to see them".into(),
+        "libraries opened later with dlopen are not seen without running it: nix-ld-doctor --run -- PROGRAM ARGS runs it and reports them".into(),
     );
 }
 
-/// The path the shim hands ld.so: the user's LD_LIBRARY_PATH, then the Nix directories that exist.
-fn search_path(choice: &Choice) -> String {
-    let user = choice.user_path.iter().flat_map(|p| p.split(':')).filter(|d| !d.is_empty()).map(str::to_string);
-    user.chain(choice.directories.iter().cloned()).collect::<Vec<_>>().join(":")
+/// The store directories chosen so far, and for which library each.
+#[derive(Default)]
+pub struct Pick {
+    pub chosen: BTreeMap<String, Candidate>,
+    pub added: Vec<String>,
 }
 
-fn versions(report: &mut Report, trace: &Trace) {
-    for (version, library, required_by) in &trace.missing_versions {
+impl Pick {
+    /// Chooses a store directory for each library of `all` that has none yet; true when that
+    /// added a directory.
+    pub fn add(&mut self, index: &store::Index, all: &BTreeMap<String, BTreeSet<PathBuf>>) -> bool {
+        let before = self.added.len();
+        for library in all.keys() {
+            if self.chosen.contains_key(library) || attributes::is_driver(library) {
+                continue;
+            }
+            if let Some(c) = best(index, library, &self.added) {
+                if !self.added.contains(&c.directory) {
+                    self.added.push(c.directory.clone());
+                }
+                self.chosen.insert(library.clone(), c);
+            }
+        }
+        self.added.len() > before
+    }
+}
+
+/// Writes the missing libraries and their fixes into `report`; `first` are those missing
+/// before anything was added, `start` the shell words that start the program (None: an
+/// `export` line).
+pub fn conclude(
+    report: &mut Report,
+    choice: &Choice,
+    index: &store::Index,
+    all: &BTreeMap<String, BTreeSet<PathBuf>>,
+    first: &BTreeMap<String, BTreeSet<PathBuf>>,
+    pick: &Pick,
+    start: Option<String>,
+) {
+    let names: Vec<String> = all.keys().cloned().collect();
+    let located = store::nix_locate(&names).unwrap_or_default();
+    report.missing = all
+        .iter()
+        .map(|(library, needers)| {
+            missing(index, library, needers, &pick.chosen, !first.contains_key(library), located.get(library))
+        })
+        .collect();
+    confirm(report);
+    report.fixes = Some(crate::fixes::write(report, choice, &pick.added, start));
+}
+
+/// Confirms the attributes of the store directories chosen against the local nixpkgs, if there
+/// is one: the same store path is "confirmed", another build says the attribute evaluates, no
+/// value says it is none of that nixpkgs (and it is left out of the lines to paste).
+fn confirm(report: &mut Report) {
+    let mut attributes: Vec<String> = Vec::new();
+    for m in &report.missing {
+        if let Some(a) = m.candidates.first().filter(|c| !c.confirmed).and_then(|c| c.attribute.clone()) {
+            if !attributes.contains(&a) {
+                attributes.push(a);
+            }
+        }
+    }
+    if attributes.is_empty() {
+        return;
+    }
+    let values = match crate::nixeval::evaluate(&attributes) {
+        Ok(values) => values,
+        Err(why) => {
+            if crate::nixeval::local_nixpkgs().is_some() {
+                report.notes.push(format!("the attributes could not be confirmed in the local nixpkgs: {why}"));
+            }
+            return;
+        }
+    };
+    for m in &mut report.missing {
+        let Some(c) = m.candidates.first_mut() else { continue };
+        let Some(at) = c.attribute.as_ref().and_then(|a| attributes.iter().position(|x| x == a)) else { continue };
+        let entry = Path::new(&c.directory).parent().map(|p| p.display().to_string());
+        match &values[at] {
+            Some(path) if Some(path) == entry.as_ref() => {
+                c.confirmed = true;
+                c.attribute_from = Some("nixpkgs");
+            }
+            Some(_) => c.attribute_from = Some("nixpkgs-other-build"),
+            None => c.attribute_from = Some("not-in-nixpkgs"),
+        }
+    }
+}
+
+/// The store directory to use for `library`: one already chosen for another library if it has
+/// it (fewer directories), else one with an attribute, else the first.
+fn best(index: &store::Index, library: &str, added: &[String]) -> Option<Candidate> {
+    let mut candidates = candidates(index, library);
+    candidates.sort_by_key(|c| (!added.contains(&c.directory), c.attribute.is_none()));
+    candidates.into_iter().next()
+}
+
+fn candidates(index: &store::Index, library: &str) -> Vec<Candidate> {
+    index
+        .holders(library)
+        .into_iter()
+        .map(|directory| {
+            let name = directory
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let needs_glibc = object::read(&directory.join(library))
+                .map(|o| o.version_needs.into_iter().filter_map(|(_, v)| program::glibc_version(&v)).max())
+                .and_then(|v| v.map(|(a, b)| format!("{a}.{b}")));
+            let attribute = store::attribute(&name);
+            Candidate {
+                directory: directory.display().to_string(),
+                attribute_from: attribute.as_ref().map(|_| "store-name"),
+                attribute,
+                confirmed: false,
+                needs_glibc,
+            }
+        })
+        .collect()
+}
+
+fn missing(
+    index: &store::Index,
+    library: &str,
+    needers: &BTreeSet<PathBuf>,
+    chosen: &BTreeMap<String, Candidate>,
+    found_later: bool,
+    located: Option<&Vec<String>>,
+) -> Missing {
+    let mut all = candidates(index, library);
+    if let Some(c) = chosen.get(library) {
+        all.retain(|x| x.directory != c.directory);
+        all.insert(0, c.clone());
+    }
+    if let Some(located) = located {
+        for c in &mut all {
+            if c.attribute.as_ref().is_some_and(|a| located.contains(a)) {
+                c.confirmed = true;
+                c.attribute_from = Some("nix-locate");
+            }
+        }
+    }
+    let driver = attributes::is_driver(library);
+    Missing {
+        library: library.to_string(),
+        needed_by: needers.iter().map(|p| p.display().to_string()).collect(),
+        // nix-index knows what is in no local store path; the table is the fallback.
+        likely_from: if all.is_empty() && !driver {
+            match located.and_then(|l| l.first()) {
+                Some(_) => Some("nix-locate"),
+                None => attributes::for_soname(library).map(|_| "table"),
+            }
+        } else {
+            None
+        },
+        likely_attribute: if all.is_empty() && !driver {
+            located.and_then(|l| l.first().cloned()).or_else(|| attributes::for_soname(library))
+        } else {
+            None
+        },
+        candidates: all,
+        driver,
+        found_later,
+        unshipped: false,
+    }
+}
+
+fn versions(report: &mut Report, resolution: &Resolution) {
+    for (version, library, required_by) in &resolution.missing_versions {
         // In ld.so's words ("version `GLIBC_2.38' not found"), so that its message can be matched.
         let glibc = report.glibc.as_deref().map_or(String::new(), |g| format!("; the loader's glibc is {g}"));
+        let (library, required_by) = (library.display().to_string(), required_by.display().to_string());
         report.problems.push(Problem {
             kind: "missing-symbol-version",
             summary: format!("{version} is not found in {library} (needed by {required_by}){glibc}"),
             fixes: vec![
                 "use the loader of a newer glibc: NIX_LD from a newer nixpkgs (stdenv.cc.bintools.dynamicLinker)"
                     .into(),
-                "or get a build of the program made for an older glibc".into(),
+                "or get a build made for an older glibc".into(),
             ],
-            library: Some(library.clone()),
+            library: Some(library),
             version: Some(version.clone()),
-            needed_by: vec![required_by.clone()],
+            needed_by: vec![required_by],
             ..Problem::default()
         });
     }
 }
 
-/// Each missing library, where the store has it, and what to set; `nix_path` is the Nix library
-/// directories the shim keeps, which a one-off `NIX_LD_LIBRARY_PATH` extends.
-fn missing(report: &mut Report, program: &Path, trace: &Trace, nix_path: &str) {
-    let needers = libraries::needers(program, trace);
-    let store = store::root();
-    let loader_glibc = report.glibc.as_deref().and_then(program::glibc_version);
-    let mut attributes = Vec::new();
-    let mut in_store = store::search(&store, &trace.missing);
-    for library in &trace.missing {
-        let located = store::nix_locate(library);
-        let mut candidates: Vec<Candidate> = in_store
-            .remove(library)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|directory| {
-                let name = directory
-                    .parent()
-                    .and_then(Path::file_name)
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let guessed = store::attribute(&name);
-                let confirmed = located.as_ref().is_some_and(|l| guessed.as_ref().is_some_and(|g| l.contains(g)));
-                let needs_glibc = std::fs::read(directory.join(library))
-                    .ok()
-                    .map(|b| program::needs(&b).1)
-                    .and_then(|v| v.into_iter().filter_map(|s| program::glibc_version(&s)).max())
-                    .map(|(a, b)| format!("{a}.{b}"));
-                Candidate { directory, attribute: guessed, confirmed, needs_glibc }
-            })
-            .collect();
-        candidates.sort_by_key(|c| c.attribute.is_none());
-        let mut problem = Problem {
-            kind: "missing-library",
-            summary: format!("{library} is not found"),
-            library: Some(library.clone()),
-            needed_by: needers.get(library).cloned().unwrap_or_default(),
-            ..Problem::default()
-        };
-        if !problem.needed_by.is_empty() {
-            problem.summary = format!("{library} is not found (needed by {})", problem.needed_by.join(", "));
-        }
-        for c in &candidates {
-            let what = match (&c.attribute, c.confirmed) {
-                (Some(a), true) => format!("{a}, confirmed by nix-locate"),
-                (Some(a), false) => format!("{a}, a guess from the store path"),
-                (None, _) => "no nixpkgs attribute by that name".into(),
-            };
-            problem.details.push(format!("found in {} ({what})", c.directory.display()));
-            if let (Some(needs), Some(have)) = (c.needs_glibc.as_deref().and_then(program::glibc_version), loader_glibc)
-            {
-                if needs > have {
-                    problem.details.push(format!(
-                        "  that build needs glibc {}.{}, newer than the loader's {}.{}",
-                        needs.0, needs.1, have.0, have.1
-                    ));
-                }
-            }
-        }
-        let attribute = located
-            .as_ref()
-            .and_then(|l| l.first().cloned())
-            .or_else(|| candidates.iter().find_map(|c| c.attribute.clone()));
-        match (&attribute, candidates.first()) {
-            (Some(a), _) => attributes.push(a.clone()),
-            (None, None) => problem.details.push(format!(
-                "not in {}: look it up with nix-locate --top-level /lib/{library} (nix-index)",
-                store.display()
-            )),
-            (None, Some(_)) => {}
-        }
-        if let Some(c) = candidates.first() {
-            let joined = if nix_path.is_empty() {
-                c.directory.display().to_string()
-            } else {
-                format!("{nix_path}:{}", c.directory.display())
-            };
-            problem.fixes.push("for one run (until the garbage collector removes that store path):".into());
-            problem.fixes.push(format!("  NIX_LD_LIBRARY_PATH={joined} {}", report.program));
-        }
-        problem.candidates = candidates;
-        report.problems.push(problem);
-    }
-    attributes.dedup();
-    if !attributes.is_empty() {
-        let list = attributes.join(" ");
-        if let Some(first) = report.problems.iter_mut().find(|p| p.kind == "missing-library") {
-            // Each line to paste on a line of its own, after what it is for.
-            let lines = [
-                "with nixpkgs' module:".to_string(),
-                format!("  programs.nix-ld.libraries = with pkgs; [ {list} ];"),
-                "or with this project's:".to_string(),
-                format!("  programs.nix-ld-shim.libraries = with pkgs; [ {list} ];"),
-            ];
-            for (i, line) in lines.into_iter().enumerate() {
-                first.fixes.insert(i, line);
-            }
-        }
-    }
-}
-
-impl Report {
-    /// The report for people: short, grouped by problem, each with its fix, in 80 columns (a path
-    /// longer than a line keeps its own line).
-    pub fn text(&self) -> String {
-        let mut out = format!("nix-ld-doctor: {}\n  program: {}\n", self.program, self.kind);
-        if let Some(c) = &self.choice {
-            let glibc = self.glibc.as_deref().map_or(String::new(), |g| format!(", glibc {g}"));
-            out += &format!("  loader: {} (from {}){glibc}\n", c.loader, c.loader_from);
-            let path = if c.library_path.is_empty() { "(none)" } else { &c.library_path };
-            out += &format!("  library path: {path} (from {})\n", c.library_path_from);
-            for dir in &c.left_out {
-                out += &format!("    {dir} does not exist; the shim leaves it out\n");
-            }
-        }
-        for p in &self.problems {
-            out += &wrap("\nproblem: ", &p.summary, "  ");
-            for d in &p.details {
-                out += &wrap("  ", d, "    ");
-            }
-            for (i, f) in p.fixes.iter().enumerate() {
-                out += &wrap(if i == 0 { "  fix: " } else { "       " }, f, "         ");
-            }
-        }
-        for n in &self.notes {
-            out += &wrap("\nnote: ", n, "  ");
-        }
-        out += &match self.problems.len() {
-            0 => "\nNothing found that stops the program.\n".to_string(),
-            1 => "\n1 problem found.\n".to_string(),
-            n => format!("\n{n} problems found.\n"),
-        };
-        out
-    }
-
-    /// The same findings for tools (schema: doctor/README.md).
-    pub fn json(&self) -> String {
-        let s = |v: &str| json_string(v);
-        let list = |v: &[String]| format!("[{}]", v.iter().map(|x| s(x)).collect::<Vec<_>>().join(", "));
-        let opt = |v: &Option<String>| v.as_deref().map_or("null".into(), s);
-        let choice = self.choice.as_ref().map_or("null".into(), |c| {
-            format!(
-                "{{\"loader\": {}, \"loader_from\": {}, \"library_path\": {}, \"library_path_from\": {}, \"directories\": {}, \"left_out\": {}}}",
-                s(&c.loader),
-                s(&c.loader_from),
-                s(&c.library_path),
-                s(&c.library_path_from),
-                list(&c.directories),
-                list(&c.left_out)
-            )
-        });
-        let problems: Vec<String> = self
-            .problems
-            .iter()
-            .map(|p| {
-                let candidates: Vec<String> = p
-                    .candidates
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{{\"directory\": {}, \"attribute\": {}, \"confirmed\": {}, \"needs_glibc\": {}}}",
-                            s(&c.directory.display().to_string()),
-                            opt(&c.attribute),
-                            c.confirmed,
-                            opt(&c.needs_glibc)
-                        )
-                    })
-                    .collect();
-                format!(
-                    "{{\"kind\": {}, \"summary\": {}, \"details\": {}, \"fixes\": {}, \"library\": {}, \"version\": {}, \"needed_by\": {}, \"candidates\": [{}]}}",
-                    s(p.kind),
-                    s(&p.summary),
-                    list(&p.details),
-                    list(&p.fixes),
-                    opt(&p.library),
-                    opt(&p.version),
-                    list(&p.needed_by),
-                    candidates.join(", ")
-                )
-            })
-            .collect();
-        format!(
-            "{{\"schema_version\": {SCHEMA_VERSION}, \"program\": {}, \"kind\": {}, \"choice\": {choice}, \"glibc\": {}, \"problems\": [{}], \"notes\": {}}}",
-            s(&self.program),
-            s(&self.kind),
-            opt(&self.glibc),
-            problems.join(", "),
-            list(&self.notes)
-        )
-    }
-}
-
-/// `first` then `text`, broken at spaces into lines of at most 80 columns, the later ones starting
-/// with `indent`; a word longer than a line (a path) stands alone on its line.
-fn wrap(first: &str, text: &str, indent: &str) -> String {
-    const WIDTH: usize = 80;
-    let mut out = String::new();
-    // Leading spaces belong to the line (an indented line to paste), not between words.
-    let body = text.trim_start_matches(' ');
-    let mut line = format!("{first}{}", &text[..text.len() - body.len()]);
-    let mut empty = true;
-    for word in body.split(' ') {
-        let width = line.trim_start_matches('\n').chars().count();
-        if !empty && width + 1 + word.chars().count() > WIDTH {
-            out += &line;
-            out.push('\n');
-            line = indent.to_string();
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line += word;
-        empty = false;
-    }
-    out += &line;
-    out.push('\n');
-    out
-}
-
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// The glibc version of a loader, from `ld.so --version` ("... release version 2.36.").
+pub fn glibc_of(loader: &str) -> Option<String> {
+    let out =
+        std::process::Command::new(loader).arg("--version").stdin(std::process::Stdio::inherit()).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next()?;
+    let version = first.rsplit("version ").next()?.trim().trim_end_matches('.');
+    program::glibc_version(version).map(|(a, b)| format!("{a}.{b}"))
 }
 
 #[cfg(test)]
@@ -441,34 +526,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_is_wrapped_at_80_columns_and_paths_stand_alone() {
-        let long = "word ".repeat(30);
-        let out = wrap("note: ", long.trim_end(), "  ");
-        assert!(out.lines().all(|l| l.len() <= 80), "{out}");
-        assert!(out.lines().skip(1).all(|l| l.starts_with("  word")), "{out}");
-        let path = format!("/{}", "p".repeat(100));
-        let out = wrap("  ", &format!("found in {path} (x)"), "    ");
-        assert_eq!(out, format!("  found in\n    {path}\n    (x)\n"));
-        assert_eq!(wrap("  fix: ", "  code;", "    "), "  fix:   code;\n");
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-    }
-
-    #[test]
-    fn the_search_path_is_the_users_then_the_existing_nix_directories() {
-        let c = Choice {
-            loader: String::new(),
-            loader_from: String::new(),
-            loader_source: nix_ld::plan::Source::Generic,
-            library_path: String::new(),
-            library_path_from: String::new(),
-            directories: vec!["/n".into()],
-            left_out: vec![],
-            user_path: Some("/u::/v".into()),
-        };
-        assert_eq!(search_path(&c), "/u:/v:/n");
+    fn a_library_of_the_trees_own_family_is_told_apart() {
+        let provided: HashMap<String, PathBuf> = ["libQt6Core.so.6", "libssl.so.1.1", "libxcb-foo.so.0"]
+            .iter()
+            .map(|s| (s.to_string(), PathBuf::new()))
+            .collect();
+        assert!(own_family("libQt6Pdf.so.6", &provided));
+        assert!(own_family("libQt63DCore.so.6", &provided));
+        assert!(!own_family("libssl.so.3", &provided));
+        assert!(!own_family("libxcb-icccm.so.4", &provided));
+        assert!(!own_family("libgtk-3.so.0", &provided));
     }
 }

@@ -22,12 +22,16 @@ impl Sink for Text {
 }
 
 /// What the shim would do in this environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Choice {
     pub loader: String,
     pub loader_from: String,
     /// Where the loader came from, as the shim's hint takes it.
+    #[serde(skip)]
     pub loader_source: Source,
+    /// Where the library path came from.
+    #[serde(skip)]
+    pub library_path_source: Source,
     pub library_path: String,
     pub library_path_from: String,
     /// The directories of the library path that exist, in order (the shim leaves out the others).
@@ -35,6 +39,8 @@ pub struct Choice {
     pub left_out: Vec<String>,
     /// The user's own LD_LIBRARY_PATH, which ld.so searches first.
     pub user_path: Option<String>,
+    /// The directories the shim hands ld.so as its library path, in order.
+    pub handed: Vec<String>,
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -53,6 +59,8 @@ pub fn choose(env: &[Vec<u8>]) -> Choice {
         loader_source: choice.loader_source,
         library_path: text(choice.library_path),
         library_path_from: text(choice.library_path_source.describe(false)),
+        library_path_source: choice.library_path_source,
+        handed: search.dirs().map(text).collect(),
         directories: search.nix_dirs().map(text).collect(),
         left_out: search.left_out().map(text).collect(),
         user_path: search.user.map(text),

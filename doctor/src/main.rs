@@ -1,53 +1,94 @@
-//! nix-ld-doctor: says why a program built for another Linux distribution will not start here,
-//! and exactly what to add. It never runs the program's code: it reads the file, asks the shim's
-//! own logic which loader and library path it would use, and runs that loader's trace mode.
+//! nix-ld-doctor: says why a program, a library or a whole application built for another Linux
+//! distribution will not start here through the nix-ld shim, and exactly what to add, for every
+//! missing library at once. Only `--run` runs code of the program; everything else reads files
+//! and asks the shim's own logic (`nix_ld`) what it would do.
 //!
-//! Exit status: 0 when nothing stops the program, 1 when problems were found, 2 when the file
-//! could not be inspected.
+//! Exit status: 0 when nothing stops it, 1 when problems were found, 2 when the target could not
+//! be examined or the command line is wrong.
 
+mod attributes;
+mod cli;
 mod findings;
-mod libraries;
+mod fixes;
+mod ldso;
 mod loader;
+mod nixeval;
+mod object;
 mod program;
+mod report;
+mod resolve;
+mod run;
+mod status;
 mod store;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: nix-ld-doctor [--json] PROGRAM [ARGS...]
+use cli::Mode;
 
-Says why PROGRAM, built for another Linux distribution, would not start through the nix-ld
-shim, and what to set or install. The program itself is not run.";
+/// Writes to standard output; a reader that went away (`| head`) ends the output, not the doctor
+/// with a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("nix-ld-doctor: {message}");
+    ExitCode::from(2)
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args_os().skip(1).peekable();
-    let mut json = false;
-    while let Some(arg) = args.peek() {
-        match arg.to_str() {
-            Some("--json") => json = true,
-            Some("-h" | "--help") => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
+    let args = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(why) => return fail(&format!("{why} (see nix-ld-doctor --help)")),
+    };
+    let report = match args.mode {
+        Mode::Help => {
+            emit(&format!("{}\n", cli::USAGE));
+            return ExitCode::SUCCESS;
+        }
+        Mode::Version => {
+            emit(&format!("nix-ld-doctor {}\n", env!("CARGO_PKG_VERSION")));
+            return ExitCode::SUCCESS;
+        }
+        Mode::Status => {
+            let status = status::examine();
+            if args.json {
+                emit(&format!("{}\n", serde_json::to_string_pretty(&status).unwrap_or_default()));
+            } else {
+                emit(&status.text());
             }
-            _ => break,
+            return ExitCode::SUCCESS;
         }
-        args.next();
-    }
-    let Some(program) = args.next().map(PathBuf::from) else {
-        eprintln!("nix-ld-doctor: no program given\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    let report = match findings::examine(&program) {
-        Ok(report) => report,
-        Err(why) => {
-            eprintln!("nix-ld-doctor: cannot inspect {}: {why}", program.display());
-            return ExitCode::from(2);
+        Mode::Examine(given) => {
+            let path = std::env::var("PATH").ok();
+            let target = match cli::locate(&given, path.as_deref()) {
+                Ok(target) => target,
+                Err(why) => return fail(&why),
+            };
+            // A bare name is reported as the program PATH gave.
+            let given = match &target {
+                cli::Target::File(path) if !given.contains('/') => path.display().to_string(),
+                _ => given,
+            };
+            match findings::examine(&target, &given) {
+                Ok(report) => report,
+                Err(why) => return fail(&format!("cannot examine {given}: {why}")),
+            }
         }
+        Mode::Run(command) => match run::run(&command) {
+            Ok(report) => report,
+            Err(why) => return fail(&why),
+        },
     };
-    if json {
-        println!("{}", report.json());
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(json) => emit(&format!("{json}\n")),
+            Err(e) => return fail(&format!("cannot write the JSON report: {e}")),
+        }
     } else {
-        print!("{}", report.text());
+        emit(&report.text());
     }
-    ExitCode::from(if report.problems.is_empty() { 0 } else { 1 })
+    let stops = !report.problems.is_empty() || report.stops_on_missing();
+    ExitCode::from(u8::from(stops))
 }

@@ -1,5 +1,5 @@
-//! What the file is: a script and its interpreter, a static program, or a dynamically linked one
-//! and the loader it asks for.
+//! What a program asks for: a script's interpreter, an ELF program's loader and architecture,
+//! and glibc versions compared as numbers.
 
 use std::path::{Path, PathBuf};
 
@@ -7,25 +7,6 @@ use std::path::{Path, PathBuf};
 pub const GLIBC_X86_64: &str = "/lib64/ld-linux-x86-64.so.2";
 /// The loader of 32-bit x86 glibc programs.
 pub const GLIBC_I386: &str = "/lib/ld-linux.so.2";
-
-/// What kind of program a file is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    /// `#!` and the interpreter it names (the first word after it).
-    Script {
-        interpreter: String,
-    },
-    /// An ELF program with no PT_INTERP: it needs no loader.
-    Static,
-    /// An ELF program and the loader it names.
-    Dynamic {
-        class: Class,
-        machine: u16,
-        interpreter: String,
-        needed: Vec<String>,
-    },
-    NotAProgram,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -43,47 +24,6 @@ pub fn shebang(bytes: &[u8]) -> Option<String> {
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
     let text = String::from_utf8_lossy(line);
     text.split_whitespace().next().map(str::to_string)
-}
-
-/// Reads what kind of program `bytes` (a whole file) is.
-pub fn kind(bytes: &[u8]) -> Kind {
-    if let Some(interpreter) = shebang(bytes) {
-        return Kind::Script { interpreter };
-    }
-    let Ok(elf) = goblin::elf::Elf::parse(bytes) else { return Kind::NotAProgram };
-    if elf.header.e_type != goblin::elf::header::ET_EXEC && elf.header.e_type != goblin::elf::header::ET_DYN {
-        return Kind::NotAProgram;
-    }
-    let class = if elf.is_64 { Class::Elf64 } else { Class::Elf32 };
-    match elf.interpreter {
-        None => Kind::Static,
-        Some(interpreter) => Kind::Dynamic {
-            class,
-            machine: elf.header.e_machine,
-            interpreter: interpreter.to_string(),
-            needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
-        },
-    }
-}
-
-/// The libraries an ELF file names as DT_NEEDED, and the glibc symbol versions it requires
-/// (`GLIBC_2.34`), read from its version-needed table.
-pub fn needs(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
-    let Ok(elf) = goblin::elf::Elf::parse(bytes) else { return (Vec::new(), Vec::new()) };
-    let needed = elf.libraries.iter().map(|s| s.to_string()).collect();
-    let mut versions = Vec::new();
-    if let Some(verneed) = &elf.verneed {
-        for need in verneed.iter() {
-            for aux in need.iter() {
-                if let Some(name) = elf.dynstrtab.get_at(aux.vna_name) {
-                    if name.starts_with("GLIBC_2.") {
-                        versions.push(name.to_string());
-                    }
-                }
-            }
-        }
-    }
-    (needed, versions)
 }
 
 /// A glibc version as numbers, for comparing `GLIBC_2.38` with a loader's `2.36`.
@@ -144,11 +84,5 @@ mod tests {
         assert_eq!(glibc_version("2.36."), Some((2, 36)));
         assert!(glibc_version("GLIBC_2.9") < glibc_version("GLIBC_2.10"));
         assert_eq!(glibc_version("GLIBC_PRIVATE"), None);
-    }
-
-    #[test]
-    fn text_is_not_a_program() {
-        assert_eq!(kind(b"hello\n"), Kind::NotAProgram);
-        assert_eq!(kind(b""), Kind::NotAProgram);
     }
 }

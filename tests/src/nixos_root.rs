@@ -156,6 +156,8 @@ fn shared_libraries(objects: &[PathBuf]) -> Result<BTreeSet<PathBuf>> {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let path = match line.split_once("=> ") {
                 Some((_, rest)) => rest.split(" (").next().unwrap_or("").trim().to_string(),
+                // A warning ("…/libpq.so.5: no version information available"), not a library.
+                None if line.contains(": ") => continue,
                 None => line.trim().split(" (").next().unwrap_or("").to_string(),
             };
             if path.starts_with('/') {

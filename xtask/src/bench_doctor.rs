@@ -8,6 +8,11 @@
 //! `libmiss0-1.0` ... `libmiss9-1.0`, whose `lib/libmiss0.so` ... are what the programs miss. The doctor
 //! reads it through `NIX_LD_DOCTOR_STORE`. The first run of each store is not counted: it fills
 //! the page and directory caches.
+//!
+//! The directory row: `nix-ld-doctor DIR` on a tree of 1,000 ELF shared objects
+//! (`target/bench/doctor-tree`, made once), each with 5 DT_NEEDED entries among 200 sonames: 150
+//! the tree provides, 25 in entries of the same store (`libdirmiss0-1.0` ...), 25 nowhere; no
+//! `nix` or `nix-locate` on PATH.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -54,6 +59,31 @@ fn missed(i: usize) -> String {
     format!("libmiss{i}.so")
 }
 
+/// The directory row's tree: objects, DT_NEEDED entries each, sonames in all, of which the
+/// tree provides the first [`TREE_PROVIDED`] and the store the next [`TREE_IN_STORE`].
+const TREE_OBJECTS: usize = 1_000;
+const TREE_NEEDS: usize = 5;
+const TREE_SONAMES: usize = 200;
+const TREE_PROVIDED: usize = 150;
+const TREE_IN_STORE: usize = 25;
+/// The directory row must answer in under this.
+const TREE_TARGET_MS: f64 = 3_000.0;
+
+fn tree_soname(i: usize) -> String {
+    if i < TREE_PROVIDED {
+        format!("libtree{i}.so")
+    } else if i < TREE_PROVIDED + TREE_IN_STORE {
+        format!("libdirmiss{}.so", i - TREE_PROVIDED)
+    } else {
+        format!("libgone{}.so", i - TREE_PROVIDED - TREE_IN_STORE)
+    }
+}
+
+/// The sonames object `k` of the tree needs.
+fn tree_needs(k: usize) -> Vec<usize> {
+    (0..TREE_NEEDS).map(|m| (k * 7 + m * 37 + m * m) % TREE_SONAMES).collect()
+}
+
 /// Wall times of the doctor's answer, in milliseconds.
 pub struct Answer {
     pub median_ms: f64,
@@ -70,6 +100,8 @@ pub struct DoctorBench {
     /// The program missing one library, with an empty store: what the store search adds is the
     /// difference.
     pub empty: Answer,
+    /// The directory of [`TREE_OBJECTS`] shared objects.
+    pub tree: Answer,
 }
 
 /// Measures nix-ld-doctor on programs missing libraries, with `loader` as NIX_LD and `set` as the
@@ -78,6 +110,7 @@ pub fn measure(dir: &Path, loader: &Path, set: &Path) -> Result<DoctorBench> {
     let doctor = build::doctor()?;
     let store = dir.join("doctor-store");
     let holders = fake_store(&store)?;
+    let tree = fake_tree(&dir.join("doctor-tree"))?;
     let empty = dir.join("doctor-store-empty");
     mkdir(&empty)?;
     let one = program(dir, "doctor-misses-one", &holders[..1])?;
@@ -88,12 +121,27 @@ pub fn measure(dir: &Path, loader: &Path, set: &Path) -> Result<DoctorBench> {
         cmd.env("NIX_LD_DOCTOR_STORE", store);
         cmd
     };
-    let found = |holders: &[PathBuf]| holders.iter().map(|h| format!("found in {}", h.display())).collect::<Vec<_>>();
+    let found = |holders: &[PathBuf]| {
+        let mut expected = vec![format!("the store has {}", holders.len())];
+        for (i, h) in holders.iter().enumerate() {
+            expected.push(format!("libmiss{i}: {}", h.display()));
+            expected.push(format!("{} (needed by", missed(i)));
+        }
+        expected
+    };
+    let tree_expected = vec![
+        format!("a directory of {TREE_OBJECTS} ELF objects"),
+        format!(
+            "problem: {} missing libraries; the store has {TREE_IN_STORE}, in {TREE_IN_STORE} directories:",
+            TREE_SONAMES - TREE_PROVIDED
+        ),
+    ];
     eprintln!("timing: nix-ld-doctor, {RUNS} answers each, with {STORE_ENTRIES} store entries and with none");
     Ok(DoctorBench {
-        one: answers(run(&one, &store), 1, &found(&holders[..1]))?,
-        many: answers(run(&many, &store), MISSED, &found(&holders))?,
-        empty: answers(run(&one, &empty), 1, &[format!("not in {}", empty.display())])?,
+        one: answers(run(&one, &store), &found(&holders[..1]))?,
+        many: answers(run(&many, &store), &found(&holders))?,
+        empty: answers(run(&one, &empty), &["the store has 0, in 0 directories".to_string()])?,
+        tree: answers(run(&tree, &store), &tree_expected)?,
         store,
         entries: STORE_ENTRIES,
     })
@@ -117,16 +165,16 @@ fn program(dir: &Path, name: &str, holders: &[PathBuf]) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Times [`RUNS`] answers of `cmd` after one uncounted run, which must name `missing` libraries
-/// and contain each of `expected` (a doctor that silently found nothing would look fast).
-fn answers(mut cmd: Command, missing: usize, expected: &[String]) -> Result<Answer> {
+/// Times [`RUNS`] answers of `cmd` after one uncounted run, which must contain each of
+/// `expected` (a doctor that silently found nothing would look fast).
+fn answers(mut cmd: Command, expected: &[String]) -> Result<Answer> {
     let mut ms = Vec::with_capacity(RUNS);
     for run in 0..=RUNS {
         let start = Instant::now();
         let out = cmd.output().map_err(|e| format!("{}: {e}", util::show(&cmd)))?;
         let elapsed = start.elapsed().as_secs_f64() * 1000.0;
         if run == 0 {
-            check_answer(&cmd, &out, missing, expected)?;
+            check_answer(&cmd, &out, expected)?;
         } else {
             ms.push(elapsed);
         }
@@ -135,11 +183,9 @@ fn answers(mut cmd: Command, missing: usize, expected: &[String]) -> Result<Answ
     Ok(Answer { median_ms: ms[ms.len() / 2], worst_ms: ms[ms.len() - 1] })
 }
 
-fn check_answer(cmd: &Command, out: &Output, missing: usize, expected: &[String]) -> Result<()> {
+fn check_answer(cmd: &Command, out: &Output, expected: &[String]) -> Result<()> {
     let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
-    let named = (0..missing).map(|i| format!("problem: {} is not found", missed(i)));
-    let absent: Vec<String> =
-        named.chain(expected.iter().cloned()).filter(|want| !text.contains(want.as_str())).collect();
+    let absent: Vec<String> = expected.iter().filter(|want| !text.contains(want.as_str())).cloned().collect();
     if out.status.code() != Some(1) || !absent.is_empty() {
         return Err(format!(
             "{} should say {absent:?} (exit status 1), and said ({}):\n{text}",
@@ -155,9 +201,19 @@ fn check_answer(cmd: &Command, out: &Output, missing: usize, expected: &[String]
 fn fake_store(store: &Path) -> Result<Vec<PathBuf>> {
     let holders: Vec<PathBuf> =
         (0..MISSED).map(|i| store.join(format!("{}-libmiss{i}-1.0/lib", store_hash(&missed(i))))).collect();
+    // The tree's libraries in the store, in entries of their own among the same 30,000.
+    let tree_holders: Vec<(PathBuf, String)> = (0..TREE_IN_STORE)
+        .map(|j| {
+            let name = tree_soname(TREE_PROVIDED + j);
+            (store.join(format!("{}-libdirmiss{j}-1.0/lib", store_hash(&name))), name)
+        })
+        .collect();
     let marker = store.with_extension("complete");
     let complete = fs::read_to_string(&marker).is_ok_and(|m| m.trim() == STORE_ENTRIES.to_string());
-    if complete && holders.iter().enumerate().all(|(i, h)| h.join(missed(i)).exists()) {
+    if complete
+        && holders.iter().enumerate().all(|(i, h)| h.join(missed(i)).exists())
+        && tree_holders.iter().all(|(h, name)| h.join(name).exists())
+    {
         return Ok(holders);
     }
     eprintln!("making a store of {STORE_ENTRIES} entries at {}", store.display());
@@ -174,7 +230,11 @@ fn fake_store(store: &Path) -> Result<Vec<PathBuf>> {
     // The shared objects of the other entries with a `lib/` are links to one file: their names
     // matter to the search, not their contents.
     let object = holders[0].join(missed(0));
-    for i in MISSED..STORE_ENTRIES {
+    for (holder, name) in &tree_holders {
+        mkdir(holder)?;
+        fs::hard_link(&object, holder.join(name)).map_err(|e| format!("{}: {e}", holder.display()))?;
+    }
+    for i in MISSED + TREE_IN_STORE..STORE_ENTRIES {
         let package = PACKAGES[i % PACKAGES.len()];
         let name = format!("{}-{package}-{}.{}.{}", store_hash(&i.to_string()), 1 + i % 9, i / 9 % 40, i % 7);
         let entry = store.join(&name);
@@ -204,6 +264,58 @@ fn fake_store(store: &Path) -> Result<Vec<PathBuf>> {
     Ok(holders)
 }
 
+/// Makes the directory row's tree at `tree` unless a complete one is there: [`TREE_OBJECTS`]
+/// shared objects linked with `ld` (faster than `cc` a thousand times) against stand-ins of all
+/// [`TREE_SONAMES`] sonames, which stay outside the tree.
+fn fake_tree(tree: &Path) -> Result<PathBuf> {
+    let marker = tree.with_extension("complete");
+    if fs::read_to_string(&marker).is_ok_and(|m| m.trim() == TREE_OBJECTS.to_string()) {
+        return Ok(tree.to_path_buf());
+    }
+    eprintln!("making a tree of {TREE_OBJECTS} shared objects at {}", tree.display());
+    let stubs = tree.with_extension("link-stubs");
+    for dir in [tree, stubs.as_path()] {
+        if dir.exists() {
+            fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+    }
+    mkdir(&stubs)?;
+    let source = stubs.join("empty.c");
+    fs::write(&source, "int nix_ld_bench_tree;\n").map_err(|e| format!("{}: {e}", source.display()))?;
+    let empty = stubs.join("empty.o");
+    util::run(Command::new("cc").args(["-c", "-fPIC", "-o"]).arg(&empty).arg(&source))?;
+    let link = |out: &Path, soname: Option<&str>, needs: &[usize]| {
+        let mut cmd = Command::new("ld");
+        cmd.args(["-shared", "-o"]).arg(out).arg(&empty);
+        if let Some(soname) = soname {
+            cmd.arg("-soname").arg(soname);
+        }
+        cmd.arg("--no-as-needed").arg("-L").arg(&stubs);
+        for &n in needs {
+            cmd.arg(format!("-l:{}", tree_soname(n)));
+        }
+        util::run(&mut cmd)
+    };
+    for i in 0..TREE_SONAMES {
+        let name = tree_soname(i);
+        link(&stubs.join(&name), Some(&name), &[])?;
+    }
+    let (lib, plugins) = (tree.join("lib"), tree.join("plugins"));
+    mkdir(&lib)?;
+    mkdir(&plugins)?;
+    for k in 0..TREE_OBJECTS {
+        let needs: Vec<usize> = tree_needs(k).into_iter().filter(|&n| n != k).collect();
+        if k < TREE_PROVIDED {
+            let name = tree_soname(k);
+            link(&lib.join(&name), Some(&name), &needs)?;
+        } else {
+            link(&plugins.join(format!("plugin{k}.so")), None, &needs)?;
+        }
+    }
+    fs::write(&marker, TREE_OBJECTS.to_string()).map_err(|e| format!("{}: {e}", marker.display()))?;
+    Ok(tree.to_path_buf())
+}
+
 fn mkdir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -221,6 +333,21 @@ pub fn lines(bench: &DoctorBench) -> Vec<Vec<String>> {
         row(format!("doctor, {entries} store entries, {MISSED} libraries missing: median (ms)"), bench.many.median_ms),
         row(format!("  worst of {RUNS} (ms)"), bench.many.worst_ms),
         vec![
+            format!(
+                "doctor DIR, {} shared objects, {entries} store entries: median (ms)",
+                thousands(TREE_OBJECTS as i64)
+            ),
+            ms(bench.tree.median_ms),
+            "< 3 s".into(),
+            if bench.tree.median_ms < TREE_TARGET_MS { "ok" } else { "MISSED" }.into(),
+        ],
+        vec![
+            format!("  worst of {RUNS} (ms)"),
+            ms(bench.tree.worst_ms),
+            "< 3 s".into(),
+            if bench.tree.worst_ms < TREE_TARGET_MS { "ok" } else { "MISSED" }.into(),
+        ],
+        vec![
             "doctor, empty store, 1 library missing: median (ms)".into(),
             ms(bench.empty.median_ms),
             String::new(),
@@ -234,11 +361,13 @@ pub fn json(bench: &DoctorBench) -> String {
     let answer = |a: &Answer| format!("\"median_ms\": {:.1}, \"worst_ms\": {:.1}", a.median_ms, a.worst_ms);
     let judged = |a: &Answer| format!("{{{}, \"target_met\": {}}}", answer(a), a.worst_ms < TARGET_MS);
     format!(
-        "{{\"store\": {}, \"store_entries\": {}, \"runs\": {RUNS}, \"target_ms\": {TARGET_MS}, \"many_missing_libraries\": {MISSED}, \"one_missing\": {}, \"many_missing\": {}, \"one_missing_empty_store\": {{{}}}}}",
+        "{{\"store\": {}, \"store_entries\": {}, \"runs\": {RUNS}, \"target_ms\": {TARGET_MS}, \"many_missing_libraries\": {MISSED}, \"one_missing\": {}, \"many_missing\": {}, \"one_missing_empty_store\": {{{}}}, \"directory\": {{\"objects\": {TREE_OBJECTS}, \"target_ms\": {TREE_TARGET_MS}, {}, \"target_met\": {}}}}}",
         json_string(&bench.store.display().to_string()),
         bench.entries,
         judged(&bench.one),
         judged(&bench.many),
-        answer(&bench.empty)
+        answer(&bench.empty),
+        answer(&bench.tree),
+        bench.tree.worst_ms < TREE_TARGET_MS
     )
 }

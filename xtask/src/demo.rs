@@ -132,8 +132,8 @@ fn chapter_two(root: &NixosRoot, doctor: &Path, needs_crypt: &Path) -> Result<()
     let text = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     let store_dir = nixos_root::store_dir(LIBXCRYPT).display().to_string();
     let wanted = [
-        "problem: libcrypt.so.1 is not found",
-        &format!("found in {store_dir} (libxcrypt,"),
+        "libcrypt.so.1 (needed by /opt/foreign/bin/needs-crypt)",
+        &format!("libxcrypt: {store_dir}"),
         "programs.nix-ld.libraries = with pkgs; [ libxcrypt ];",
     ];
     if out.status.code() != Some(1) || !wanted.iter().all(|w| text.contains(w)) {

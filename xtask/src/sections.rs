@@ -27,6 +27,9 @@
 //!   (`nix_ld_enter_loader`), for gdb's helper, gdb/nix-ld.py. At `run`, gdb looks for ld.so's
 //!   hook before ld.so exists; the helper stops there instead, finds ld.so's own
 //!   `_dl_debug_state` in ld.so's file, and has gdb take up ld.so's hook from its first call.
+//! - **`.nix-ld.version`, from the linker script**: the shim's version and the defaults compiled
+//!   into it, each ending in a NUL, which `nix-ld-doctor --status` reads from the installed file.
+//!   Not allocated, like the hooks: it costs no mapped byte.
 //! - **`.dep-v0`, kept when present**: cargo-auditable's record of the crates built in, which
 //!   nixpkgs adds to every Rust package for vulnerability scanners.
 
@@ -49,8 +52,11 @@ const SHDR_SIZE: usize = 64;
 /// The section holding the address of `nix_ld_enter_loader`.
 pub const HOOKS: &str = ".nix-ld.hooks";
 
+/// The section holding the shim's version and compiled-in defaults (src/main.rs).
+pub const VERSION: &str = ".nix-ld.version";
+
 /// Sections kept from the linker's output, by name.
-const KEPT: &[&str] = &[HOOKS, ".dep-v0"];
+const KEPT: &[&str] = &[HOOKS, VERSION, ".dep-v0"];
 
 /// One section header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,12 +250,12 @@ pub fn finish(linked: &[u8]) -> Result<Vec<u8>> {
 pub fn verify(b: &[u8]) -> Result<()> {
     let sections = read(b)?;
     let names: Vec<&str> = sections.iter().map(|s| s.name.as_str()).filter(|n| !n.is_empty()).collect();
-    let expected = [".text", ".dynsym", ".dynstr", HOOKS];
+    let expected = [".text", ".dynsym", ".dynstr", HOOKS, VERSION];
     let unexpected: Vec<&&str> =
         names.iter().filter(|n| !expected.contains(n) && !KEPT.contains(n) && **n != ".shstrtab").collect();
     if !unexpected.is_empty() || !expected.iter().all(|e| names.contains(e)) {
         return Err(format!(
-            "sections {names:?}: a finished shim has exactly .text (NOBITS), an empty .dynsym and .dynstr, .nix-ld.hooks, .shstrtab and optionally .dep-v0 (xtask/src/sections.rs says why)"
+            "sections {names:?}: a finished shim has exactly .text (NOBITS), an empty .dynsym and .dynstr, .nix-ld.hooks, .nix-ld.version, .shstrtab and optionally .dep-v0 (xtask/src/sections.rs says why)"
         ));
     }
     for s in &sections {
@@ -265,6 +271,12 @@ pub fn verify(b: &[u8]) -> Result<()> {
                         .is_some_and(|sym| sym.iter().all(|&x| x == 0))
             }
             HOOKS => s.size == 8 && s.flags & SHF_ALLOC == 0 && hook_in_code(b, s),
+            VERSION => {
+                s.flags & SHF_ALLOC == 0
+                    && b.get(s.offset as usize..(s.offset + s.size) as usize).is_some_and(|v| {
+                        v.starts_with(b"nix-ld ") && v.ends_with(&[0]) && v.iter().filter(|&&c| c == 0).count() == 3
+                    })
+            }
             _ => s.flags & SHF_ALLOC == 0,
         };
         if !ok {
@@ -297,6 +309,7 @@ mod tests {
         b.resize(code, 0xcc);
         let mut contents: Vec<(&str, u32, Vec<u8>)> =
             vec![(".symtab", 2, vec![7; 48]), (HOOKS, SHT_PROGBITS, 150u64.to_le_bytes().to_vec())];
+        contents.push((VERSION, SHT_PROGBITS, b"nix-ld 0.1.0\0/l/ld.so\0/l\0".to_vec()));
         if audit {
             contents.push((".dep-v0", SHT_PROGBITS, b"audit-data".to_vec()));
         }
@@ -335,7 +348,7 @@ mod tests {
         let after = finish(&before).unwrap();
         assert_eq!(after[64..300], before[64..300]);
         let names: Vec<String> = read(&after).unwrap().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["", ".text", ".dynsym", ".dynstr", HOOKS, ".shstrtab"]);
+        assert_eq!(names, ["", ".text", ".dynsym", ".dynstr", HOOKS, VERSION, ".shstrtab"]);
         verify(&after).unwrap();
         assert!(verify(&before).is_err(), "a .symtab must be refused");
     }
