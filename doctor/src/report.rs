@@ -269,11 +269,9 @@ impl Report {
                     (Some(a), _) => format!("; likely {a} (from the doctor's table, not checked here)"),
                     (None, _) => String::new(),
                 };
-                out += &wrap(
-                    "    ",
-                    &format!("{}{likely}; look it up: nix-locate --top-level /lib/{}", item(m), m.library),
-                    "      ",
-                );
+                out += &wrap("    ", &format!("{}{likely}; look it up with:", item(m)), "      ");
+                // A command to paste: on a line of its own, never wrapped.
+                out += &format!("      nix-locate --top-level /lib/{}\n", m.library);
             }
         }
         let unshipped: Vec<&Missing> = self.missing.iter().filter(|m| m.unshipped).collect();
@@ -338,6 +336,25 @@ mod tests {
         let f = Fixes { one_off: Some(line.clone()), ..Fixes::default() };
         let text = fixes_text(&f);
         assert!(text.lines().any(|l| l == line), "{text}");
+    }
+
+    #[test]
+    fn the_lookup_command_for_a_library_in_no_store_path_is_a_whole_line() {
+        let library = format!("lib{}.so.1", "long".repeat(20));
+        let missing = vec![Missing {
+            library: library.clone(),
+            needed_by: vec!["/opt/app/bin/app".into()],
+            candidates: vec![],
+            likely_attribute: None,
+            likely_from: None,
+            driver: false,
+            found_later: false,
+            unshipped: false,
+        }];
+        let r = Report { target: "/opt/app/bin/app".into(), mode: "program", missing, ..Report::default() };
+        let text = r.text();
+        let command = format!("nix-locate --top-level /lib/{library}");
+        assert!(text.lines().any(|l| l.trim_start() == command), "{text}");
     }
 
     #[test]

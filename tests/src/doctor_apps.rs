@@ -34,7 +34,9 @@ fn library(dir: &Path, file: &str, needs: &[&Path], extra: &[&str]) -> PathBuf {
     let out = dir.join(file);
     let mut cmd = Command::new("cc");
     cmd.args(["-shared", "-fPIC", "-o"]).arg(&out).arg(&source).arg(format!("-Wl,-soname,{file}"));
-    cmd.arg("-Wl,--no-as-needed");
+    // DT_RPATH unless `extra` asks for DT_RUNPATH: a compiler wrapper that adds an -rpath of its
+    // own (nixpkgs' does) must not give a library a DT_RUNPATH, which would change its search.
+    cmd.args(["-Wl,--no-as-needed", "-Wl,--disable-new-dtags"]);
     for need in needs {
         cmd.arg(format!("-L{}", need.parent().unwrap().display()));
         cmd.arg(format!("-l:{}", need.file_name().unwrap().to_string_lossy()));
@@ -474,7 +476,8 @@ fn the_doctors_search_order_is_the_loaders_rpath_library_path_runpath_and_origin
     let libx_a = library(&a, "libx.so.1", &[], &[]);
     library(&b, "libx.so.1", &[], &[]);
     let libz = library(&c, "libz-order.so.1", &[], &[]);
-    // liby names no path of its own: libz is found through the DT_RPATH of what loaded it.
+    // liby names no path of its own that holds libz: libz is found through the DT_RPATH of what
+    // loaded it.
     let liby = library(&dir.join("o"), "liby.so.1", &[libz.as_path()], &[]);
     // The same with a DT_RUNPATH of its own: the loader's DT_RPATH no longer counts.
     let liby_runpath =
