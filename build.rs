@@ -15,6 +15,11 @@ fn main() {
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
+    // AArch64 kernels run 4, 16 or 64 KiB pages: one file must load under each (the shim's one
+    // segment starts at offset 0, so only the alignment it declares changes).
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("aarch64") {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,max-page-size=65536");
+    }
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}/linker.ld", std::env::var("CARGO_MANIFEST_DIR").unwrap());
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=linker.ld");

@@ -7,21 +7,26 @@
   lib,
   rustPlatform,
   stdenv,
+  # Where under /run/current-system/sw/share the NixOS module puts this shim's loader and library
+  # set: nix-ld for the host's own shim, nix-ld32 for the 32-bit one beside x86_64's, and
+  # nix-ld-x86_64 for the x86_64 one an aarch64 host runs by emulation.
+  shareDir ? if stdenv.hostPlatform.isx86_32 then "nix-ld32" else "nix-ld",
 }:
 
 let
   cargoToml = lib.importTOML ../Cargo.toml;
 
   # The interpreter that binaries built for other distributions name, derived from the host
-  # platform as nixpkgs' nix-ld package derives it (/lib64/ld-linux-x86-64.so.2 on x86_64). The
-  # shim only has an x86_64 implementation, hence the single platform in meta.
+  # platform as nixpkgs' nix-ld package derives it: /lib64/ld-linux-x86-64.so.2 on x86_64,
+  # /lib/ld-linux-aarch64.so.1, /lib/ld-linux-riscv64-lp64d.so.1, /lib/ld-linux.so.2 on i686.
   ldPath = "/${stdenv.hostPlatform.libDir}/${baseNameOf stdenv.cc.bintools.dynamicLinker}";
 
   # What the NixOS module creates (nix/module.nix): the real ld.so and the library set. The shim
   # falls back to these when NIX_LD / NIX_LD_LIBRARY_PATH are not set, so a program started with
-  # an emptied environment (env -i, systemd units, sudo) still runs.
-  defaultLoader = "/run/current-system/sw/share/nix-ld/lib/ld.so";
-  defaultLibraryPath = "/run/current-system/sw/share/nix-ld/lib";
+  # an emptied environment (env -i, systemd units, sudo) still runs. The 32-bit shim (i686, as
+  # pkgsi686Linux builds it for x86_64 NixOS) has a library set of its own beside the 64-bit one.
+  defaultLoader = "/run/current-system/sw/share/${shareDir}/lib/ld.so";
+  defaultLibraryPath = "/run/current-system/sw/share/${shareDir}/lib";
 in
 rustPlatform.buildRustPackage {
   pname = "nix-ld-shim";
@@ -71,6 +76,10 @@ rustPlatform.buildRustPackage {
   # which compile C fixtures with `cc` and take bash from PATH. It prints what it leaves out and
   # why: the tests that need root, and the Nix file checks (no nix-instantiate in the sandbox).
   # CI runs the same command in an emulation of this sandbox (.ci/nix-sandbox).
+  # The execve tests' fixtures are x86-64 programs (entry-stack checks, freestanding stand-in
+  # loaders); the other platforms' shims are tested from x86_64, under qemu-user and natively for
+  # i686 (tests/src/platforms.rs, README: Platforms). The install check runs on every platform.
+  doCheck = stdenv.hostPlatform.isx86_64;
   checkPhase = ''
     runHook preCheck
     # The sandbox has no /lib64/ld-linux-x86-64.so.2; the tests take the real loader from here.
@@ -109,12 +118,17 @@ rustPlatform.buildRustPackage {
     EOF
   '';
 
-  passthru = { inherit ldPath; };
+  passthru = { inherit ldPath shareDir; };
 
   meta = {
     description = cargoToml.package.description;
     license = lib.licenses.mit;
-    platforms = [ "x86_64-linux" ];
+    platforms = [
+      "x86_64-linux"
+      "aarch64-linux"
+      "riscv64-linux"
+      "i686-linux"
+    ];
     # What `nix run` and lib.getExe start: the program a user runs; the shim is run by the kernel.
     mainProgram = "nix-ld-doctor";
   };

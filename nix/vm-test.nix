@@ -10,6 +10,7 @@
   glibc,
   gdb,
   ltrace,
+  pkgsi686Linux,
   nixosModule ? ./module.nix,
 }:
 
@@ -133,6 +134,44 @@ let
       exit 1
     fi
   '';
+
+  # 32-bit programs as another distribution would ship them: interpreter /lib/ld-linux.so.2, no
+  # RUNPATH. They run through the 32-bit shim the module installs as environment.ldso32.
+  interpreter32 = "/lib/ld-linux.so.2";
+  fixtures32 = pkgsi686Linux.runCommandCC "nix-ld-vm-test-fixtures32" {
+    buildInputs = [ pkgsi686Linux.zlib ];
+    nativeBuildInputs = [ patchelf ];
+  } ''
+    mkdir -p $out/bin
+    cd "$(mktemp -d)"
+    cat > hello-zlib.c <<'EOF'
+    #include <stdio.h>
+    #include <zlib.h>
+    int main(void)
+    {
+        printf("hello from zlib %s, %d-bit\n", zlibVersion(), (int)(8 * sizeof(void *)));
+        return 0;
+    }
+    EOF
+    cat > print-env.c <<'EOF'
+    #include <stdio.h>
+    #include <zlib.h>
+    extern char **environ;
+    int main(void)
+    {
+        if (zlibVersion() == NULL)
+            return 1;
+        for (char **e = environ; *e != NULL; e++)
+            puts(*e);
+        return 0;
+    }
+    EOF
+    for p in hello-zlib print-env; do
+      cc -o $out/bin/$p-32 $p.c -lz
+      patchelf --set-interpreter ${interpreter32} --remove-rpath $out/bin/$p-32
+      readelf -h $out/bin/$p-32 | grep -q 'ELF32'
+    done
+  '';
 in
 testers.runNixOSTest {
   name = "nix-ld-shim";
@@ -144,6 +183,7 @@ testers.runNixOSTest {
     users.users.alice.isNormalUser = true;
     environment.systemPackages = [
       fixtures
+      fixtures32
       gdb
       ltrace
     ];
@@ -153,6 +193,9 @@ testers.runNixOSTest {
     { nodes, ... }:
     ''
       shim = "${nodes.machine.programs.nix-ld-shim.package}/libexec/nix-ld"
+      shim32 = "${nodes.machine.programs.nix-ld-shim.package32}/libexec/nix-ld"
+      fixtures32 = "${fixtures32}/bin"
+      default_libs32 = "/run/current-system/sw/share/nix-ld32/lib"
       fixtures = "${fixtures}/bin"
       ldd = "${glibc.bin}/bin/ldd"
       default_libs = "/run/current-system/sw/share/nix-ld/lib"
@@ -238,6 +281,25 @@ testers.runNixOSTest {
 
       with subtest("the program sees exactly the environment it was given"):
           out = machine.succeed(f"env -i FOO=bar {fixtures}/print-env")
+          assert out == "FOO=bar\n", repr(out)
+
+      with subtest("32-bit programs run through the 32-bit shim at ${interpreter32}"):
+          target = machine.succeed("readlink -f ${interpreter32}").strip()
+          assert target == shim32, f"${interpreter32} resolves to {target}, not {shim32}"
+          machine.succeed(f"test -x {default_libs32}/ld.so", f"test -e {default_libs32}/libz.so.1")
+          assert machine.succeed("printenv NIX_LD_i686_linux").strip() == default_libs32 + "/ld.so"
+          # With the session variables (the plain ones are the 64-bit shim's: passed over).
+          out = machine.succeed(f"{fixtures32}/hello-zlib-32")
+          assert out.startswith("hello from zlib ") and out.endswith(", 32-bit\n"), out
+          # With the compiled-in defaults alone.
+          out = machine.succeed(f"env -i {fixtures32}/hello-zlib-32")
+          assert out.endswith(", 32-bit\n"), out
+          # The plain NIX_LD names the 64-bit loader: passed over, and said at info level.
+          out = machine.succeed(
+              f"env -u NIX_LD_i686_linux -u NIX_LD_LIBRARY_PATH_i686_linux NIX_LD_LOG=info {fixtures32}/hello-zlib-32 2>&1"
+          )
+          assert "names a loader for another platform" in out and out.endswith(", 32-bit\n"), out
+          out = machine.succeed(f"env -i FOO=bar {fixtures32}/print-env-32")
           assert out == "FOO=bar\n", repr(out)
 
       with subtest("NIX_LD from an unprivileged caller is ignored for a setuid program"):

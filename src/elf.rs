@@ -3,11 +3,209 @@
 //! Each rejection names one cause, in the order a reader would check them, so the user learns
 //! what is wrong with the file (`it is AArch64`, `it is a program, not a loader`), not just that
 //! something is. Nothing here trusts a number from the file before bounding it.
+//!
+//! One validator serves both ELF classes ([`Elf64`], [`Elf32`]: where the header and program header
+//! fields lie) and every page size ([`Fixed4K`] where the architecture has only 4 KiB pages,
+//! [`PageSize`] from AT_PAGESZ elsewhere); the shim uses its own build's pair (`crate::target`).
 
+use crate::target;
 use crate::text::{Message, Sink};
 
-/// Page size of x86-64 Linux.
+/// Page size of x86 Linux, and the smallest of any.
 pub const PAGE: u64 = 4096;
+
+/// How the page size is known: a constant, or the kernel's AT_PAGESZ.
+pub trait Pages: Copy {
+    fn size(self) -> u64;
+
+    /// The page size for a process whose auxv holds `reported` as AT_PAGESZ (asked only where
+    /// the size is not fixed).
+    fn from_auxv(reported: impl FnOnce() -> Option<u64>) -> Self;
+
+    #[inline(always)]
+    fn down(self, v: u64) -> u64 {
+        v & !(self.size() - 1)
+    }
+
+    /// `None` on overflow.
+    #[inline(always)]
+    fn up(self, v: u64) -> Option<u64> {
+        Some(v.checked_add(self.size() - 1)? & !(self.size() - 1))
+    }
+
+    /// [`Pages::up`] for an address inside a validated segment: [`validate`] bounded every
+    /// segment's end by [`SEGMENT_END_LIMIT`], a multiple of any page size, so this cannot overflow.
+    #[inline(always)]
+    fn segment_up(self, v: u64) -> u64 {
+        v.wrapping_add(self.size() - 1) & !(self.size() - 1)
+    }
+}
+
+/// 4 KiB pages, the only base page size of x86 and x86-64 Linux.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fixed4K;
+
+impl Pages for Fixed4K {
+    #[inline(always)]
+    fn size(self) -> u64 {
+        PAGE
+    }
+    #[inline(always)]
+    fn from_auxv(_: impl FnOnce() -> Option<u64>) -> Fixed4K {
+        Fixed4K
+    }
+}
+
+/// A page size the kernel reported (AT_PAGESZ): a power of two of at least 4 KiB and at most
+/// [`MAX_PAGE`] (aarch64 runs 4, 16 or 64 KiB pages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSize(u64);
+
+/// The largest page size accepted (aarch64's largest).
+pub const MAX_PAGE: u64 = 64 * 1024;
+
+impl PageSize {
+    /// The kernel's AT_PAGESZ, or 4 KiB if it is absent or not a plausible page size.
+    pub fn new(reported: Option<u64>) -> PageSize {
+        match reported {
+            Some(size) if size.is_power_of_two() && (PAGE..=MAX_PAGE).contains(&size) => PageSize(size),
+            _ => PageSize(PAGE),
+        }
+    }
+}
+
+impl Default for PageSize {
+    fn default() -> PageSize {
+        PageSize(PAGE)
+    }
+}
+
+impl Pages for PageSize {
+    #[inline(always)]
+    fn size(self) -> u64 {
+        self.0
+    }
+    fn from_auxv(reported: impl FnOnce() -> Option<u64>) -> PageSize {
+        PageSize::new(reported())
+    }
+}
+
+/// Where an ELF class keeps the fields the shim reads.
+pub trait Class: Copy {
+    /// EI_CLASS: 1 for ELF32, 2 for ELF64.
+    const CLASS: u8;
+    const EHDR_LEN: usize;
+    const PHDR_LEN: usize;
+    /// One program header's bytes.
+    type Phdr: Copy + core::fmt::Debug + PartialEq + Eq + 'static;
+    /// The whole program headers in `bytes`.
+    fn table(bytes: &[u8]) -> &[Self::Phdr];
+    fn phdr_bytes(ph: &Self::Phdr) -> &[u8];
+    fn entry(head: &[u8]) -> u64;
+    fn phoff(head: &[u8]) -> u64;
+    fn phentsize(head: &[u8]) -> u16;
+    fn phnum(head: &[u8]) -> u16;
+    fn segment_of(ph: &Self::Phdr) -> Segment;
+    fn align(ph: &Self::Phdr) -> u64;
+}
+
+/// ELF64: x86-64, AArch64, RISC-V 64.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Elf64;
+
+impl Class for Elf64 {
+    const CLASS: u8 = 2;
+    const EHDR_LEN: usize = 64;
+    const PHDR_LEN: usize = 56;
+    type Phdr = [u8; 56];
+    #[inline(always)]
+    fn table(bytes: &[u8]) -> &[[u8; 56]] {
+        bytes.as_chunks::<56>().0
+    }
+    #[inline(always)]
+    fn phdr_bytes(ph: &[u8; 56]) -> &[u8] {
+        ph
+    }
+    #[inline(always)]
+    fn entry(head: &[u8]) -> u64 {
+        u64_at(head, 24)
+    }
+    #[inline(always)]
+    fn phoff(head: &[u8]) -> u64 {
+        u64_at(head, 32)
+    }
+    #[inline(always)]
+    fn phentsize(head: &[u8]) -> u16 {
+        u16_at(head, 54)
+    }
+    #[inline(always)]
+    fn phnum(head: &[u8]) -> u16 {
+        u16_at(head, 56)
+    }
+    #[inline(always)]
+    fn segment_of(ph: &[u8; 56]) -> Segment {
+        Segment {
+            flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
+            offset: u64_at(ph, 8),
+            vaddr: u64_at(ph, 16),
+            filesz: u64_at(ph, 32),
+            memsz: u64_at(ph, 40),
+        }
+    }
+    #[inline(always)]
+    fn align(ph: &[u8; 56]) -> u64 {
+        u64_at(ph, 48)
+    }
+}
+
+/// ELF32: i386. Every address and size is 4 bytes; program header fields lie in another order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Elf32;
+
+impl Class for Elf32 {
+    const CLASS: u8 = 1;
+    const EHDR_LEN: usize = 52;
+    const PHDR_LEN: usize = 32;
+    type Phdr = [u8; 32];
+    #[inline(always)]
+    fn table(bytes: &[u8]) -> &[[u8; 32]] {
+        bytes.as_chunks::<32>().0
+    }
+    #[inline(always)]
+    fn phdr_bytes(ph: &[u8; 32]) -> &[u8] {
+        ph
+    }
+    #[inline(always)]
+    fn entry(head: &[u8]) -> u64 {
+        u32_at(head, 24) as u64
+    }
+    #[inline(always)]
+    fn phoff(head: &[u8]) -> u64 {
+        u32_at(head, 28) as u64
+    }
+    #[inline(always)]
+    fn phentsize(head: &[u8]) -> u16 {
+        u16_at(head, 42)
+    }
+    #[inline(always)]
+    fn phnum(head: &[u8]) -> u16 {
+        u16_at(head, 44)
+    }
+    #[inline(always)]
+    fn segment_of(ph: &[u8; 32]) -> Segment {
+        Segment {
+            flags: u32_at(ph, 24) & (PF_R | PF_W | PF_X),
+            offset: u32_at(ph, 4) as u64,
+            vaddr: u32_at(ph, 8) as u64,
+            filesz: u32_at(ph, 16) as u64,
+            memsz: u32_at(ph, 20) as u64,
+        }
+    }
+    #[inline(always)]
+    fn align(ph: &[u8; 32]) -> u64 {
+        u32_at(ph, 28) as u64
+    }
+}
 /// More program headers than any loader has (glibc's ld.so has about a dozen).
 pub const MAX_PHNUM: usize = 64;
 // LoadPlan keeps one bit per program header.
@@ -17,8 +215,6 @@ pub const HEAD_LEN: usize = 4096;
 /// Largest address span accepted for a loader (glibc's ld.so spans about 240 KiB).
 pub const MAX_SPAN: u64 = 1 << 30;
 
-const EHDR_LEN: usize = 64;
-const PHDR_LEN: usize = 56;
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 const PT_PHDR: u32 = 6;
@@ -32,7 +228,7 @@ pub enum ElfError {
     Empty,
     NotElf,
     Truncated,
-    /// Not ELF64 x86-64: `class` is EI_CLASS (1 = 32-bit), `machine` is e_machine.
+    /// Not this build's class and machine: `class` is EI_CLASS (1 = 32-bit), `machine` is e_machine.
     WrongArchitecture {
         class: u8,
         machine: u16,
@@ -92,10 +288,12 @@ pub struct Segment {
 /// The plan borrows the header bytes instead of copying segments out: it stays a few words, so
 /// handing it around costs nothing at start-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoadPlan<'h> {
+pub struct LoadPlan<'h, C: Class = target::Class, P: Pages = target::Pages> {
     pub entry: u64,
+    /// The page size the plan was checked with.
+    pub pages: P,
     /// The program header table, as validated.
-    table: &'h [[u8; PHDR_LEN]],
+    table: &'h [C::Phdr],
     /// Bit `i` is set when program header `i` is a segment to map.
     loads: u64,
     /// Page-aligned start of the lowest segment.
@@ -108,9 +306,9 @@ pub struct LoadPlan<'h> {
     pub file_size: u64,
 }
 
-impl<'h> LoadPlan<'h> {
+impl<'h, C: Class, P: Pages> LoadPlan<'h, C, P> {
     /// The segments to map, lowest first; every one passed [`validate`]'s checks.
-    pub fn segments(&self) -> Segments<'h> {
+    pub fn segments(&self) -> Segments<'h, C> {
         Segments { table: self.table, loads: self.loads }
     }
 
@@ -119,10 +317,10 @@ impl<'h> LoadPlan<'h> {
     /// segment whose file bytes hold the table does. Worked out only when asked: only a shim run
     /// as a command needs it.
     pub fn phdr_vaddr(&self) -> Option<u64> {
-        if let Some(ph) = self.table.iter().find(|ph| u32_at(&ph[..], 0) == PT_PHDR) {
-            return Some(u64_at(&ph[..], 16));
+        if let Some(ph) = self.table.iter().find(|ph| u32_at(C::phdr_bytes(ph), 0) == PT_PHDR) {
+            return Some(C::segment_of(ph).vaddr);
         }
-        let table_end = self.phoff + (self.table.len() * PHDR_LEN) as u64;
+        let table_end = self.phoff + (self.table.len() * C::PHDR_LEN) as u64;
         let holder = self.segments().find(|s| self.phoff >= s.offset && table_end - s.offset <= s.filesz)?;
         Some(holder.vaddr + (self.phoff - holder.offset))
     }
@@ -142,19 +340,19 @@ impl<'h> LoadPlan<'h> {
             return 0;
         }
         let file_end = segment.vaddr + segment.filesz;
-        let page_rest = segment_page_up(file_end) - file_end;
+        let page_rest = self.pages.segment_up(file_end) - file_end;
         // validate() checked offset + filesz <= file_size.
         page_rest.min(self.file_size - (segment.offset + segment.filesz))
     }
 }
 
 /// The iterator [`LoadPlan::segments`] returns.
-pub struct Segments<'h> {
-    table: &'h [[u8; PHDR_LEN]],
+pub struct Segments<'h, C: Class> {
+    table: &'h [C::Phdr],
     loads: u64,
 }
 
-impl Iterator for Segments<'_> {
+impl<C: Class> Iterator for Segments<'_, C> {
     type Item = Segment;
 
     #[inline(always)]
@@ -164,41 +362,13 @@ impl Iterator for Segments<'_> {
         }
         let index = self.loads.trailing_zeros() as usize;
         self.loads &= self.loads - 1;
-        self.table.get(index).map(segment_of)
+        self.table.get(index).map(C::segment_of)
     }
-}
-
-/// The segment a PT_LOAD program header describes.
-#[inline(always)]
-fn segment_of(ph: &[u8; PHDR_LEN]) -> Segment {
-    Segment {
-        flags: u32_at(ph, 4) & (PF_R | PF_W | PF_X),
-        offset: u64_at(ph, 8),
-        vaddr: u64_at(ph, 16),
-        filesz: u64_at(ph, 32),
-        memsz: u64_at(ph, 40),
-    }
-}
-
-pub fn page_down(v: u64) -> u64 {
-    v & !(PAGE - 1)
-}
-
-/// `None` on overflow.
-pub fn page_up(v: u64) -> Option<u64> {
-    Some(v.checked_add(PAGE - 1)? & !(PAGE - 1))
 }
 
 /// Where a segment may end at the highest: [`MAX_SPAN`] × 4, page-aligned and below 2^32.
 const SEGMENT_END_LIMIT: u64 = MAX_SPAN * 4;
-const _: () = assert!(SEGMENT_END_LIMIT.is_multiple_of(PAGE) && SEGMENT_END_LIMIT <= 1 << 32);
-
-/// [`page_up`] for an address inside a validated segment: [`validate`] bounded every segment's end
-/// by [`SEGMENT_END_LIMIT`], so this cannot overflow.
-#[inline(always)]
-pub fn segment_page_up(v: u64) -> u64 {
-    v.wrapping_add(PAGE - 1) & !(PAGE - 1)
-}
+const _: () = assert!(SEGMENT_END_LIMIT.is_multiple_of(MAX_PAGE) && SEGMENT_END_LIMIT <= 1 << 32);
 
 /// The `N` bytes at `at`, or zeros where `b` ends first (callers check lengths beforehand).
 #[inline(always)]
@@ -224,9 +394,20 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes_at(b, at))
 }
 
-/// Checks that `head` (the first bytes of a file of `file_size` bytes) is an x86-64 ELF loader the
-/// shim can map, and plans the mapping.
+/// Checks that `head` (the first bytes of a file of `file_size` bytes) is a loader for this build's
+/// machine that the shim can map with 4 KiB pages, and plans the mapping.
 pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
+    validate_for(head, file_size, target::MACHINE, target::Pages::default())
+}
+
+/// [`validate`] for loaders of class `C` and machine `machine`, mapped with pages of `pages`.
+#[inline(always)]
+pub fn validate_for<C: Class, P: Pages>(
+    head: &[u8],
+    file_size: u64,
+    machine: u16,
+    pages: P,
+) -> Result<LoadPlan<'_, C, P>, ElfError> {
     if file_size == 0 || head.is_empty() {
         return Err(ElfError::Empty);
     }
@@ -237,16 +418,16 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if &head[..4] != magic {
         return Err(ElfError::NotElf);
     }
-    if head.len() < EHDR_LEN {
+    if head.len() < C::EHDR_LEN {
         // e_machine sits at the same place in both classes; name the architecture if we can.
-        if head.len() >= 20 && (head[4] != 2 || u16_at(head, 18) != 62) {
+        if head.len() >= 20 && (head[4] != C::CLASS || u16_at(head, 18) != machine) {
             return Err(ElfError::WrongArchitecture { class: head[4], machine: u16_at(head, 18) });
         }
         return Err(ElfError::Truncated);
     }
-    let (class, machine) = (head[4], u16_at(head, 18));
-    if class != 2 || machine != 62 {
-        return Err(ElfError::WrongArchitecture { class, machine });
+    let (class, found) = (head[4], u16_at(head, 18));
+    if (class, found) != (C::CLASS, machine) {
+        return Err(ElfError::WrongArchitecture { class, machine: found });
     }
     if head[5] != 1 {
         return Err(ElfError::BigEndian);
@@ -258,38 +439,38 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if e_type != 3 {
         return Err(ElfError::NotPositionIndependent { e_type });
     }
-    if u16_at(head, 54) as usize != PHDR_LEN {
+    if C::phentsize(head) as usize != C::PHDR_LEN {
         return Err(ElfError::BadProgramHeaderSize);
     }
-    let phnum = u16_at(head, 56);
+    let phnum = C::phnum(head);
     if phnum == 0 {
         return Err(ElfError::NoProgramHeaders);
     }
     if phnum as usize > MAX_PHNUM {
         return Err(ElfError::TooManyProgramHeaders { count: phnum });
     }
-    let phoff = u64_at(head, 32);
-    let table_end = phoff.checked_add(phnum as u64 * PHDR_LEN as u64).ok_or(ElfError::ProgramHeadersOutsideFile)?;
+    let phoff = C::phoff(head);
+    let table_end = phoff.checked_add(phnum as u64 * C::PHDR_LEN as u64).ok_or(ElfError::ProgramHeadersOutsideFile)?;
     if table_end > file_size {
         return Err(ElfError::ProgramHeadersOutsideFile);
     }
     if table_end > head.len() as u64 {
         return Err(ElfError::ProgramHeadersTooFar);
     }
-    let entry = u64_at(head, 24);
+    let entry = C::entry(head);
     // Whole entries only: `table_end - phoff` is a multiple of PHDR_LEN.
-    let (table, _) = head[phoff as usize..table_end as usize].as_chunks::<PHDR_LEN>();
+    let table = C::table(&head[phoff as usize..table_end as usize]);
 
     let mut loads = 0u64;
     let mut previous_end = 0u64;
     let mut executable = false;
     for (index, ph) in table.iter().enumerate() {
-        match u32_at(ph, 0) {
+        match u32_at(C::phdr_bytes(ph), 0) {
             PT_LOAD => {}
             PT_INTERP => return Err(ElfError::HasInterpreter),
             _ => continue,
         }
-        let segment = segment_of(ph);
+        let segment = C::segment_of(ph);
         if segment.memsz == 0 {
             continue;
         }
@@ -304,17 +485,17 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         if (segment.vaddr | segment.memsz) >> 32 != 0 || segment.vaddr + segment.memsz > SEGMENT_END_LIMIT {
             return Err(ElfError::SegmentOutOfRange { index });
         }
-        let end = segment_page_up(segment.vaddr + segment.memsz);
+        let end = pages.segment_up(segment.vaddr + segment.memsz);
         // 0 and 1 mean no alignment; any other value must be a power of two.
-        let align = u64_at(ph, 48);
-        if !(segment.vaddr ^ segment.offset).is_multiple_of(PAGE) || align & align.wrapping_sub(1) != 0 {
+        let align = C::align(ph);
+        if !(segment.vaddr ^ segment.offset).is_multiple_of(pages.size()) || align & align.wrapping_sub(1) != 0 {
             return Err(ElfError::SegmentMisaligned { index });
         }
         if segment.flags & (PF_W | PF_X) == PF_W | PF_X {
             return Err(ElfError::SegmentWritableAndExecutable { index });
         }
         // The first segment passes: nothing ends above 0.
-        if page_down(segment.vaddr) < previous_end {
+        if pages.down(segment.vaddr) < previous_end {
             return Err(ElfError::SegmentsOverlap { index });
         }
         previous_end = end;
@@ -323,10 +504,10 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
         // An entry below the segment wraps around to far above its size.
         executable |= segment.flags & PF_X != 0 && entry.wrapping_sub(segment.vaddr) < segment.filesz;
     }
-    let Some(first) = (Segments { table, loads }).next() else {
+    let Some(first) = (Segments::<C> { table, loads }).next() else {
         return Err(ElfError::NoLoadableSegment);
     };
-    let first_page = page_down(first.vaddr);
+    let first_page = pages.down(first.vaddr);
     let span = previous_end - first_page;
     if span > MAX_SPAN {
         return Err(ElfError::SpanTooLarge);
@@ -334,7 +515,7 @@ pub fn validate(head: &[u8], file_size: u64) -> Result<LoadPlan<'_>, ElfError> {
     if !executable {
         return Err(ElfError::EntryNotExecutable);
     }
-    Ok(LoadPlan { entry, table, loads, first_page, span, phoff, phnum, file_size })
+    Ok(LoadPlan { entry, pages, table, loads, first_page, span, phoff, phnum, file_size })
 }
 
 /// Machine numbers (`e_machine`) a loader might be built for, and their names in that order.
@@ -415,7 +596,7 @@ impl ElfError {
     /// Writes what is wrong with the loader, after "loader PATH ".
     pub fn write_cause<S: Sink>(&self, m: &mut Message<S>) {
         if let ElfError::WrongArchitecture { class, machine } = *self {
-            m.bytes(b"is not an x86-64 ELF file (it is ");
+            m.bytes(target::NOT_NATIVE);
             match class {
                 1 => m.bytes(b"32-bit "),
                 2 => m,
@@ -466,6 +647,82 @@ pub mod tests {
             f[p + 48..p + 56].copy_from_slice(&0x1000u64.to_le_bytes());
         }
         f
+    }
+
+    /// [`sample`] as an i386 loader: the same segments in ELF32's layout.
+    pub fn sample32() -> Vec<u8> {
+        let wide = sample();
+        let mut f = vec![0u8; 0x3000];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 1;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&3u16.to_le_bytes());
+        f[18..20].copy_from_slice(&3u16.to_le_bytes());
+        f[24..28].copy_from_slice(&0x1010u32.to_le_bytes());
+        f[28..32].copy_from_slice(&52u32.to_le_bytes());
+        f[42..44].copy_from_slice(&32u16.to_le_bytes());
+        f[44..46].copy_from_slice(&4u16.to_le_bytes());
+        for i in 0..4 {
+            let (w, n) = (64 + i * 56, 52 + i * 32);
+            let field = |at: usize| u64::from_le_bytes(wide[w + at..w + at + 8].try_into().unwrap()) as u32;
+            f[n..n + 4].copy_from_slice(&wide[w..w + 4]);
+            f[n + 24..n + 28].copy_from_slice(&wide[w + 4..w + 8]);
+            for (to, from) in [(4, 8), (8, 16), (12, 24), (16, 32), (20, 40), (28, 48)] {
+                f[n + to..n + to + 4].copy_from_slice(&field(from).to_le_bytes());
+            }
+        }
+        f[0x1000..].copy_from_slice(&wide[0x1000..]);
+        f
+    }
+
+    #[test]
+    fn an_elf32_loader_is_planned_as_its_elf64_twin() {
+        let (wide, narrow) = (sample(), sample32());
+        let plan64 = validate_for::<Elf64, Fixed4K>(&wide, wide.len() as u64, 62, Fixed4K).unwrap();
+        let plan32 = validate_for::<Elf32, Fixed4K>(&narrow, narrow.len() as u64, 3, Fixed4K).unwrap();
+        assert!(plan32.segments().eq(plan64.segments()));
+        assert_eq!((plan32.entry, plan32.span, plan32.first_page), (plan64.entry, plan64.span, plan64.first_page));
+        assert_eq!(plan32.phdr_vaddr(), plan64.phdr_vaddr());
+        // Each class refuses the other, and names it.
+        assert_eq!(
+            validate_for::<Elf32, Fixed4K>(&wide, wide.len() as u64, 3, Fixed4K),
+            Err(ElfError::WrongArchitecture { class: 2, machine: 62 })
+        );
+        assert_eq!(
+            validate_for::<Elf64, Fixed4K>(&narrow, narrow.len() as u64, 62, Fixed4K),
+            Err(ElfError::WrongArchitecture { class: 1, machine: 3 })
+        );
+        // An ELF32 program header size is checked as ELF32's.
+        let mut bad = narrow.clone();
+        bad[42] = 56;
+        assert_eq!(
+            validate_for::<Elf32, Fixed4K>(&bad, bad.len() as u64, 3, Fixed4K),
+            Err(ElfError::BadProgramHeaderSize)
+        );
+    }
+
+    #[test]
+    fn the_page_size_is_the_kernels_and_decides_what_overlaps() {
+        assert_eq!(PageSize::new(Some(65536)).size(), 65536);
+        assert_eq!(PageSize::new(Some(16384)).size(), 16384);
+        // Absent or implausible: 4 KiB.
+        for reported in [None, Some(0), Some(3000), Some(1 << 20), Some(4097)] {
+            assert_eq!(PageSize::new(reported).size(), PAGE, "{reported:?}");
+        }
+        let image = sample();
+        let size = image.len() as u64;
+        let plan = validate_for::<Elf64, PageSize>(&image, size, 62, PageSize::new(Some(4096))).unwrap();
+        assert_eq!(plan.span, 0x5000);
+        // With 64 KiB pages the sample's segments share a page: a loader for such a kernel is linked
+        // with its segments 64 KiB apart.
+        assert_eq!(
+            validate_for::<Elf64, PageSize>(&image, size, 62, PageSize::new(Some(65536))),
+            Err(ElfError::SegmentsOverlap { index: 2 })
+        );
+        let p = PageSize::new(Some(65536));
+        assert_eq!((p.down(0x12345), p.up(0x12345), p.segment_up(0x10000)), (0x10000, Some(0x20000), 0x10000));
+        assert_eq!(p.up(u64::MAX - 5), None);
     }
 
     fn check(f: &[u8]) -> Result<LoadPlan<'_>, ElfError> {
@@ -663,9 +920,9 @@ pub mod tests {
             assert_eq!(s.vaddr % PAGE, s.offset % PAGE);
             assert!(!(s.flags & PF_W != 0 && s.flags & PF_X != 0));
             if i > 0 {
-                assert!(page_down(s.vaddr) >= previous_end);
+                assert!(Fixed4K.down(s.vaddr) >= previous_end);
             }
-            previous_end = page_up(s.vaddr + s.memsz).unwrap();
+            previous_end = Fixed4K.up(s.vaddr + s.memsz).unwrap();
             assert!(previous_end - plan.first_page <= plan.span);
             // Zeroing the stale tail stays inside the segment's memory and the page.
             let tail = plan.stale_tail(&s);

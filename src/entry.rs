@@ -20,8 +20,8 @@
 use nix_ld::restore;
 use nix_ld::symbols::{self, Memory, Name};
 
-use crate::arch::tw;
 use crate::mem;
+use crate::trampoline::tw;
 
 /// libc's `environ`, by its strong name (`environ` is a weak alias of it, and a program that refers
 /// to `environ` directly gets a copy of it, under both names, that ld.so binds libc to).
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn resume(block: *mut usize, state: *const usize, at_entry
     }
     // The block's envp now ends in two NULLs where a direct start has one: the program starts on a
     // copy without the last, just below, where runtimes that walk the entry stack (Go) find auxv.
-    let head = envp as usize - block as usize + 8 * env_words;
+    let head = envp as usize - block as usize + core::mem::size_of::<usize>() * env_words;
     let tail = word_distance(auxv, state);
     let copy = ((block as usize - head - tail) & !15) as *mut usize;
     // SAFETY: the trampoline left `tw::RESERVE` bytes free below the block (handover sizes it as
@@ -126,6 +126,10 @@ impl Memory for Process {
     fn u8_at(&self, address: usize) -> Option<u8> {
         // SAFETY: as above.
         Some(unsafe { (address as *const u8).read() })
+    }
+    fn word_at(&self, address: usize) -> Option<usize> {
+        // SAFETY: as above.
+        Some(unsafe { (address as *const usize).read_unaligned() })
     }
 }
 

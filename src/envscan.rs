@@ -50,9 +50,9 @@ pub struct EnvScan<'a> {
     pub count: usize,
 }
 
-pub const LOADER_SYSTEM: &[u8] = b"NIX_LD_x86_64_linux";
+pub const LOADER_SYSTEM: &[u8] = crate::target::LOADER_SYSTEM;
 pub const LOADER_GENERIC: &[u8] = b"NIX_LD";
-pub const LIBRARY_PATH_SYSTEM: &[u8] = b"NIX_LD_LIBRARY_PATH_x86_64_linux";
+pub const LIBRARY_PATH_SYSTEM: &[u8] = crate::target::LIBRARY_PATH_SYSTEM;
 pub const LIBRARY_PATH_GENERIC: &[u8] = b"NIX_LD_LIBRARY_PATH";
 pub const LOG: &[u8] = b"NIX_LD_LOG";
 pub const LD_LIBRARY_PATH: &[u8] = b"LD_LIBRARY_PATH";

@@ -27,11 +27,12 @@ use nix_ld::libpath::SearchPath;
 use nix_ld::log::Level;
 use nix_ld::plan::{EnvEdit, Slot};
 
-use crate::arch::{self, tw, TRAMPOLINE_WORDS};
+use crate::arch;
 use crate::loader::Mapped;
 use crate::mem;
 use crate::report::Log;
 use crate::stack::InitialStack;
+use crate::trampoline::{tw, TRAMPOLINE_WORDS};
 
 /// How the process was started.
 #[derive(Clone, Copy)]
@@ -68,6 +69,9 @@ struct LoaderAt {
 }
 
 const LIBRARY_PATH_OPTION: &[u8] = b"--library-path\0";
+
+/// Bytes of a word of the block.
+const WORD: usize = core::mem::size_of::<usize>();
 
 impl Mode {
     fn extra_args(&self) -> usize {
@@ -190,7 +194,7 @@ pub fn run(stack: &InitialStack, loader: &Mapped, mode: Mode, log: Log) -> ! {
         (&raw mut (*p).log).write(log);
         let strings_at = (stack.sp as usize - strings_len) & !15;
         (&raw mut (*p).strings_at).write(strings_at);
-        (&raw mut (*p).block_at).write((strings_at - mode.block_words(stack) * 8) & !15);
+        (&raw mut (*p).block_at).write((strings_at - mode.block_words(stack) * WORD) & !15);
         plan.assume_init_ref()
     };
     // SAFETY: below the block there is only dead stack (this function's callers' frames, which
@@ -304,7 +308,7 @@ extern "C" fn build_and_jump(plan: usize) -> ! {
         // argv, envp and auxv), below it, and call `entry::resume` below that copy.
         // It also looks for libc's `__environ` through the program's headers, then.
         if plan.appended_env() == 1 {
-            state[tw::RESERVE] = 8 * (1 + source.argc + 1 + env_words + 1 + 2 * source.aux_count) + 16;
+            state[tw::RESERVE] = WORD * (1 + source.argc + 1 + env_words + 1 + 2 * source.aux_count) + 16;
             state[tw::PHDR] = source.aux(auxvec::AT_PHDR).unwrap_or(0);
             state[tw::PHNUM] = source.aux(auxvec::AT_PHNUM).unwrap_or(0);
         }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod problem;
 pub mod restore;
 pub mod symbols;
+pub mod target;
 pub mod text;
 
 /// How much address space from ld.so's base the shim keeps for ld.so, at least: its file tells
@@ -25,15 +26,15 @@ pub const LOADER_RESERVATION: usize = 512 * 1024;
 
 /// The defaults compiled into this build (see `build.rs`: `DEFAULT_NIX_LD`, `DEFAULT_NIX_LD_LIBRARY_PATH`).
 pub mod defaults {
-    const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), "/run/current-system/sw/share/nix-ld/lib/ld.so");
+    const LOADER_TEXT: &str = env_or(option_env!("DEFAULT_NIX_LD"), crate::target::NIXOS_LOADER);
     const LIBRARY_PATH_TEXT: &str =
-        env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), "/run/current-system/sw/share/nix-ld/lib");
+        env_or(option_env!("DEFAULT_NIX_LD_LIBRARY_PATH"), crate::target::NIXOS_LIBRARY_PATH);
 
     /// The defaults are stored followed by a NUL, so the shim can hand them to the kernel in place.
     const LOADER_NUL: [u8; LOADER_TEXT.len() + 1] = with_nul(LOADER_TEXT.as_bytes());
     const LIBRARY_PATH_NUL: [u8; LIBRARY_PATH_TEXT.len() + 1] = with_nul(LIBRARY_PATH_TEXT.as_bytes());
 
-    /// The real loader used when neither `NIX_LD_x86_64_linux` nor `NIX_LD` is set. The byte after
+    /// The real loader used when neither `NIX_LD_<system>` nor `NIX_LD` is set. The byte after
     /// it is a NUL.
     pub const LOADER: &[u8] = without_last(&LOADER_NUL);
     /// The library directories used when neither library variable is set. The byte after them is a

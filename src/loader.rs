@@ -14,9 +14,10 @@
 
 use core::mem::MaybeUninit;
 
-use nix_ld::elf::{self, LoadPlan, PF_R, PF_W, PF_X};
+use nix_ld::elf::{self, LoadPlan, Pages as _, PF_R, PF_W, PF_X};
 use nix_ld::log::Level;
 use nix_ld::problem::{Problem, PATH_MAX};
+use nix_ld::target::{self, Pages};
 
 use linux_raw_sys::general as k;
 
@@ -45,7 +46,11 @@ const SHORT_HEAD: usize = 1024;
 ///
 /// # Safety
 /// The byte after `path` must be readable (see `sys::open_read`).
-pub unsafe fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Result<(Fd, LoadPlan<'h>), Problem> {
+pub unsafe fn inspect<'h>(
+    path: &[u8],
+    head: &'h mut [MaybeUninit<u8>],
+    pages: Pages,
+) -> Result<(Fd, LoadPlan<'h>), Problem> {
     if path.is_empty() {
         return Err(Problem::NotConfigured);
     }
@@ -62,7 +67,7 @@ pub unsafe fn inspect<'h>(path: &[u8], head: &'h mut [MaybeUninit<u8>]) -> Resul
         _ => return Err(Problem::NotRegularFile),
     }
     let head = sys::pread_into(&fd, head, 0).map_err(|Errno(e)| Problem::Read(e))?;
-    let plan = elf::validate(head, info.size).map_err(Problem::Elf)?;
+    let plan = elf::validate_for(head, info.size, target::MACHINE, pages).map_err(Problem::Elf)?;
     Ok((fd, plan))
 }
 
@@ -98,11 +103,13 @@ fn prot(flags: u32) -> u32 {
 ///
 /// # Safety
 /// The byte after `path` must be readable (see `sys::open_read`).
-pub unsafe fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
+pub unsafe fn load(path: &[u8], log: Log, as_program: bool, pages: Pages) -> Result<Mapped, Problem> {
     // SAFETY (both calls): per the function's contract.
-    match unsafe { inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD]) } {
+    match unsafe { inspect(path, &mut [MaybeUninit::uninit(); SHORT_HEAD], pages) } {
         Ok((fd, plan)) => map(&fd, &plan, log, as_program),
-        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => unsafe { load_with_long_head(path, log, as_program) },
+        Err(Problem::Elf(elf::ElfError::ProgramHeadersTooFar)) => unsafe {
+            load_with_long_head(path, log, as_program, pages)
+        },
         Err(problem) => Err(problem),
     }
 }
@@ -111,10 +118,10 @@ pub unsafe fn load(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Pr
 /// As for [`load`].
 #[cold]
 #[inline(never)]
-unsafe fn load_with_long_head(path: &[u8], log: Log, as_program: bool) -> Result<Mapped, Problem> {
+unsafe fn load_with_long_head(path: &[u8], log: Log, as_program: bool, pages: Pages) -> Result<Mapped, Problem> {
     let mut head = [MaybeUninit::uninit(); elf::HEAD_LEN];
     // SAFETY: per the function's contract.
-    let (fd, plan) = unsafe { inspect(path, &mut head) }?;
+    let (fd, plan) = unsafe { inspect(path, &mut head, pages) }?;
     map(&fd, &plan, log, as_program)
 }
 
@@ -134,11 +141,12 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     // range the shim's file describes as ld.so's code holds it whether a debugger places that file
     // at the shim's base (the kernel's AT_BASE, at `run`) or at ld.so's (the link map's, once
     // ld.so runs). Only a hint: the kernel takes any other free range if that one is not.
-    let hint = elf::segment_page_up(crate::arch::image_end() as u64) as usize;
+    let pages = plan.pages;
+    let hint = pages.segment_up(crate::arch::image_end() as u64) as usize;
     // SAFETY: a fresh mapping, not MAP_FIXED: it takes nothing from anyone.
     let reservation = unsafe {
         if reserve_with_file {
-            sys::mmap(hint, reserved, prot(first.flags), k::MAP_PRIVATE, fd.raw(), elf::page_down(first.offset))
+            sys::mmap(hint, reserved, prot(first.flags), k::MAP_PRIVATE, fd.raw(), pages.down(first.offset))
         } else {
             sys::mmap(hint, reserved, k::PROT_NONE, k::MAP_PRIVATE | k::MAP_ANONYMOUS, -1, 0)
         }
@@ -146,11 +154,8 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     .map_err(|Errno(e)| Problem::Map(e))?;
     let bias = reservation.wrapping_sub(plan.first_page as usize);
     // Keep what the reservation maps as it should stay: the first segment's file pages, or nothing.
-    let kept = if reserve_with_file {
-        (elf::segment_page_up(first.vaddr + first.filesz) - plan.first_page) as usize
-    } else {
-        0
-    };
+    let kept =
+        if reserve_with_file { (pages.segment_up(first.vaddr + first.filesz) - plan.first_page) as usize } else { 0 };
     if kept < span {
         // SAFETY: the end of our own fresh reservation, not yet used. Should this fail, the later
         // MAP_FIXED calls replace reservation pages, which are ours too.
@@ -158,7 +163,7 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
     }
     let mut file_mapped = reserve_with_file;
     for segment in plan.segments() {
-        if let Err(Errno(e)) = map_segment(fd, bias, &segment, plan.stale_tail(&segment), file_mapped) {
+        if let Err(Errno(e)) = map_segment(fd, bias, &segment, plan.stale_tail(&segment), file_mapped, pages) {
             // SAFETY: the reservation is ours, and nothing in it has been used.
             unsafe { sys::munmap(reservation, reserved) };
             return Err(Problem::Map(e));
@@ -185,15 +190,22 @@ fn map(fd: &Fd, plan: &LoadPlan<'_>, log: Log, as_program: bool) -> Result<Mappe
 /// where mapping that page anonymously and reading the file's bytes into it costs two more system
 /// calls, which take longer. `file_mapped`: the reservation already mapped this segment's file
 /// pages.
-fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_mapped: bool) -> Result<(), Errno> {
+fn map_segment(
+    fd: &Fd,
+    bias: usize,
+    s: &elf::Segment,
+    stale_tail: u64,
+    file_mapped: bool,
+    pages: Pages,
+) -> Result<(), Errno> {
     let prot = prot(s.flags);
-    let start = elf::page_down(s.vaddr);
+    let start = pages.down(s.vaddr);
     let file_end = s.vaddr + s.filesz;
     // validate() bounded vaddr + memsz, so these cannot overflow.
-    let mem_end = elf::segment_page_up(s.vaddr + s.memsz);
+    let mem_end = pages.segment_up(s.vaddr + s.memsz);
     let mut anon_start = start;
     if s.filesz > 0 {
-        let file_page_end = elf::segment_page_up(file_end);
+        let file_page_end = pages.segment_up(file_end);
         let first_prot = if stale_tail > 0 { prot | k::PROT_WRITE } else { prot };
         let len = (file_page_end - start) as usize;
         if !file_mapped {
@@ -205,7 +217,7 @@ fn map_segment(fd: &Fd, bias: usize, s: &elf::Segment, stale_tail: u64, file_map
                     first_prot,
                     k::MAP_PRIVATE | k::MAP_FIXED,
                     fd.raw(),
-                    elf::page_down(s.offset),
+                    pages.down(s.offset),
                 )?;
             }
         }

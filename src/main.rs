@@ -1,8 +1,9 @@
 //! nix-ld: the program interpreter that lets NixOS run binaries built for other Linux distributions.
 //!
-//! The kernel starts this shim in place of `/lib64/ld-linux-x86-64.so.2`. It chooses the real
-//! loader and the library path (`nix_ld::plan`), maps the loader (`loader`), and hands the process
-//! over (`handover`), so that ld.so sees the Nix library directories and the program does not.
+//! The kernel starts this shim in place of the system's glibc loader (`/lib64/ld-linux-x86-64.so.2`
+//! on x86-64; `nix_ld::target` names each platform's). It chooses the real loader and the library
+//! path (`nix_ld::plan`), maps the loader (`loader`), and hands the process over (`handover`), so
+//! that ld.so sees the Nix library directories and the program does not.
 //!
 //! `arch`'s `_start` calls [`start`] at once: the shim has no writable data and so nothing to
 //! relocate (see `linker.ld`). From there on, everything is ordinary Rust with errors as values,
@@ -14,17 +15,24 @@
 #![no_main]
 
 #[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "arch/aarch64.rs")]
+#[cfg_attr(target_arch = "riscv64", path = "arch/riscv64.rs")]
+#[cfg_attr(target_arch = "x86", path = "arch/x86.rs")]
 mod arch;
 mod entry;
 mod handover;
 mod loader;
+#[cfg_attr(not(target_arch = "x86_64"), path = "mem/portable.rs")]
 mod mem;
 mod report;
 mod stack;
 mod sys;
+mod trampoline;
 
 use linux_raw_sys::auxvec;
+use nix_ld::elf::Pages as _;
 use nix_ld::plan;
+use nix_ld::target::Pages;
 
 use handover::Mode;
 use stack::{CStr, InitialStack};
@@ -39,14 +47,24 @@ pub unsafe extern "C" fn start(sp: *mut usize) -> ! {
     let (stack, scan) = unsafe { InitialStack::read(sp) };
     let secure = stack.secure;
     let log = report::Log::configure(&scan, secure);
-    let choice = plan::choose(&scan, secure);
+    let mut choice = plan::choose(&scan, secure);
     let interpreter = stack.interpreter;
     report::choice(log, &choice);
-    // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
-    // default, so the byte after it is readable (plan::choose).
-    let loader = match unsafe { loader::load(choice.loader, log, !interpreter) } {
-        Ok(loader) => loader,
-        Err(problem) => report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem),
+    let pages = Pages::from_auxv(|| stack.aux(auxvec::AT_PAGESZ).map(|size| size as u64));
+    // At most twice: the second choice is the compiled-in loader, which is never passed over.
+    let loader = loop {
+        // SAFETY: `choice.loader` is an environment value from the kernel's block or a compiled-in
+        // default, so the byte after it is readable (plan::choose).
+        match unsafe { loader::load(choice.loader, log, !interpreter, pages) } {
+            Ok(loader) => break loader,
+            Err(problem) if plan::passes_over(&choice, &problem) => {
+                choice = plan::without_plain_names(choice);
+                report::passed_over(log, &problem, &choice);
+            }
+            Err(problem) => {
+                report::cannot_run(program_name(&stack), choice.loader, choice.loader_source, secure, problem)
+            }
+        }
     };
     let mut search = plan::search_path(&scan, &choice);
     if !secure {

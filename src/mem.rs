@@ -1,6 +1,6 @@
-//! Copying and filling memory: `memcpy`, `memmove`, `memset`, `memcmp`, `bcmp` and `strlen`,
-//! which compiled Rust code may call and which no libc provides here, and the direct forms the
-//! shim's own code calls.
+//! Copying and filling memory with x86-64's string instructions: `memcpy`, `memmove`, `memset`,
+//! `memcmp`, `bcmp` and `strlen`, which compiled Rust code may call and which no libc provides
+//! here, and the direct forms the shim's own code calls (other architectures: `mem/portable.rs`).
 //!
 //! # Safety
 //!

@@ -1,13 +1,15 @@
 //! Choosing the loader and the library path, and how the environment is edited to pass the path on.
 
 use crate::defaults;
+use crate::elf::ElfError;
 use crate::envscan::{self, EnvScan, Found};
 use crate::libpath::SearchPath;
+use crate::problem::Problem;
 
 /// Where a setting came from; printed by `NIX_LD_LOG=info`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// `NIX_LD_x86_64_linux` or `NIX_LD_LIBRARY_PATH_x86_64_linux`.
+    /// `NIX_LD_<system>` or `NIX_LD_LIBRARY_PATH_<system>` (`crate::target`).
     SystemSpecific,
     /// `NIX_LD` or `NIX_LD_LIBRARY_PATH`.
     Generic,
@@ -26,19 +28,80 @@ pub struct Choice<'a> {
 
 impl Source {
     /// The name of the variable (or "compiled-in default") for messages.
+    ///
+    /// A `match` over slices compiles to a table of pointers, which would need relocating. On x86-64
+    /// it is enough that three of the names are prefixes of the longest (lengths rather than
+    /// slices); LLVM builds a table for i386 and RISC-V even from the two slices left, so there every name
+    /// is a range of one string and the `match` chooses between numbers only (on x86-64 that costs
+    /// 84 bytes more).
+    #[cfg(target_arch = "x86_64")]
     pub fn describe(self, loader: bool) -> &'static [u8] {
-        // Three of the names are prefixes of the longest, so they are lengths rather than slices: a
-        // `match` over five slices compiles to a table of pointers, which would need relocating.
         const LONGEST: &[u8] = envscan::LIBRARY_PATH_SYSTEM;
         let len = match (self, loader) {
             (Source::SystemSpecific, true) => return envscan::LOADER_SYSTEM,
-            (Source::CompiledIn, _) => return b"the compiled-in default",
+            (Source::CompiledIn, _) => return COMPILED_IN,
             (Source::Generic, true) => envscan::LOADER_GENERIC.len(),
             (Source::SystemSpecific, false) => LONGEST.len(),
             (Source::Generic, false) => envscan::LIBRARY_PATH_GENERIC.len(),
         };
         &LONGEST[..len]
     }
+
+    /// The name of the variable (or "compiled-in default") for messages (see above).
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn describe(self, loader: bool) -> &'static [u8] {
+        let (start, len) = match (self, loader) {
+            (Source::SystemSpecific, true) => {
+                (NAMES.len() - envscan::LOADER_SYSTEM.len(), envscan::LOADER_SYSTEM.len())
+            }
+            (Source::CompiledIn, _) => (envscan::LIBRARY_PATH_SYSTEM.len(), COMPILED_IN.len()),
+            (Source::Generic, true) => (0, envscan::LOADER_GENERIC.len()),
+            (Source::SystemSpecific, false) => (0, envscan::LIBRARY_PATH_SYSTEM.len()),
+            (Source::Generic, false) => (0, envscan::LIBRARY_PATH_GENERIC.len()),
+        };
+        NAMES.get(start..start + len).unwrap_or(COMPILED_IN)
+    }
+}
+
+const COMPILED_IN: &[u8] = b"the compiled-in default";
+/// `NIX_LD_LIBRARY_PATH_<system>`, "the compiled-in default", `NIX_LD_<system>`, end to end.
+#[allow(dead_code)]
+const NAMES: &[u8] =
+    &concat::<{ envscan::LIBRARY_PATH_SYSTEM.len() + COMPILED_IN.len() + envscan::LOADER_SYSTEM.len() }>([
+        envscan::LIBRARY_PATH_SYSTEM,
+        COMPILED_IN,
+        envscan::LOADER_SYSTEM,
+    ]);
+const _: () = assert!(
+    is_prefix(envscan::LOADER_GENERIC, envscan::LIBRARY_PATH_SYSTEM)
+        && is_prefix(envscan::LIBRARY_PATH_GENERIC, envscan::LIBRARY_PATH_SYSTEM)
+);
+
+const fn concat<const N: usize>(parts: [&[u8]; 3]) -> [u8; N] {
+    let mut out = [0; N];
+    let (mut at, mut part) = (0, 0);
+    while part < parts.len() {
+        let mut i = 0;
+        while i < parts[part].len() {
+            out[at] = parts[part][i];
+            at += 1;
+            i += 1;
+        }
+        part += 1;
+    }
+    assert!(at == N, "the parts fill the array exactly");
+    out
+}
+
+const fn is_prefix(prefix: &[u8], of: &[u8]) -> bool {
+    let mut i = 0;
+    while i < prefix.len() {
+        if i >= of.len() || prefix[i] != of[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A value as pasted by a user: one trailing newline (as in `nix-support/dynamic-linker`) is dropped.
@@ -78,6 +141,33 @@ pub fn choose<'a>(scan: &EnvScan<'a>, secure: bool) -> Choice<'a> {
         },
     };
     Choice { loader, loader_source, library_path, library_path_source }
+}
+
+/// The plain-name rule: the plain `NIX_LD` may belong to another platform's shim (the 64-bit
+/// loader, seen by the 32-bit shim beside the 64-bit one; the host's loader, seen by an emulated
+/// system's shim), so a loader it names that is built for another machine or class is passed
+/// over for the compiled-in default rather than refused. The system-specific name is this
+/// system's alone: a wrong loader there stays an error. Not in the x86-64 shim
+/// (`target::PLAIN_NAMES_MAY_BE_FOREIGN`).
+pub fn passes_over(choice: &Choice<'_>, problem: &Problem) -> bool {
+    passes_over_for(crate::target::PLAIN_NAMES_MAY_BE_FOREIGN, choice, problem)
+}
+
+/// [`passes_over`] for a build where the rule holds (`rule`) or not.
+#[inline(always)]
+pub fn passes_over_for(rule: bool, choice: &Choice<'_>, problem: &Problem) -> bool {
+    rule && choice.loader_source == Source::Generic
+        && matches!(problem, Problem::Elf(ElfError::WrongArchitecture { .. }))
+}
+
+/// The choice once the plain loader is passed over: the compiled-in loader, and the compiled-in
+/// library path in place of the plain `NIX_LD_LIBRARY_PATH` (which belongs with that loader).
+pub fn without_plain_names(choice: Choice<'_>) -> Choice<'_> {
+    let (library_path, library_path_source) = match choice.library_path_source {
+        Source::Generic => (defaults::LIBRARY_PATH, Source::CompiledIn),
+        source => (choice.library_path, source),
+    };
+    Choice { loader: defaults::LOADER, loader_source: Source::CompiledIn, library_path, library_path_source }
 }
 
 /// Where the `LD_LIBRARY_PATH=` entry that ld.so reads goes.
@@ -215,6 +305,32 @@ mod tests {
         let s = scan(env.iter().copied());
         let c = choose(&s, secure);
         (c.loader.to_vec(), c.loader_source, c.library_path.to_vec(), c.library_path_source)
+    }
+
+    #[test]
+    fn a_plain_loader_for_another_platform_is_passed_over_with_the_plain_library_path() {
+        let wrong = Problem::Elf(ElfError::WrongArchitecture { class: 2, machine: 62 });
+        let env: &[&[u8]] = &[b"NIX_LD=/64/ld.so", b"NIX_LD_LIBRARY_PATH=/64/lib"];
+        let s = scan(env.iter().copied());
+        let c = choose(&s, false);
+        assert!(passes_over_for(true, &c, &wrong));
+        // Only for a wrong machine or class, and never where the rule does not hold.
+        assert!(!passes_over_for(true, &c, &Problem::Open(2)));
+        assert!(!passes_over_for(false, &c, &wrong));
+        let after = without_plain_names(c);
+        assert_eq!((after.loader, after.loader_source), (defaults::LOADER, Source::CompiledIn));
+        assert_eq!((after.library_path, after.library_path_source), (defaults::LIBRARY_PATH, Source::CompiledIn));
+        // The compiled-in loader is never passed over: the shim tries at most two.
+        assert!(!passes_over_for(true, &after, &wrong));
+        // A system-specific loader is this system's own: a wrong one stays an error. A
+        // system-specific library path stays with the compiled-in loader.
+        let system_loader = [crate::target::LOADER_SYSTEM, b"=/x/ld.so"].concat();
+        let system_path = [crate::target::LIBRARY_PATH_SYSTEM, b"=/sys/lib"].concat();
+        let env: &[&[u8]] = &[&system_loader, b"NIX_LD_LIBRARY_PATH=/64/lib"];
+        assert!(!passes_over_for(true, &choose(&scan(env.iter().copied()), false), &wrong));
+        let env: &[&[u8]] = &[b"NIX_LD=/64/ld.so", &system_path];
+        let after = without_plain_names(choose(&scan(env.iter().copied()), false));
+        assert_eq!((after.library_path, after.library_path_source), (&b"/sys/lib"[..], Source::SystemSpecific));
     }
 
     #[test]

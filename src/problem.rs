@@ -90,13 +90,9 @@ impl Problem {
     }
 }
 
-/// The hints of [`Problem::write_hint`], NUL-separated, in its order: one table and one lookup
-/// take less code than a call per hint.
-const HINTS: &[u8] = b"this program is setuid, setgid or has file capabilities, so the NIX_LD variables are ignored and only the compiled-in loader is used\0\
-point NIX_LD at the x86-64 glibc loader, ld-linux-x86-64.so.2 (on Nix: the file named in $(nix eval --raw nixpkgs#stdenv.cc)/nix-support/dynamic-linker)\0\
-set NIX_LD to glibc's ld-linux-x86-64.so.2, or on NixOS enable programs.nix-ld-shim (or programs.nix-ld), which creates the default path\0\
-NIX_LD_x86_64_linux overrides NIX_LD; fix it, or unset it to fall back to NIX_LD\0\
-fix NIX_LD, or unset it to use the compiled-in default";
+/// The hints of [`Problem::write_hint`], NUL-separated, in its order (they name this build's
+/// loader and variables): one table and one lookup take less code than a call per hint.
+const HINTS: &[u8] = crate::target::HINTS;
 
 #[cfg(test)]
 mod tests {

@@ -100,6 +100,20 @@ fn setting(m: &mut Message<Output>, label: &[u8], value: &[u8], source: &[u8]) {
     m.end();
 }
 
+/// Says, at info level, that the loader the plain `NIX_LD` named was passed over for `problem`
+/// (`plan::passes_over`), and what is used instead (`choice`).
+#[cold]
+#[inline(never)]
+pub fn passed_over(log: Log, problem: &Problem, choice: &Choice<'_>) {
+    if let Some(mut m) = log.line(Level::Info) {
+        m.bytes(b"NIX_LD names a loader for another platform (it ");
+        problem.write_cause(&mut m);
+        m.bytes(b"); using the compiled-in default");
+        m.end();
+        settings(Stderr, b"nix-ld: loader ", b"nix-ld: library path ", choice);
+    }
+}
+
 /// Logs, at info level, the Nix library directories left out because they do not exist.
 pub fn left_out(log: Log, search: &SearchPath<'_>) {
     if !log.enabled(Level::Info) {

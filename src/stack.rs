@@ -6,10 +6,11 @@
 //! pointers and a NULL, then envp pointers up to a NULL, then auxv pairs up to AT_NULL, every string
 //! NUL-terminated. All later accesses stay within the counts measured here.
 //!
-//! [`CStr`] reads a string 8 bytes at a time, so its last read may go up to 7 bytes past the NUL.
-//! That stays inside the block: the kernel copies the strings to the top of the new stack below an
-//! 8-byte zero end marker (`bprm->p = vm_end - sizeof(void *)` in fs/exec.c), so at least 8 bytes of
-//! the mapped, initialised block follow every terminator. Those bytes are only read, never trusted:
+//! [`CStr`] reads a string 8 bytes at a time (4 on 32-bit builds), so its last read may go up to 7
+//! (3) bytes past the NUL. That stays inside the block: the kernel copies the strings to the top of
+//! the new stack below a zero end marker of a pointer's size (`bprm->p = vm_end - sizeof(void *)`
+//! in fs/exec.c), so at least that many bytes of the mapped, initialised block follow every
+//! terminator. Those bytes are only read, never trusted:
 //! the first zero byte ends the string. Only strings of the kernel's block (argv, envp, AT_EXECFN)
 //! are read this way.
 
@@ -44,10 +45,24 @@ impl CStr {
 }
 
 impl EnvString<'static> for CStr {
+    #[cfg(target_pointer_width = "64")]
     fn word_at(self, index: usize) -> u64 {
         // SAFETY: bytes `..index` are non-zero (the trait's contract), so the word starts at or
         // before the NUL, and at least 8 bytes of the block follow every NUL (module contract).
         u64::from_le(unsafe { (self.0.add(index) as *const u64).read_unaligned() })
+    }
+    /// Two 4-byte reads, the second only if the first holds no NUL: only 4 bytes of the block
+    /// follow the last string (the end marker is a 4-byte NULL), so no read may go further past a
+    /// NUL than 3 bytes.
+    #[cfg(target_pointer_width = "32")]
+    fn word_at(self, index: usize) -> u64 {
+        // SAFETY: as above, with the 32-bit end marker: each read starts at or before the NUL.
+        let half = |at: usize| u32::from_le(unsafe { (self.0.add(at) as *const u32).read_unaligned() });
+        let low = half(index);
+        if low.wrapping_sub(0x0101_0101) & !low & 0x8080_8080 != 0 {
+            return low as u64;
+        }
+        low as u64 | (half(index + 4) as u64) << 32
     }
     fn tail(self, start: usize) -> &'static [u8] {
         // SAFETY: `start` is within the string (trait contract), so the rest is NUL-terminated too.

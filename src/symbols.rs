@@ -24,6 +24,20 @@ pub const DT_GNU_HASH: u64 = 0x6fff_fef5;
 pub const PT_DYNAMIC: u32 = 2;
 pub const PT_PHDR: u32 = 6;
 
+/// Bytes of an address: the objects are this build's class (ELF64 or ELF32), and every layout
+/// below follows from it.
+const W: usize = core::mem::size_of::<usize>();
+/// Bytes of a dynamic entry (tag, value).
+const DYN: usize = 2 * W;
+/// Bytes of a symbol (`Elf64_Sym` or `Elf32_Sym`), and where its value and its section index lie.
+const SYM: usize = if W == 8 { 24 } else { 16 };
+const SYM_VALUE: usize = if W == 8 { 8 } else { 4 };
+/// The 4 bytes whose top half is `st_shndx`.
+const SYM_SHNDX_WORD: usize = if W == 8 { 4 } else { 12 };
+/// Bytes of a program header, and where its `p_vaddr` lies.
+const PHDR: usize = if W == 8 { 56 } else { 32 };
+const PHDR_VADDR: usize = if W == 8 { 16 } else { 8 };
+
 /// More entries than any real dynamic section has; a longer one is not trusted.
 const MAX_DYNAMIC: usize = 512;
 /// More objects than a process loads in practice.
@@ -76,15 +90,15 @@ fn absolute(value: usize, bias: usize) -> usize {
 
 /// Where the value of the entry with `tag` is in the dynamic section at `dynamic`.
 pub fn dynamic_value(mem: &impl Memory, dynamic: usize, tag: u64) -> Option<usize> {
-    let end = dynamic.wrapping_add(16 * MAX_DYNAMIC);
+    let end = dynamic.wrapping_add(DYN * MAX_DYNAMIC);
     let mut at = dynamic;
     loop {
-        let t = mem.u64_at(at)?;
-        at = at.wrapping_add(16);
-        if t == tag {
-            return Some(at.wrapping_sub(8));
+        let t = mem.word_at(at)?;
+        at = at.wrapping_add(DYN);
+        if t == tag as usize {
+            return Some(at.wrapping_sub(W));
         }
-        if t == DT_NULL || at == end {
+        if t == DT_NULL as usize || at == end {
             return None;
         }
     }
@@ -92,7 +106,7 @@ pub fn dynamic_value(mem: &impl Memory, dynamic: usize, tag: u64) -> Option<usiz
 
 /// Where `l_info` starts in glibc's `struct link_map`: after `l_addr`, `l_name`, `l_ld`, `l_next`,
 /// `l_prev` (the public part) and `l_real`, `l_ns`, `l_libname`, which every glibc since 2.3 has.
-const L_INFO: usize = 64;
+const L_INFO: usize = 8 * W;
 /// `l_info`'s index for `DT_GNU_HASH`: DT_NUM + 41, DT_NUM being 38 since glibc 2.36 (which added
 /// the DT_RELR tags) and 35 before. `l_info[5]` and `l_info[6]` are DT_STRTAB and DT_SYMTAB in all.
 const GNU_HASH_INDICES: [usize; 2] = [38 + 41, 35 + 41];
@@ -103,12 +117,12 @@ const GNU_HASH_INDICES: [usize; 2] = [38 + 41, 35 + 41];
 /// `None` and is never read through.
 #[inline(always)]
 fn info_value(mem: &impl Memory, map: usize, ld: usize, index: usize, tag: u64) -> Option<usize> {
-    let entry = mem.word_at(map.wrapping_add(L_INFO + 8 * index))?;
+    let entry = mem.word_at(map.wrapping_add(L_INFO + W * index))?;
     let offset = entry.wrapping_sub(ld);
-    if offset >= 16 * MAX_DYNAMIC || mem.u64_at(entry)? != tag {
+    if offset >= DYN * MAX_DYNAMIC || mem.word_at(entry)? != tag as usize {
         return None;
     }
-    mem.word_at(entry + 8)
+    mem.word_at(entry + W)
 }
 
 /// The tables of the object that link map `map` describes (loaded at `bias`, its dynamic section
@@ -138,7 +152,7 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     // The bloom filter is skipped: on the few objects of a process start, it saves less than its
     // code costs in the shim's size.
     let bloom = t.gnu_hash + 16;
-    let buckets = bloom + 8 * bloom_size;
+    let buckets = bloom + W * bloom_size;
     let chains = buckets + 4 * nbuckets;
     let first = mem.u32_at(buckets + 4 * (h as usize % nbuckets))? as usize;
     if first < symoffset {
@@ -147,10 +161,10 @@ pub fn lookup(mem: &impl Memory, bias: usize, t: &Tables, name: Name) -> Option<
     for index in first..first + MAX_CHAIN {
         let chain = mem.u32_at(chains + 4 * (index - symoffset))?;
         if chain | 1 == h | 1 {
-            let sym = t.symtab + 24 * index;
-            let shndx = mem.u32_at(sym + 4)? >> 16;
+            let sym = t.symtab + SYM * index;
+            let shndx = mem.u32_at(sym + SYM_SHNDX_WORD)? >> 16;
             if shndx != 0 && names_match(mem, t.strtab + mem.u32_at(sym)? as usize, name.bytes) {
-                return Some(bias.wrapping_add(mem.word_at(sym + 8)?));
+                return Some(bias.wrapping_add(mem.word_at(sym + SYM_VALUE)?));
             }
         }
         if chain & 1 != 0 {
@@ -180,15 +194,15 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<u
     // PT_PHDR comes first when there is one (the ELF specification says so); the scan stops at
     // PT_DYNAMIC.
     let mut bias = None;
-    let end = phdr + 56 * phnum.min(MAX_DYNAMIC);
+    let end = phdr + PHDR * phnum.min(MAX_DYNAMIC);
     let mut at = phdr;
     while at != end {
         match mem.u32_at(at)? {
-            PT_PHDR => bias = Some(phdr.wrapping_sub(mem.word_at(at + 16)?)),
-            PT_DYNAMIC => return Some(bias?.wrapping_add(mem.word_at(at + 16)?)),
+            PT_PHDR => bias = Some(phdr.wrapping_sub(mem.word_at(at + PHDR_VADDR)?)),
+            PT_DYNAMIC => return Some(bias?.wrapping_add(mem.word_at(at + PHDR_VADDR)?)),
             _ => {}
         }
-        at += 56;
+        at += PHDR;
     }
     None
 }
@@ -199,17 +213,17 @@ pub fn program_dynamic(mem: &impl Memory, phdr: usize, phnum: usize) -> Option<u
 pub fn find_loaded(mem: &impl Memory, program_dynamic: usize, name: Name) -> Option<usize> {
     // struct r_debug { int r_version; struct link_map *r_map; ... }
     let r_debug = mem.word_at(dynamic_value(mem, program_dynamic, DT_DEBUG)?)?;
-    let mut map = mem.word_at(r_debug.checked_add(8)?)?;
+    let mut map = mem.word_at(r_debug.checked_add(W)?)?;
     for _ in 0..MAX_OBJECTS {
         if map == 0 {
             return None;
         }
         // struct link_map { l_addr, l_name, l_ld, l_next, l_prev, ... }
-        let (bias, ld) = (mem.word_at(map)?, mem.word_at(map + 16)?);
+        let (bias, ld) = (mem.word_at(map)?, mem.word_at(map + 2 * W)?);
         if let Some(found) = map_tables(mem, map, bias, ld).and_then(|t| lookup(mem, bias, &t, name)) {
             return Some(found);
         }
-        map = mem.word_at(map + 24)?;
+        map = mem.word_at(map + 3 * W)?;
     }
     None
 }

@@ -1,5 +1,5 @@
 //! The system calls the shim makes, as small typed wrappers over `arch::syscall3`, `syscall4` and
-//! `syscall6`.
+//! `arch::calls` (the calls whose shape differs between architectures).
 //!
 //! # Safety
 //!
@@ -12,7 +12,8 @@ use linux_raw_sys::general as k;
 
 use nix_ld::problem::PATH_MAX;
 
-use crate::arch::{syscall3, syscall4, syscall6};
+use crate::arch::calls::{self, Stat};
+use crate::arch::{syscall3, syscall4};
 use crate::mem;
 
 use core::marker::PhantomData;
@@ -75,9 +76,9 @@ pub struct FileInfo {
 
 pub fn fstat(fd: &Fd) -> Result<FileInfo, Errno> {
     // Left uninitialised: zeroing it first costs more than the call's own user-space work.
-    let mut st = core::mem::MaybeUninit::<k::stat>::uninit();
+    let mut st = core::mem::MaybeUninit::<Stat>::uninit();
     // SAFETY: `st` is a writable `struct stat`, the size fstat writes.
-    let ret = unsafe { syscall3(k::__NR_fstat as usize, fd.0 as usize, st.as_mut_ptr() as usize, 0) };
+    let ret = unsafe { syscall3(calls::FSTAT, fd.0 as usize, st.as_mut_ptr() as usize, 0) };
     result(ret)?;
     // SAFETY: fstat succeeded, so the kernel filled in the whole struct.
     let st = unsafe { st.assume_init_ref() };
@@ -104,15 +105,7 @@ pub unsafe fn pread(fd: &Fd, buf: *mut u8, len: usize, at: u64) -> Result<usize,
     let mut done = 0;
     while done < len {
         // SAFETY: the kernel writes at most `len - done` bytes at `buf + done`, inside the buffer.
-        let ret = unsafe {
-            syscall4(
-                k::__NR_pread64 as usize,
-                fd.0 as usize,
-                buf.add(done) as usize,
-                len - done,
-                (at + done as u64) as usize,
-            )
-        };
+        let ret = unsafe { calls::pread(fd.0 as usize, buf.add(done) as usize, len - done, at + done as u64) };
         match result(ret) {
             Ok(0) => break,
             Ok(n) => done += n,
@@ -205,16 +198,10 @@ pub unsafe fn is_directory(dir: &[u8]) -> bool {
 /// 1 if `path` names a directory, else 0.
 fn stat_is_directory(path: CPath<'_>) -> isize {
     // Left uninitialised, as in `fstat`.
-    let mut st = MaybeUninit::<k::stat>::uninit();
+    let mut st = MaybeUninit::<Stat>::uninit();
     // SAFETY: `path` is NUL-terminated (CPath) and `st` is a writable `struct stat`.
     let ret = unsafe {
-        syscall4(
-            k::__NR_newfstatat as usize,
-            k::AT_FDCWD as isize as usize,
-            path.0 as usize,
-            st.as_mut_ptr() as usize,
-            0,
-        )
+        syscall4(calls::FSTATAT, k::AT_FDCWD as isize as usize, path.0 as usize, st.as_mut_ptr() as usize, 0)
     };
     // SAFETY: on success the kernel filled in the whole struct.
     (result(ret).is_ok() && unsafe { st.assume_init_ref() }.st_mode & k::S_IFMT == k::S_IFDIR) as isize
@@ -226,9 +213,7 @@ fn stat_is_directory(path: CPath<'_>) -> isize {
 /// With `MAP_FIXED`, the range must not hold anything still in use.
 pub unsafe fn mmap(addr: usize, len: usize, prot: u32, flags: u32, fd: i32, offset: u64) -> Result<usize, Errno> {
     // SAFETY: forwarded to the caller.
-    result(unsafe {
-        syscall6(k::__NR_mmap as usize, addr, len, prot as usize, flags as usize, fd as isize as usize, offset as usize)
-    })
+    result(unsafe { calls::mmap(addr, len, prot as usize, flags as usize, fd as isize as usize, offset) })
 }
 
 /// `mprotect(2)`.

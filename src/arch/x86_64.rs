@@ -3,7 +3,7 @@
 //!
 //! # Safety
 //!
-//! This is the only file with assembly besides `mem`. The shim is position-independent and has
+//! The architecture files (`src/arch/`) and `mem` are the only files with assembly. The shim is position-independent and has
 //! nothing to relocate (no writable data, no stored pointers; `linker.ld` and `cargo xtask build`
 //! enforce it), so `_start` can call Rust code at once. The jumps never return and hand the stack
 //! to code that owns it from then on. The syscall helpers declare exactly what the instruction clobbers (`rcx`, `r11`).
@@ -26,32 +26,6 @@ global_asm!(
     ".size _start, . - _start",
     start = sym crate::start,
 );
-
-/// Words of trampoline state. They follow auxv's AT_NULL pair in the block ld.so gets (see
-/// `handover`); the assembly below reads the first two, `entry::resume` the rest.
-pub const TRAMPOLINE_WORDS: usize = 10;
-/// Index of each word in [`TRAMPOLINE_WORDS`].
-pub mod tw {
-    /// The program's own entry point.
-    pub const REAL_ENTRY: usize = 0;
-    /// Bytes to leave free below the block for a copy of it, before calling `entry::resume`.
-    pub const RESERVE: usize = 1;
-    /// The `LD_LIBRARY_PATH=` string written for ld.so.
-    pub const OURS: usize = 2;
-    /// The entry it replaced (the borrowed one: see `plan::Slot`), or 0 if it was appended.
-    pub const ORIGINAL: usize = 3;
-    /// Bytes of that entry with its NUL.
-    pub const ORIGINAL_LEN: usize = 4;
-    /// Where in `envp` it was put.
-    pub const SLOT: usize = 5;
-    /// Words of `envp` in the block, without its NULL.
-    pub const ENV_WORDS: usize = 6;
-    /// Where auxv is in the block.
-    pub const AUXV: usize = 7;
-    /// The program's program headers and their number (AT_PHDR, AT_PHNUM), when appended.
-    pub const PHDR: usize = 8;
-    pub const PHNUM: usize = 9;
-}
 
 // The program's entry as ld.so sees it (AT_ENTRY), used when the environment was edited for ld.so.
 // ld.so jumps here after running every library constructor, with `rsp` at the argument block it was
@@ -258,4 +232,34 @@ pub fn exit_group(status: i32) -> ! {
 pub fn trap() -> ! {
     // SAFETY: ud2 raises SIGILL and never falls through.
     unsafe { asm!("ud2", options(noreturn, nomem, nostack)) }
+}
+
+/// The system calls whose number or argument shape differs between architectures.
+pub mod calls {
+    use linux_raw_sys::general as k;
+
+    pub const FSTAT: usize = k::__NR_fstat as usize;
+    pub const FSTATAT: usize = k::__NR_newfstatat as usize;
+    /// The `struct stat` those two fill in.
+    pub type Stat = k::stat;
+
+    /// `mmap(2)`, raw.
+    ///
+    /// # Safety
+    /// As for `sys::mmap`.
+    #[inline(always)]
+    pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: u64) -> isize {
+        // SAFETY: forwarded to the caller.
+        unsafe { super::syscall6(k::__NR_mmap as usize, addr, len, prot, flags, fd, offset as usize) }
+    }
+
+    /// `pread64(2)`, raw.
+    ///
+    /// # Safety
+    /// `buf` must be writable for `len` bytes.
+    #[inline(always)]
+    pub unsafe fn pread(fd: usize, buf: usize, len: usize, offset: u64) -> isize {
+        // SAFETY: forwarded to the caller.
+        unsafe { super::syscall4(k::__NR_pread64 as usize, fd, buf, len, offset as usize) }
+    }
 }

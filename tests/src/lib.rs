@@ -21,6 +21,8 @@ mod errors;
 #[cfg(test)]
 mod loading;
 #[cfg(test)]
+mod platforms;
+#[cfg(test)]
 mod privilege;
 #[cfg(test)]
 mod sandbox;

@@ -59,9 +59,15 @@ pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str
     util::run(&mut cmd)?;
     let built = built_dir.join("release/nix-ld");
     let linked = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
-    let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", built.display()))?;
+    // The debugger section table is x86-64's only (a native build on another platform keeps the
+    // linker's).
+    let x86_64 = elfcheck::native() == elfcheck::X86_64;
+    let bytes =
+        if x86_64 { sections::finish(&linked).map_err(|e| format!("{}: {e}", built.display()))? } else { linked };
     elfcheck::verify_with(&bytes, elfcheck::allowance(defaults)).map_err(|e| format!("{}: {e}", built.display()))?;
-    sections::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    if x86_64 {
+        sections::verify(&bytes).map_err(|e| format!("{}: {e}", built.display()))?;
+    }
     let dist = target_dir.join("dist");
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     let out = dist.join(name);
@@ -72,9 +78,99 @@ pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str
     Ok(out)
 }
 
+/// Debian's Rust (`rustc-web`, `cargo-web`, `rust-web-src`), which builds `core` for the other
+/// platforms' targets (rustup here has x86-64's standard library only). Called by path, for cross
+/// builds only: every x86-64 build uses the toolchain on PATH.
+pub const CROSS_RUSTC: &str = "/usr/bin/rustc";
+pub const CROSS_CARGO: &str = "/usr/bin/cargo";
+
+/// Builds the release shim for `target` (not x86-64) with Debian's Rust and `-Zbuild-std=core`,
+/// linked by the target's C cross compiler, verifies it for that platform, and returns its path,
+/// `target/dist/TRIPLE/NAME`. `defaults` as for [`shim`]. The debugger section table
+/// (`cargo xtask finish`) is x86-64's only.
+pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, name: &str) -> Result<PathBuf> {
+    for tool in [CROSS_RUSTC, CROSS_CARGO] {
+        if !Path::new(tool).exists() {
+            return Err(format!(
+                "{tool} is missing: cross builds use Debian's rustc-web, cargo-web and rust-web-src (apt-get install rustc-web cargo-web rust-web-src)"
+            ));
+        }
+    }
+    if which(target.cc).is_none() {
+        return Err(format!("{} is missing: it links the {} shim (.ci/run installs it)", target.cc, target.triple));
+    }
+    let root = project_root();
+    let target_dir = root.join("target").join(if defaults.is_some() { "cross-variant" } else { "cross" });
+    let mut cmd = Command::new(CROSS_CARGO);
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--quiet", "--package", "nix-ld", "-Zbuild-std=core", "--target", target.triple])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC", CROSS_RUSTC)
+        // Unstable -Zbuild-std, for this build only: nixpkgs builds natively on each platform.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    let upper = target.triple.to_uppercase().replace('-', "_");
+    cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), target.cc);
+    if target.class == 1 {
+        cmd.env(format!("CARGO_TARGET_{upper}_RUSTFLAGS"), "-C link-arg=-m32");
+    }
+    match defaults {
+        Some((loader, libs)) => cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs),
+        None => cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH"),
+    };
+    util::run(&mut cmd)?;
+    let built = target_dir.join(target.triple).join("release/nix-ld");
+    let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    elfcheck::verify_for(&bytes, target, elfcheck::allowance(defaults))
+        .map_err(|e| format!("{}: {e}", built.display()))?;
+    let dist = root.join("target/dist").join(target.triple);
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    let out = dist.join(name);
+    let tmp = dist.join(format!(".{name}.tmp"));
+    util::write_executable(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// `program` as found on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+/// `cargo xtask build --target TRIPLE`.
+pub fn run_for(triple: &str) -> Result<PathBuf> {
+    let target = elfcheck::target(triple)?;
+    if target == elfcheck::native() {
+        return run();
+    }
+    let defaults = Defaults::from_lookup(|name| std::env::var_os(name), nixos_defaults(&target))?;
+    let path = cross_shim(&target, defaults.custom(), "nix-ld")?;
+    verify_file_for(&path, &target)?;
+    eprintln!("{}", defaults.describe());
+    Ok(path)
+}
+
+/// The defaults the NixOS module's paths give `target`'s shim (src/target.rs): x86_64 NixOS keeps
+/// the 32-bit shim's loader and libraries apart, under share/nix-ld32.
+fn nixos_defaults(target: &elfcheck::Target) -> (&'static str, &'static str) {
+    if target.class == 1 {
+        ("/run/current-system/sw/share/nix-ld32/lib/ld.so", "/run/current-system/sw/share/nix-ld32/lib")
+    } else {
+        elfcheck::NIXOS_DEFAULTS
+    }
+}
+
 /// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
 pub fn finish_file(path: &Path) -> Result<()> {
     let linked = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if elfcheck::native() != elfcheck::X86_64 {
+        eprintln!("{}: left as linked: the debugger section table is x86-64's only", path.display());
+        return Ok(());
+    }
     let bytes = sections::finish(&linked).map_err(|e| format!("{}: {e}", path.display()))?;
     let tmp = path.with_extension("finishing");
     util::write_executable(&tmp, &bytes)?;
@@ -112,9 +208,9 @@ pub struct Defaults {
 }
 
 impl Defaults {
-    /// Reads the two variables through `lookup` (`std::env::var_os`); errs, naming the variable,
-    /// on a value the shim must not have compiled in.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Defaults> {
+    /// Reads the two variables through `lookup` (`std::env::var_os`), each unset one taking its
+    /// value from `nixos`; errs, naming the variable, on a value the shim must not have compiled in.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>, nixos: (&str, &str)) -> Result<Defaults> {
         let value = |name: &str| -> Result<Option<String>> {
             match lookup(name) {
                 None => Ok(None),
@@ -141,8 +237,8 @@ impl Defaults {
         }
         Ok(Defaults {
             from_env: [loader.is_some(), library_path.is_some()],
-            loader: loader.unwrap_or_else(|| elfcheck::NIXOS_DEFAULTS.0.into()),
-            library_path: library_path.unwrap_or_else(|| elfcheck::NIXOS_DEFAULTS.1.into()),
+            loader: loader.unwrap_or_else(|| nixos.0.into()),
+            library_path: library_path.unwrap_or_else(|| nixos.1.into()),
         })
     }
 
@@ -166,7 +262,7 @@ impl Defaults {
 }
 
 pub fn run() -> Result<PathBuf> {
-    let defaults = Defaults::from_lookup(|name| std::env::var_os(name))?;
+    let defaults = Defaults::from_lookup(|name| std::env::var_os(name), elfcheck::NIXOS_DEFAULTS)?;
     let doctor = doctor_in(defaults.custom(), CALLER_DEFAULTS_DIR)?;
     eprintln!("built {}", doctor.display());
     let path = shim_in(defaults.custom(), "nix-ld", CALLER_DEFAULTS_DIR)?;
@@ -204,11 +300,34 @@ pub fn doctor_in(defaults: Option<(&str, &str)>, variant_dir: &str) -> Result<Pa
     Ok(out)
 }
 
-/// Checks a shim file (the one just built, or one installed by the Nix package) and says what
-/// holds.
-pub fn verify_file(path: &std::path::Path) -> Result<()> {
+/// Checks a shim file built for `target` (x86-64: [`verify_file`]) and says what holds.
+pub fn verify_file_for(path: &Path, target: &elfcheck::Target) -> Result<()> {
+    if *target == elfcheck::X86_64 {
+        return verify_x86_64_file(path);
+    }
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let facts = elfcheck::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let facts = elfcheck::verify_for(&bytes, target, 0).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "verified {}: {} position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, at most {} bytes mapped; {} bytes mapped, {} bytes on disk (no debugger section table: that is x86-64's only)",
+        path.display(),
+        target.name,
+        target.max_mapped,
+        facts.mapped,
+        facts.file_size
+    );
+    Ok(())
+}
+
+/// Checks a shim file (the one just built, or one installed by the Nix package) for the platform
+/// xtask runs on, and says what holds.
+pub fn verify_file(path: &Path) -> Result<()> {
+    verify_file_for(path, &elfcheck::native())
+}
+
+/// [`verify_file`] for an x86-64 shim, with its debugger section table.
+fn verify_x86_64_file(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let facts = elfcheck::verify_for(&bytes, &elfcheck::X86_64, 0).map_err(|e| format!("{}: {e}", path.display()))?;
     sections::verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
         "verified {}: ELF64 x86-64 position-independent, one read-only executable segment, no PT_INTERP, no PT_DYNAMIC, no relocations, no symbols, the sections debuggers read, at most {} bytes mapped; {} bytes mapped, {} bytes on disk",
@@ -231,7 +350,7 @@ mod tests {
     #[test]
     fn without_the_variables_the_nixos_defaults_are_compiled_in() {
         for vars in [&[][..], &[("DEFAULT_NIX_LD", ""), ("DEFAULT_NIX_LD_LIBRARY_PATH", "")][..]] {
-            let defaults = Defaults::from_lookup(lookup(vars)).unwrap();
+            let defaults = Defaults::from_lookup(lookup(vars), elfcheck::NIXOS_DEFAULTS).unwrap();
             assert_eq!(defaults.custom(), None);
             assert_eq!((defaults.loader.as_str(), defaults.library_path.as_str()), elfcheck::NIXOS_DEFAULTS);
             assert!(defaults.describe().contains("(NixOS default; DEFAULT_NIX_LD not set)"), "{}", defaults.describe());
@@ -240,7 +359,8 @@ mod tests {
 
     #[test]
     fn each_variable_replaces_its_own_default() {
-        let defaults = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")])).unwrap();
+        let defaults =
+            Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")]), elfcheck::NIXOS_DEFAULTS).unwrap();
         assert_eq!(defaults.custom(), Some(("/x/ld.so", elfcheck::NIXOS_DEFAULTS.1)));
         assert_eq!(
             defaults.describe(),
@@ -248,16 +368,24 @@ mod tests {
              /run/current-system/sw/share/nix-ld/lib (NixOS default; DEFAULT_NIX_LD_LIBRARY_PATH not set)"
         );
 
-        let defaults = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", "/a:/b")])).unwrap();
+        let defaults =
+            Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", "/a:/b")]), elfcheck::NIXOS_DEFAULTS)
+                .unwrap();
         assert_eq!(defaults.custom(), Some((elfcheck::NIXOS_DEFAULTS.0, "/a:/b")));
+
+        // The 32-bit shim's other half keeps its own NixOS default, not x86-64's.
+        let i686 = elfcheck::TARGETS.iter().find(|t| t.class == 1).unwrap();
+        let defaults = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")]), nixos_defaults(i686)).unwrap();
+        assert_eq!(defaults.custom(), Some(("/x/ld.so", "/run/current-system/sw/share/nix-ld32/lib")));
     }
 
     #[test]
     fn relative_or_empty_entries_are_refused_with_the_variable_named() {
-        let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "ld.so")])).unwrap_err();
+        let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "ld.so")]), elfcheck::NIXOS_DEFAULTS).unwrap_err();
         assert!(err.starts_with("DEFAULT_NIX_LD must be the absolute path"), "{err}");
         for path in ["lib", "/a:", "/a::/b", ":/a"] {
-            let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", path)])).unwrap_err();
+            let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", path)]), elfcheck::NIXOS_DEFAULTS)
+                .unwrap_err();
             assert!(err.starts_with("DEFAULT_NIX_LD_LIBRARY_PATH must be absolute directories"), "{path}: {err}");
         }
     }

@@ -6,6 +6,85 @@ use crate::util::{u16_at, u32_at, u64_at, Result};
 /// page fault at each exec.
 pub const MAX_MAPPED: u64 = 16 * 1024;
 
+/// A platform the shim is built for: what `verify` expects of its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Rust's target triple.
+    pub triple: &'static str,
+    /// nixpkgs' system name.
+    pub system: &'static str,
+    pub machine: u16,
+    /// EI_CLASS: 2 for ELF64, 1 for ELF32.
+    pub class: u8,
+    pub name: &'static str,
+    /// The most this build may map. x86-64's 16 KiB is the budget every change is held to; the
+    /// others have no string instructions for `mem` and longer instruction encodings (AArch64's
+    /// fixed 4 bytes, i386's stack-passed arguments), and are held to what they map now, rounded
+    /// up to the next KiB.
+    pub max_mapped: u64,
+    /// The C cross compiler that links it (and compiles the test fixtures).
+    pub cc: &'static str,
+}
+
+pub const X86_64: Target = Target {
+    triple: "x86_64-unknown-linux-gnu",
+    system: "x86_64-linux",
+    machine: 62,
+    class: 2,
+    name: "ELF64 x86-64",
+    max_mapped: MAX_MAPPED,
+    cc: "cc",
+};
+pub const AARCH64: Target = Target {
+    triple: "aarch64-unknown-linux-gnu",
+    system: "aarch64-linux",
+    machine: 183,
+    class: 2,
+    name: "ELF64 AArch64",
+    max_mapped: 17 * 1024,
+    cc: "aarch64-linux-gnu-gcc",
+};
+pub const RISCV64: Target = Target {
+    triple: "riscv64gc-unknown-linux-gnu",
+    system: "riscv64-linux",
+    machine: 243,
+    class: 2,
+    name: "ELF64 RISC-V",
+    max_mapped: 18 * 1024,
+    cc: "riscv64-linux-gnu-gcc",
+};
+pub const I686: Target = Target {
+    triple: "i686-unknown-linux-gnu",
+    system: "i686-linux",
+    machine: 3,
+    class: 1,
+    name: "ELF32 i386",
+    max_mapped: 20 * 1024,
+    cc: "gcc",
+};
+pub const TARGETS: [Target; 4] = [X86_64, AARCH64, RISCV64, I686];
+
+/// The platform this program (xtask) runs on: the one a native build is for, as nixpkgs builds.
+pub fn native() -> Target {
+    if cfg!(target_arch = "aarch64") {
+        AARCH64
+    } else if cfg!(target_arch = "riscv64") {
+        RISCV64
+    } else if cfg!(target_arch = "x86") {
+        I686
+    } else {
+        X86_64
+    }
+}
+
+/// The target named by a Rust triple.
+pub fn target(triple: &str) -> Result<Target> {
+    TARGETS.iter().copied().find(|t| t.triple == triple).ok_or_else(|| {
+        let known: Vec<&str> = TARGETS.iter().map(|t| t.triple).collect();
+        format!("unknown target '{triple}' (known: {})", known.join(", "))
+    })
+}
+
 /// The compiled-in defaults the limit is measured with: NixOS's (src/lib.rs, nix/package.nix).
 /// A build with other defaults holds them in its read-only data; it may map the difference more.
 pub const NIXOS_DEFAULTS: (&str, &str) =
@@ -25,40 +104,69 @@ pub struct ShimFacts {
     pub file_size: u64,
 }
 
-/// Verifies: ELF64 x86-64, ET_DYN (position-independent), no PT_INTERP, no PT_DYNAMIC (so no
+/// Verifies, for the platform xtask runs on ([`native`]): its ELF class and machine, ET_DYN (position-independent), no PT_INTERP, no PT_DYNAMIC (so no
 /// DT_NEEDED and no relocations), exactly one PT_LOAD and it is read-only and executable (no
 /// writable data: nothing to relocate, no page copied on write), a non-executable stack, and no
 /// relocation sections at all.
+#[cfg(test)]
 pub fn verify(bytes: &[u8]) -> Result<ShimFacts> {
     verify_with(bytes, 0)
 }
 
 /// [`verify`], for a build whose compiled-in defaults take `allowance` bytes more than NixOS's.
 pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
+    verify_for(bytes, &native(), allowance)
+}
+
+/// The ELF fields `verify_for` reads, at their places in the file's class.
+struct Layout {
+    wide: bool,
+}
+
+impl Layout {
+    fn word(&self, b: &[u8], at64: usize, at32: usize) -> Result<u64> {
+        if self.wide {
+            u64_at(b, at64)
+        } else {
+            u32_at(b, at32).map(u64::from)
+        }
+    }
+}
+
+/// [`verify_with`] for a shim built for `target`.
+pub fn verify_for(bytes: &[u8], target: &Target, allowance: u64) -> Result<ShimFacts> {
     if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
         return Err("not an ELF file".into());
     }
-    if bytes[4] != 2 || u16_at(bytes, 18)? != 62 {
-        return Err("not ELF64 x86-64".into());
+    if bytes[4] != target.class || u16_at(bytes, 18)? != target.machine {
+        return Err(format!(
+            "not {} (EI_CLASS {}, e_machine {}): built for another platform than {}",
+            target.name,
+            bytes[4],
+            u16_at(bytes, 18)?,
+            target.triple
+        ));
     }
+    let l = Layout { wide: target.class == 2 };
+    let phsize = if l.wide { 56 } else { 32 };
     if u16_at(bytes, 16)? != 3 {
         return Err("not ET_DYN (a position-independent executable is ET_DYN)".into());
     }
-    let phoff = u64_at(bytes, 32)? as usize;
-    let phnum = u16_at(bytes, 56)? as usize;
+    let phoff = l.word(bytes, 32, 28)? as usize;
+    let phnum = u16_at(bytes, if l.wide { 56 } else { 44 })? as usize;
     let mut facts = ShimFacts { file_size: bytes.len() as u64, ..Default::default() };
     let mut loads = 0;
     let mut stack_seen = false;
-    let entry = u64_at(bytes, 24)?;
+    let entry = l.word(bytes, 24, 24)?;
     let mut entry_mapped = false;
     for i in 0..phnum {
-        let p = phoff + i * 56;
-        let (ty, flags) = (u32_at(bytes, p)?, u32_at(bytes, p + 4)?);
+        let p = phoff + i * phsize;
+        let (ty, flags) = (u32_at(bytes, p)?, u32_at(bytes, p + if l.wide { 4 } else { 24 })?);
         match ty {
             1 => {
                 loads += 1;
-                facts.mapped += u64_at(bytes, p + 40)?;
-                let (vaddr, filesz) = (u64_at(bytes, p + 16)?, u64_at(bytes, p + 32)?);
+                facts.mapped += l.word(bytes, p + 40, p + 20)?;
+                let (vaddr, filesz) = (l.word(bytes, p + 16, p + 8)?, l.word(bytes, p + 32, p + 16)?);
                 entry_mapped |= flags & 1 != 0 && (vaddr..vaddr + filesz).contains(&entry);
                 if flags & 2 != 0 {
                     return Err(format!(
@@ -81,10 +189,11 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
     if loads != 1 {
         return Err(format!("{loads} PT_LOAD segments: the shim is laid out as one (see linker.ld)"));
     }
-    if facts.mapped > MAX_MAPPED + allowance {
+    if facts.mapped > target.max_mapped + allowance {
         return Err(format!(
-            "maps {} bytes, more than the {MAX_MAPPED} the shim may with NixOS's compiled-in paths (README: performance){}",
+            "maps {} bytes, more than the {} the shim may with NixOS's compiled-in paths (README: performance){}",
             facts.mapped,
+            target.max_mapped,
             if allowance > 0 { format!(", plus the {allowance} of this build's longer ones") } else { String::new() }
         ));
     }
@@ -96,10 +205,11 @@ pub fn verify_with(bytes: &[u8], allowance: u64) -> Result<ShimFacts> {
     if !stack_seen {
         return Err("no PT_GNU_STACK: the kernel would make the stack executable".into());
     }
-    let (shoff, shnum) = (u64_at(bytes, 40)? as usize, u16_at(bytes, 60)? as usize);
+    let (shoff, shnum) = (l.word(bytes, 40, 32)? as usize, u16_at(bytes, if l.wide { 60 } else { 48 })? as usize);
+    let shsize = if l.wide { 64 } else { 40 };
     for i in 0..shnum {
         // SHT_RELA, SHT_REL, SHT_RELR
-        if matches!(u32_at(bytes, shoff + i * 64 + 4)?, 4 | 9 | 19) {
+        if matches!(u32_at(bytes, shoff + i * shsize + 4)?, 4 | 9 | 19) {
             return Err(format!("section {i} holds relocations, which nothing would apply"));
         }
     }
@@ -169,6 +279,10 @@ mod tests {
         assert!(verify_with(&elf(&[(1, 5, MAX_MAPPED + extra), STACK]), extra).is_ok());
         assert!(verify_with(&elf(&[(1, 5, MAX_MAPPED + extra + 1), STACK]), extra).is_err());
         assert_eq!(allowance(None), 0);
+        // A file built for another platform than the one asked about.
+        let err = verify_for(&elf(&[(1, 5, 4096), STACK]), &AARCH64, 0).unwrap_err();
+        assert!(err.contains("not ELF64 AArch64") && err.contains("e_machine 62"), "{err}");
+        assert!(verify_for(&elf(&[(1, 5, 4096), STACK]), &I686, 0).unwrap_err().contains("EI_CLASS 2"));
         assert_eq!(allowance(Some(("/x", "/y"))), 0);
     }
 }

@@ -23,6 +23,9 @@ const STORE: [&str; 2] = ["--store", "dummy://"];
 /// Directory names that hold build output or history, never the project's Nix files.
 const SKIPPED_DIRS: [&str; 2] = ["target", ".git"];
 
+/// The variable that names a checkout of nixpkgs' lib for [`MODULE_SYSTEM_EVALUATIONS`].
+pub const NIXPKGS_LIB: &str = "NIXPKGS_LIB";
+
 /// One evaluation: a Nix expression, after [`PRELUDE`], that is `true` or throws what is wrong.
 struct Evaluation {
     name: &'static str,
@@ -55,7 +58,11 @@ const EVALUATIONS: [Evaluation; 5] = [
 
 /// Parses every `*.nix` file under `root` and runs [`EVALUATIONS`]; returns how many checks passed,
 /// or every failure, each naming its file or check with nix's own message.
-pub fn run(root: &Path) -> Result<usize, String> {
+///
+/// With a checkout of nixpkgs' lib (nix-community/nixpkgs.lib) also
+/// [`MODULE_SYSTEM_EVALUATIONS`]: the module through nixpkgs' real `lib.evalModules`, and the
+/// flake's outputs for its four systems.
+pub fn run_with(root: &Path, nixpkgs_lib: Option<&Path>) -> Result<usize, String> {
     check_available(NIX_INSTANTIATE)?;
     let root = root.canonicalize().map_err(|e| format!("{}: {e}", root.display()))?;
     let root_arg = root.to_str().ok_or_else(|| format!("{}: path is not UTF-8", root.display()))?;
@@ -85,6 +92,28 @@ pub fn run(root: &Path) -> Result<usize, String> {
             }
             Err(e) => failures.push(format!("{}:\n{e}", evaluation.name)),
         }
+    }
+    match nixpkgs_lib {
+        Some(dir) => {
+            let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+            if !dir.join("lib/default.nix").is_file() {
+                return Err(format!("{}: not a checkout of nixpkgs' lib (no lib/default.nix)", dir.display()));
+            }
+            let dir_arg = dir.to_str().ok_or("the nixpkgs lib path is not UTF-8")?;
+            for evaluation in &MODULE_SYSTEM_EVALUATIONS {
+                match evaluate_with(&root, root_arg, dir_arg, evaluation.body) {
+                    Ok(()) => {
+                        println!("nix: ok   {} (nixpkgs lib at {})", evaluation.name, dir.display());
+                        passed += 1;
+                    }
+                    Err(e) => failures.push(format!("{}:\n{e}", evaluation.name)),
+                }
+            }
+        }
+        None => eprintln!(
+            "LEFT OUT: the evaluations with nixpkgs' lib.evalModules ({}): set {NIXPKGS_LIB} to a checkout of nix-community/nixpkgs.lib",
+            MODULE_SYSTEM_EVALUATIONS.iter().map(|e| e.name).collect::<Vec<_>>().join("; ")
+        ),
     }
 
     if failures.is_empty() {
@@ -152,10 +181,16 @@ fn parse(root: &Path, file: &Path) -> Result<(), String> {
 }
 
 fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
+    evaluate_with(root, root_arg, "", body)
+}
+
+/// [`evaluate`], with `nixpkgs_lib` (a checkout of nixpkgs' lib, or "" for the stand-ins) as `lib`.
+fn evaluate_with(root: &Path, root_arg: &str, nixpkgs_lib: &str, body: &str) -> Result<(), String> {
     let expression = format!("{PRELUDE}\n{body}");
     let out = Command::new(NIX_INSTANTIATE)
         .args(STORE)
-        .args(["--eval", "--strict", "--argstr", "root", root_arg, "-E", &expression])
+        .args(["--eval", "--strict", "--argstr", "root", root_arg, "--argstr", "nixpkgsLib", nixpkgs_lib])
+        .args(["-E", &expression])
         .current_dir(root)
         .output()
         .map_err(|e| format!("cannot run {NIX_INSTANTIATE}: {e}"))?;
@@ -172,7 +207,7 @@ fn evaluate(root: &Path, root_arg: &str, body: &str) -> Result<(), String> {
 /// Binds `root` (the repository, from `--argstr`), `expect`, `contains`, and the stand-ins `lib`,
 /// `pkgs` and `fakeDerivation`, for the evaluation bodies below.
 const PRELUDE: &str = r##"
-{ root }:
+{ root, nixpkgsLib }:
 let
   rootPath = /. + root;
 
@@ -183,7 +218,10 @@ let
   # Stand-ins for the few nixpkgs functions the files call, each doing what nixpkgs documents
   # (option and mkIf values are tagged the way the module system reads them), so that what is
   # checked is the files' own logic. Nothing is built or fetched.
-  lib = rec {
+  # nixpkgs' own lib when a checkout of it is given (the evaluations with lib.evalModules), else
+  # the stand-ins.
+  lib = if nixpkgsLib == "" then standInLib else import (/. + nixpkgsLib + "/lib");
+  standInLib = rec {
     mkOption = attrs: attrs // { _type = "option"; };
     mkEnableOption = name: mkOption {
       type = types.bool;
@@ -191,7 +229,11 @@ let
       description = "Whether to enable ${name}.";
     };
     mkIf = condition: content: { _type = "if"; inherit condition content; };
-    mkDefault = content: { _type = "override"; priority = 1000; inherit content; };
+    mkDefault = mkOverride 1000;
+    mkOverride = priority: content: { _type = "override"; inherit priority content; };
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    optionalAttrs = condition: attrs: if condition then attrs else { };
+    optional = condition: x: if condition then [ x ] else [ ];
     # A module that maps the old option path to the new one; kept as data so that a check can
     # read both paths.
     mkRenamedOptionModule = from: to: { _type = "renamedOptionModule"; inherit from to; };
@@ -204,6 +246,7 @@ let
         check = x: builtins.isString x && builtins.match pattern x != null;
       };
       listOf = elemType: { name = "listOf"; inherit elemType; check = builtins.isList; };
+      nullOr = elemType: { name = "nullOr"; inherit elemType; check = x: x == null || elemType.check x; };
     };
     getLib = pkg: pkg.lib or pkg.out or pkg;
     inherit (builtins) concatStringsSep elem;
@@ -224,17 +267,30 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
 
-  pkgs = {
+  # One package set per platform: x86_64's, whose pkgsi686Linux is i686's.
+  pkgsFor = system: libDir: loader: isx86_32: extra: rec {
     inherit lib;
     callPackage = fn: overrides:
       let f = if builtins.isFunction fn then fn else import fn; in
-      f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // overrides);
+      f (builtins.intersectAttrs (builtins.functionArgs f) self // overrides);
     stdenv = {
-      hostPlatform.system = "x86_64-linux";
-      hostPlatform.libDir = "lib64";
-      cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc/lib/ld-linux-x86-64.so.2";
+      hostPlatform = { inherit system libDir isx86_32; };
+      cc.bintools.dynamicLinker = "/nix/store/00000000000000000000000000000000-glibc-${system}/lib/${loader}";
+      cc.cc = fakeDerivation "gcc-${system}" { };
     };
-    rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}" args;
+    self = common // { inherit callPackage stdenv; } // extra;
+  };
+  pkgsi686Linux = (pkgsFor "i686-linux" "lib" "ld-linux.so.2" true { }).self;
+  common = {
+    inherit lib;
+    zstd = fakeDerivation "zstd" { };
+    curl = fakeDerivation "curl" { };
+    openssl = fakeDerivation "openssl" { };
+    bzip2 = fakeDerivation "bzip2" { };
+    libxml2 = fakeDerivation "libxml2" { };
+    xz = fakeDerivation "xz" { };
+    systemd = fakeDerivation "systemd" { };
+    rustPlatform.buildRustPackage = args: fakeDerivation "${args.pname}-${args.version}-${args.DEFAULT_NIX_LD}" args;
     buildEnv = args: fakeDerivation args.name args;
     # Returned as given, so that a check can read the machine and the test script.
     testers.runNixOSTest = test: test;
@@ -245,6 +301,11 @@ let
     gdb = fakeDerivation "gdb" { };
     ltrace = fakeDerivation "ltrace" { };
   };
+  pkgs = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false { inherit pkgsi686Linux; }).self;
+  pkgsAarch64 = (pkgsFor "aarch64-linux" "lib" "ld-linux-aarch64.so.1" false {
+    pkgsCross.gnu64 = (pkgsFor "x86_64-linux" "lib64" "ld-linux-x86-64.so.2" false { }).self;
+  }).self;
+  pkgsRiscv64 = (pkgsFor "riscv64-linux" "lib" "ld-linux-riscv64-lp64d.so.1" false { }).self;
 in
 "##;
 
@@ -340,9 +401,9 @@ builtins.all (x: x) [
       && builtins.elem { name = "nix-ld-doctor"; path = "src/main.rs"; } (lib.importTOML (rootPath + "/doctor/Cargo.toml")).bin))
   (expect "nix/package.nix: must install the shim as bin/nix-ld too (a link to libexec/nix-ld)"
     (contains "ln -s ../libexec/nix-ld $out/bin/nix-ld" shim.postInstall))
-  (expect "nix/package.nix: meta must name license MIT and platform x86_64-linux"
+  (expect "nix/package.nix: meta must name license MIT and the four platforms NixOS runs on"
     (shim.meta.license == lib.licenses.mit
-      && shim.meta.platforms == [ "x86_64-linux" ]))
+      && shim.meta.platforms == [ "x86_64-linux" "aarch64-linux" "riscv64-linux" "i686-linux" ]))
 ]
 "##;
 
@@ -358,16 +419,18 @@ let
   names = builtins.attrNames options;
   directory = options.libraryDirectories.type.elemType.check;
   renames = builtins.filter (m: m._type or null == "renamedOptionModule") (module.imports or [ ]);
+  # programs.nix-ld's own option names, the ones programs.nix-ld-rs had.
+  nixpkgsNames = [ "enable" "libraries" "libraryDirectories" "package" ];
 in
 builtins.all (x: x) [
-  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package (it declares ${builtins.concatStringsSep ", " names})"
-    (names == [ "enable" "libraries" "libraryDirectories" "package" ]
+  (expect "nix/module.nix: programs.nix-ld-shim must declare exactly enable, libraries, libraryDirectories and package, their 32-bit counterparts and the emulated x86_64 shim's (it declares ${builtins.concatStringsSep ", " names})"
+    (names == [ "enable" "libraries" "libraries32" "librariesX86_64" "libraryDirectories" "libraryDirectories32" "package" "package32" "packageX86_64" ]
       && builtins.all (name: options.${name}._type or null == "option") names))
   (expect "nix/module.nix: must declare nothing under programs.nix-ld-rs, nixpkgs' old name"
     (!(module.options.programs ? nix-ld-rs)))
   (expect "nix/module.nix: each programs.nix-ld-rs option must be renamed to its programs.nix-ld-shim one"
     (builtins.sort builtins.lessThan (map (m: builtins.concatStringsSep "." m.from) renames)
-      == map (n: "programs.nix-ld-rs.${n}") names
+      == map (n: "programs.nix-ld-rs.${n}") nixpkgsNames
       && builtins.all (m: builtins.elemAt m.from 1 == "nix-ld-rs" && m.to == [ "programs" "nix-ld-shim" (builtins.elemAt m.from 2) ]) renames))
   (expect "nix/module.nix: libraries must default to [ ] (the common set is defined in config, so that a user's list adds to it)"
     (options.libraries.default == [ ]))
@@ -381,6 +444,11 @@ builtins.all (x: x) [
     ]))
   (expect "nix/module.nix: package must default to nix/package.nix"
     (options.package.default == pkgs.callPackage (rootPath + "/nix/package.nix") { }))
+  (expect "nix/module.nix: on x86_64, package32 must default to nix/package.nix built by pkgsi686Linux; libraries32 and libraryDirectories32 to [ ]"
+    (options.package32.default == pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { }
+      && options.libraries32.default == [ ] && options.libraryDirectories32.default == [ ]
+      && options.libraryDirectories32.type.elemType.check "/opt/lib32"
+      && !options.libraryDirectories32.type.elemType.check "/a b"))
   (expect "nix/module.nix: config must be guarded by programs.nix-ld-shim.enable"
     (module.config._type or null == "if" && module.config.condition == false))
 ]
@@ -399,10 +467,15 @@ let
             nix-ld-shim = {
               enable = true;
               package = module.options.programs.nix-ld-shim.package.default;
+              package32 = module.options.programs.nix-ld-shim.package32.default;
               libraries = [ (fakeDerivation "libfoo" { }) ];
               libraryDirectories = [ "/run/opengl-driver/lib" ];
-            };
+              libraries32 = [ (fakeDerivation "libfoo32" { }) ];
+              libraryDirectories32 = [ "/opt/lib32" ];
+            } // ((extraConfig.programs or { }).nix-ld-shim or { });
           };
+          # What the module system makes of the module's own definition, unless one is given.
+          environment = { ldso32 = "${shim32}/libexec/nix-ld"; } // (extraConfig.environment or { });
         };
       };
     in
@@ -410,7 +483,10 @@ let
   config = evalWith { };
   environment = config.environment;
   shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
-  libraryEnv = builtins.head environment.systemPackages;
+  shim32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
+  named = name: builtins.head (builtins.filter (p: p.name or null == name) environment.systemPackages);
+  libraryEnv = named "nix-ld-libraries";
+  libraryEnv32 = named "nix-ld32-libraries";
   profileDir = "/run/current-system/sw" + libraryEnv.extraPrefix + "/lib";
   holds = config: builtins.all (a: a.assertion) config.assertions;
 in
@@ -437,8 +513,188 @@ builtins.all (x: x) [
     (builtins.length config.programs.nix-ld-shim.libraries > 0))
   (expect "nix/module.nix: the assertion must hold on its own and fail together with programs.nix-ld.enable"
     (holds config && !holds (evalWith { programs.nix-ld.enable = true; })))
+  (expect "nix/module.nix: on x86_64 the 32-bit shim must be environment.ldso32, below any definition of the user's"
+    (environment.ldso32.condition
+      && environment.ldso32.content.content == "${shim32}/libexec/nix-ld"
+      && environment.ldso32.content.priority > 1000))
+  (expect "nix/package.nix: the 32-bit shim must be installed at /lib/ld-linux.so.2 with defaults of its own"
+    (shim32.passthru.ldPath == "/lib/ld-linux.so.2"
+      && shim.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
+      && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD
+      && builtins.elem "i686-linux" shim.meta.platforms && builtins.elem "aarch64-linux" shim.meta.platforms
+      && builtins.elem "riscv64-linux" shim.meta.platforms))
+  (expect "nix/module.nix: NIX_LD_i686_linux and NIX_LD_LIBRARY_PATH_i686_linux must be the 32-bit shim's compiled-in paths, then libraryDirectories32"
+    (environment.sessionVariables.NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
+      && environment.sessionVariables.NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH + ":/opt/lib32"))
+  (expect "nix/module.nix: the 32-bit library environment must put the 32-bit libraries and ld.so where the 32-bit shim looks"
+    ("/run/current-system/sw" + libraryEnv32.extraPrefix + "/lib" == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && contains "ld-linux.so.2" libraryEnv32.postBuild
+      && libraryEnv32.paths == [ (fakeDerivation "libfoo32" { }) ]))
+  (expect "nix/module.nix: an environment.ldso32 set elsewhere must fail an assertion, and package32 = null must leave it alone"
+    (!holds (evalWith { environment.ldso32 = "/elsewhere/ld.so"; })
+      && holds (evalWith { environment.ldso32 = "/elsewhere/ld.so"; programs.nix-ld-shim.package32 = null; })))
 ]
 "##;
+
+/// The evaluations that need nixpkgs' real lib (see [`run_with`]).
+const MODULE_SYSTEM_EVALUATIONS: [Evaluation; 2] = [
+    Evaluation {
+        name: "nix/module.nix through lib.evalModules for an x86_64 and an aarch64 system",
+        body: MODULE_SYSTEM,
+    },
+    Evaluation {
+        name: "flake.nix's outputs for its four systems, and its module through lib.evalModules",
+        body: FLAKE_SYSTEMS,
+    },
+];
+
+/// The NixOS options nix/module.nix sets or reads, declared with nixpkgs' types, and an
+/// evaluation of the module with them through `lib.evalModules`.
+macro_rules! nixos_stubs {
+    () => {
+        r##"
+  nixosStubs = { lib, ... }: {
+    options = with lib; {
+      assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+      warnings = mkOption { type = types.listOf types.str; default = [ ]; };
+      environment.ldso = mkOption { type = types.nullOr types.path; default = null; };
+      environment.ldso32 = mkOption { type = types.nullOr types.path; default = null; };
+      environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+      environment.pathsToLink = mkOption { type = types.listOf types.str; default = [ ]; };
+      environment.sessionVariables = mkOption { type = types.attrsOf (types.either types.str (types.listOf types.str)); default = { }; };
+      environment.etc = mkOption {
+        type = types.attrsOf (types.submodule { options.source = mkOption { type = types.path; }; });
+        default = { };
+      };
+      programs.nix-ld.enable = mkOption { type = types.bool; default = false; };
+      hardware.graphics.enable32Bit = mkOption { type = types.bool; default = false; };
+      systemd.tmpfiles.rules = mkOption { type = types.listOf types.str; default = [ ]; };
+      boot.binfmt.emulatedSystems = mkOption { type = types.listOf types.str; default = [ ]; };
+      virtualisation.rosetta.enable = mkOption { type = types.bool; default = false; };
+    };
+  };
+  evalFor = pkgs: modules:
+    (lib.evalModules {
+      modules = [ nixosStubs (rootPath + "/nix/module.nix") ] ++ modules;
+      specialArgs = { inherit pkgs; };
+    }).config;
+  # The messages of the assertions that fail.
+  failing = config: map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+  enabled = { programs.nix-ld-shim.enable = true; };
+"##
+    };
+}
+
+const MODULE_SYSTEM: &str = concat!(
+    "let
+",
+    r##"
+  x86 = evalFor pkgs [ enabled ];
+  aarch = evalFor pkgsAarch64 [ enabled ];
+  shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+  shim32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
+  shimA = pkgsAarch64.callPackage (rootPath + "/nix/package.nix") { };
+  vars = config: config.environment.sessionVariables;
+  userLdso32 = evalFor pkgs [ enabled { environment.ldso32 = "/opt/ld32/ld-linux.so.2"; } ];
+  kept = evalFor pkgs [ enabled { environment.ldso32 = "/opt/ld32/ld-linux.so.2"; programs.nix-ld-shim.package32 = null; } ];
+  graphics = evalFor pkgs [ enabled { hardware.graphics.enable32Bit = true; programs.nix-ld-shim.libraryDirectories32 = [ "/opt/lib32" ]; programs.nix-ld-shim.libraries32 = [ (fakeDerivation "libfoo32" { }) ]; } ];
+  renamed = evalFor pkgs [ { programs.nix-ld-rs.enable = true; } ];
+  shimX = pkgsAarch64.pkgsCross.gnu64.callPackage (rootPath + "/nix/package.nix") { shareDir = "nix-ld-x86_64"; };
+  emulating = evalFor pkgsAarch64 [ enabled { boot.binfmt.emulatedSystems = [ "x86_64-linux" ]; } ];
+  rosetta = evalFor pkgsAarch64 [ enabled { virtualisation.rosetta.enable = true; } ];
+  notX86 = evalFor pkgsAarch64 [ enabled { boot.binfmt.emulatedSystems = [ "x86_64-linux" ]; programs.nix-ld-shim.packageX86_64 = null; } ];
+  x86Link = "L+ /lib64/ld-linux-x86-64.so.2 - - - - ${shimX}/libexec/nix-ld";
+  both = evalFor pkgs [ enabled { programs.nix-ld.enable = true; } ];
+"##,
+    nixos_stubs!(),
+    r##"
+in
+builtins.all (x: x) [
+  (expect "x86_64: environment.ldso must be the shim, environment.ldso32 the 32-bit shim"
+    (x86.environment.ldso == "${shim}/libexec/nix-ld" && x86.environment.ldso32 == "${shim32}/libexec/nix-ld"))
+  (expect "x86_64: NIX_LD* must be the 64-bit shim's defaults, NIX_LD*_i686_linux the 32-bit shim's"
+    ((vars x86).NIX_LD == shim.DEFAULT_NIX_LD
+      && (vars x86).NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
+      && (vars x86).NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD))
+  (expect "x86_64: both library sets must be installed, and every assertion hold"
+    (builtins.length x86.environment.systemPackages == 2 && failing x86 == [ ]))
+  (expect "x86_64: an environment.ldso32 set elsewhere must be kept and fail the assertion that names it"
+    (userLdso32.environment.ldso32 == "/opt/ld32/ld-linux.so.2"
+      && builtins.any (m: contains "environment.ldso32" m) (failing userLdso32)))
+  (expect "x86_64: package32 = null must leave environment.ldso32 and the i686 variables alone"
+    (kept.environment.ldso32 == "/opt/ld32/ld-linux.so.2" && failing kept == [ ]
+      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 1))
+  (expect "x86_64: hardware.graphics.enable32Bit must add /run/opengl-driver-32/lib, after the library set, beside libraryDirectories32; libraries32 must add to the defaults"
+    (let path = lib.splitString ":" (vars graphics).NIX_LD_LIBRARY_PATH_i686_linux; in
+      builtins.head path == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
+      && builtins.elem "/run/opengl-driver-32/lib" path && builtins.elem "/opt/lib32" path
+      && builtins.length path == 3
+      && builtins.elem (fakeDerivation "libfoo32" { }) graphics.programs.nix-ld-shim.libraries32
+      && builtins.length graphics.programs.nix-ld-shim.libraries32 > 1))
+  (expect "programs.nix-ld-rs must still enable the module, with a warning; programs.nix-ld beside it must fail an assertion"
+    (renamed.environment.ldso == "${shim}/libexec/nix-ld" && renamed.warnings != [ ] && failing both != [ ]))
+  (expect "aarch64: environment.ldso must be the aarch64 shim, with nothing 32-bit"
+    (aarch.environment.ldso == "${shimA}/libexec/nix-ld" && aarch.environment.ldso32 == null
+      && !((vars aarch) ? NIX_LD_i686_linux) && (vars aarch).NIX_LD == shimA.DEFAULT_NIX_LD
+      && builtins.length aarch.environment.systemPackages == 1 && failing aarch == [ ]
+      && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1" && aarch.systemd.tmpfiles.rules == [ ]))
+  (expect "aarch64 emulating x86_64 (binfmt or Rosetta): the x86_64 shim must be linked at /lib64/ld-linux-x86-64.so.2 and named by NIX_LD_x86_64_linux, with its own x86_64 loader and libraries"
+    (builtins.all (c: builtins.elem x86Link c.systemd.tmpfiles.rules
+        && (vars c).NIX_LD_x86_64_linux == shimX.DEFAULT_NIX_LD
+        && (vars c).NIX_LD_LIBRARY_PATH_x86_64_linux == shimX.DEFAULT_NIX_LD_LIBRARY_PATH
+        && (vars c).NIX_LD == shimA.DEFAULT_NIX_LD
+        && c.environment.ldso == "${shimA}/libexec/nix-ld"
+        && builtins.length c.environment.systemPackages == 2 && failing c == [ ]) [ emulating rosetta ]
+      && shimX.DEFAULT_NIX_LD == "/run/current-system/sw/share/nix-ld-x86_64/lib/ld.so"
+      && shimX.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
+      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 1).postBuild))
+  (expect "aarch64 emulating x86_64 with packageX86_64 = null: nothing x86_64 is installed"
+    (notX86.systemd.tmpfiles.rules == [ ] && !((vars notX86) ? NIX_LD_x86_64_linux)
+      && builtins.length notX86.environment.systemPackages == 1))
+]
+"##
+);
+
+const FLAKE_SYSTEMS: &str = concat!(
+    "let
+",
+    r##"
+  flake = import (rootPath + "/flake.nix");
+  nixpkgs = {
+    inherit lib;
+    legacyPackages = {
+      x86_64-linux = pkgs;
+      aarch64-linux = pkgsAarch64;
+      riscv64-linux = pkgsRiscv64;
+      i686-linux = pkgs.pkgsi686Linux;
+    };
+  };
+  outputs = flake.outputs { self = outputs // { outPath = root; }; inherit nixpkgs; };
+  systems = [ "aarch64-linux" "i686-linux" "riscv64-linux" "x86_64-linux" ];
+  ldPath = system: outputs.packages.${system}.default.passthru.ldPath;
+  withFlake = pkgs: evalFor pkgs [ outputs.nixosModules.default enabled ];
+"##,
+    nixos_stubs!(),
+    r##"
+in
+builtins.all (x: x) [
+  (expect "flake.nix: packages, checks and devShells must serve exactly the four systems"
+    (builtins.attrNames outputs.packages == systems && builtins.attrNames outputs.checks == systems
+      && builtins.attrNames outputs.devShells == systems))
+  (expect "flake.nix: each system's package must install at its own interpreter path"
+    (ldPath "x86_64-linux" == "/lib64/ld-linux-x86-64.so.2" && ldPath "aarch64-linux" == "/lib/ld-linux-aarch64.so.1"
+      && ldPath "riscv64-linux" == "/lib/ld-linux-riscv64-lp64d.so.1" && ldPath "i686-linux" == "/lib/ld-linux.so.2"))
+  (expect "flake.nix: the VM test must be x86_64's check only"
+    (outputs.checks.x86_64-linux ? vm-test && !(outputs.checks.aarch64-linux ? vm-test)))
+  (expect "flake.nix: its module must install the flake's shims: the i686 one as environment.ldso32 on x86_64, none on aarch64"
+    ((withFlake pkgs).environment.ldso == "${outputs.packages.x86_64-linux.default}/libexec/nix-ld"
+      && (withFlake pkgs).environment.ldso32 == "${outputs.packages.i686-linux.default}/libexec/nix-ld"
+      && (withFlake pkgsAarch64).environment.ldso == "${outputs.packages.aarch64-linux.default}/libexec/nix-ld"
+      && (withFlake pkgsAarch64).environment.ldso32 == null))
+]
+"##
+);
 
 /// nix/vm-test.nix through the stand-in callPackage, with runNixOSTest returning the test.
 const VM_TEST: &str = r##"
@@ -447,6 +703,7 @@ let
   machine = test.nodes.machine;
   script = test.testScript {
     nodes.machine.programs.nix-ld-shim.package = pkgs.callPackage (rootPath + "/nix/package.nix") { };
+    nodes.machine.programs.nix-ld-shim.package32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
   };
 in
 builtins.all (x: x) [
@@ -462,6 +719,9 @@ builtins.all (x: x) [
   (expect "nix/vm-test.nix: the test script must find nix-ld-doctor and nix-ld on PATH and run them"
     (contains "command -v {program}" script && contains "nix-ld-doctor {fixtures}/uses-extra" script
       && contains "nix-ld --list " script))
+  (expect "nix/vm-test.nix: the machine must have 32-bit programs, and the script must run them through the 32-bit shim"
+    (builtins.any (p: (p.name or "") == "nix-ld-vm-test-fixtures32") machine.environment.systemPackages
+      && contains "/lib/ld-linux.so.2" script && contains "hello-zlib-32" script))
 ]
 "##;
 
@@ -522,7 +782,7 @@ mod tests {
         scratch.write("good.nix", "{ a = 1; }");
         scratch.write("nix/broken.nix", "{ a = ; }");
 
-        let err = run(&scratch.0).unwrap_err();
+        let err = run_with(&scratch.0, None).unwrap_err();
         assert!(err.contains("nix/broken.nix does not parse:\nerror: syntax error"), "{err}");
         assert!(!err.contains("good.nix"), "{err}");
     }

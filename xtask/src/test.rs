@@ -2,6 +2,7 @@
 //! the Nix package's check phase runs inside the Nix build sandbox.
 
 use crate::build;
+use crate::elfcheck;
 use crate::nix_check;
 use crate::util::{self, project_root, Result};
 
@@ -53,8 +54,29 @@ pub fn run(mode: Mode) -> Result<()> {
     let gnu_ld = build::shim_linked(None, "nix-ld-gnu-ld", "variant", build::Linker::GnuLd)?;
     eprintln!("built and verified {}, linked with cc and GNU ld", gnu_ld.display());
 
+    // The other platforms' shims (aarch64 and riscv64 run under qemu-user, i686 natively).
+    let mut platforms = Vec::new();
+    if mode != Mode::NixSandbox {
+        for target in &elfcheck::TARGETS[1..] {
+            let key = target.triple.to_uppercase().replace('-', "_");
+            let dir = root.join(format!("target/execve-tests-defaults-{}", target.triple));
+            let (loader, libs) = (dir.join("ld.so"), dir.join("lib"));
+            let plain = build::cross_shim(target, None, "nix-ld")?;
+            let defaults = build::cross_shim(
+                target,
+                Some((loader.to_str().unwrap(), libs.to_str().unwrap())),
+                "nix-ld-test-defaults",
+            )?;
+            eprintln!("built and verified {} and {}", plain.display(), defaults.display());
+            platforms.push((format!("NIX_LD_TEST_SHIM_{key}"), plain));
+            platforms.push((format!("NIX_LD_TEST_DEFAULTS_SHIM_{key}"), defaults));
+            platforms.push((format!("NIX_LD_TEST_DEFAULTS_DIR_{key}"), dir));
+        }
+    }
+
     eprintln!("== execve integration tests");
     let mut cmd = cargo();
+    cmd.envs(platforms);
     cmd.current_dir(&root)
         .args(["test", "--package", "execve-tests"])
         .env("NIX_LD_TEST_SHIM", &shim)
@@ -85,6 +107,8 @@ pub fn run(mode: Mode) -> Result<()> {
     if mode == Mode::NixSandbox {
         left_out
             .push("the root_* execve tests (setuid programs, mount namespaces, chroot): the build user is not root");
+        left_out.push("the platforms::* execve tests (aarch64, riscv64, i686 shims): the sandbox has no cross compilers, qemu or Debian's rustc-web");
+        cmd.args(["--skip", "platforms::"]);
         left_out.push("the host_* execve tests (libfaketime at Debian's path; gdb, ltrace and valgrind; 32-bit and musl programs): the sandbox has no /usr, debuggers, gcc-multilib or musl-gcc");
         cmd.args(["--skip", "root_", "--skip", "host_"]);
     } else if !util::is_root() {
@@ -109,7 +133,8 @@ pub fn run(mode: Mode) -> Result<()> {
     match mode {
         Mode::All => {
             eprintln!("== Nix files");
-            let checks = nix_check::run(&root)?;
+            let lib = std::env::var_os(nix_check::NIXPKGS_LIB).map(std::path::PathBuf::from);
+            let checks = nix_check::run_with(&root, lib.as_deref())?;
             println!("nix: {checks} passed, 0 failed");
         }
         Mode::SkipNixCheck => eprintln!("SKIPPING the Nix file checks (--skip-nix-check)"),
