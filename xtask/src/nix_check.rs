@@ -617,14 +617,15 @@ builtins.all (x: x) [
       && (vars x86).NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
       && (vars x86).NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
       && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD))
-  (expect "x86_64: both library sets must be installed, and every assertion hold"
-    (builtins.length x86.environment.systemPackages == 2 && failing x86 == [ ]))
+  (expect "x86_64: both library sets and the package (nix-ld-doctor and nix-ld on PATH) must be installed, and every assertion hold"
+    (builtins.length x86.environment.systemPackages == 3 && builtins.elem shim x86.environment.systemPackages
+      && failing x86 == [ ]))
   (expect "x86_64: an environment.ldso32 set elsewhere must be kept and fail the assertion that names it"
     (userLdso32.environment.ldso32 == "/opt/ld32/ld-linux.so.2"
       && builtins.any (m: contains "environment.ldso32" m) (failing userLdso32)))
   (expect "x86_64: package32 = null must leave environment.ldso32 and the i686 variables alone"
     (kept.environment.ldso32 == "/opt/ld32/ld-linux.so.2" && failing kept == [ ]
-      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 1))
+      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 2))
   (expect "x86_64: hardware.graphics.enable32Bit must add /run/opengl-driver-32/lib, after the library set, beside libraryDirectories32; libraries32 must add to the defaults"
     (let path = lib.splitString ":" (vars graphics).NIX_LD_LIBRARY_PATH_i686_linux; in
       builtins.head path == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
@@ -637,7 +638,8 @@ builtins.all (x: x) [
   (expect "aarch64: environment.ldso must be the aarch64 shim, with nothing 32-bit"
     (aarch.environment.ldso == "${shimA}/libexec/nix-ld" && aarch.environment.ldso32 == null
       && !((vars aarch) ? NIX_LD_i686_linux) && (vars aarch).NIX_LD == shimA.DEFAULT_NIX_LD
-      && builtins.length aarch.environment.systemPackages == 1 && failing aarch == [ ]
+      && builtins.length aarch.environment.systemPackages == 2 && builtins.elem shimA aarch.environment.systemPackages
+      && failing aarch == [ ]
       && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1" && aarch.systemd.tmpfiles.rules == [ ]))
   (expect "aarch64 emulating x86_64 (binfmt or Rosetta): the x86_64 shim must be linked at /lib64/ld-linux-x86-64.so.2 and named by NIX_LD_x86_64_linux, with its own x86_64 loader and libraries"
     (builtins.all (c: builtins.elem x86Link c.systemd.tmpfiles.rules
@@ -645,13 +647,13 @@ builtins.all (x: x) [
         && (vars c).NIX_LD_LIBRARY_PATH_x86_64_linux == shimX.DEFAULT_NIX_LD_LIBRARY_PATH
         && (vars c).NIX_LD == shimA.DEFAULT_NIX_LD
         && c.environment.ldso == "${shimA}/libexec/nix-ld"
-        && builtins.length c.environment.systemPackages == 2 && failing c == [ ]) [ emulating rosetta ]
+        && builtins.length c.environment.systemPackages == 3 && failing c == [ ]) [ emulating rosetta ]
       && shimX.DEFAULT_NIX_LD == "/run/current-system/sw/share/nix-ld-x86_64/lib/ld.so"
       && shimX.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
-      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 1).postBuild))
+      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 2).postBuild))
   (expect "aarch64 emulating x86_64 with packageX86_64 = null: nothing x86_64 is installed"
     (notX86.systemd.tmpfiles.rules == [ ] && !((vars notX86) ? NIX_LD_x86_64_linux)
-      && builtins.length notX86.environment.systemPackages == 1))
+      && builtins.length notX86.environment.systemPackages == 2))
 ]
 "##
 );
