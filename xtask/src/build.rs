@@ -96,6 +96,8 @@ pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, nam
             ));
         }
     }
+    let version = Command::new(CROSS_RUSTC).arg("--version").output().map_err(|e| format!("{CROSS_RUSTC}: {e}"))?;
+    check_cross_rustc(&String::from_utf8_lossy(&version.stdout))?;
     if which(target.cc).is_none() {
         return Err(format!("{} is missing: it links the {} shim (.ci/run installs it)", target.cc, target.triple));
     }
@@ -133,6 +135,25 @@ pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, nam
     util::write_executable(&tmp, &bytes)?;
     std::fs::rename(&tmp, &out).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+/// The oldest Debian rustc the shim builds with: the stable release it is written for.
+const CROSS_RUSTC_MINOR: u32 = 95;
+
+/// Errs, saying where a new enough one is, unless `rustc --version` (its output) is at least
+/// 1.[`CROSS_RUSTC_MINOR`]: bookworm's own rustc-web is 1.85, and its updates come through
+/// bookworm-security, which a minimal root may not have in its apt sources.
+fn check_cross_rustc(version: &str) -> Result<()> {
+    let minor = version.strip_prefix("rustc 1.").and_then(|rest| rest.split('.').next()?.parse::<u32>().ok());
+    match minor {
+        Some(minor) if minor >= CROSS_RUSTC_MINOR => Ok(()),
+        _ => Err(format!(
+            "{CROSS_RUSTC} is '{}', older than the Rust 1.{CROSS_RUSTC_MINOR} the shim is written for: install \
+             Debian's newer rustc-web, cargo-web and rust-web-src from bookworm-security (add it to the apt \
+             sources, then apt-get install rustc-web cargo-web rust-web-src)",
+            version.trim()
+        )),
+    }
 }
 
 /// `program` as found on PATH.
@@ -377,6 +398,19 @@ mod tests {
         let i686 = elfcheck::TARGETS.iter().find(|t| t.class == 1).unwrap();
         let defaults = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")]), nixos_defaults(i686)).unwrap();
         assert_eq!(defaults.custom(), Some(("/x/ld.so", "/run/current-system/sw/share/nix-ld32/lib")));
+    }
+
+    #[test]
+    fn an_old_debian_rustc_is_refused_with_where_a_new_one_is() {
+        let err = check_cross_rustc("rustc 1.85.0 (4d91de4e4 2025-02-17) (built from a source tarball)\n").unwrap_err();
+        assert!(
+            err.contains("is 'rustc 1.85.0 (4d91de4e4 2025-02-17) (built from a source tarball)', older than"),
+            "{err}"
+        );
+        assert!(err.contains("bookworm-security"), "{err}");
+        assert!(check_cross_rustc("not rustc").is_err());
+        check_cross_rustc("rustc 1.96.0 (c57af11f6 2026-05-20) (built from a source tarball)").unwrap();
+        check_cross_rustc("rustc 1.95.0").unwrap();
     }
 
     #[test]
