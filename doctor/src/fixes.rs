@@ -120,6 +120,8 @@ mod tests {
             left_out: vec![],
             user_path: None,
             handed: vec![],
+            passed_over: None,
+            platform: nix_ld::target::X86_64,
         }
     }
 
