@@ -457,7 +457,15 @@ pub fn conclude(
     report.missing = all
         .iter()
         .map(|(library, needers)| {
-            missing(index, library, needers, &pick.chosen, !first.contains_key(library), located.get(library), choice.platform)
+            missing(
+                index,
+                library,
+                needers,
+                &pick.chosen,
+                !first.contains_key(library),
+                located.get(library),
+                choice.platform,
+            )
         })
         .collect();
     confirm(report);

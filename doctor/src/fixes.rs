@@ -103,7 +103,8 @@ pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<S
     };
     let drivers = if drivers {
         vec![
-            if thirty_two { "hardware.graphics.enable32Bit = true;" } else { "hardware.graphics.enable = true;" }.to_string(),
+            if thirty_two { "hardware.graphics.enable32Bit = true;" } else { "hardware.graphics.enable = true;" }
+                .to_string(),
             format!("programs.nix-ld-shim.libraryDirectories{suffix} = [ \"{driver_dir}\" ];"),
         ]
     } else {
@@ -211,7 +212,10 @@ mod tests {
         );
         let shell = f.mk_shell.unwrap();
         assert!(shell.contains("(with pkgs.pkgsi686Linux; [ xorg.libX11 ])"), "{shell}");
-        assert!(shell.contains("${NIX_LD_LIBRARY_PATH_i686_linux:-/run/current-system/sw/share/nix-ld32/lib}"), "{shell}");
+        assert!(
+            shell.contains("${NIX_LD_LIBRARY_PATH_i686_linux:-/run/current-system/sw/share/nix-ld32/lib}"),
+            "{shell}"
+        );
         assert_eq!(f.drivers[0], "hardware.graphics.enable32Bit = true;");
         assert_eq!(f.drivers[1], "programs.nix-ld-shim.libraryDirectories32 = [ \"/run/opengl-driver-32/lib\" ];");
     }

@@ -73,11 +73,12 @@ pub fn choose_as(platform: Platform, compiled_in: (&str, &str), env: &[Vec<u8>])
     let first = |name: &[u8]| {
         env.iter().find_map(|e| e.strip_prefix(name).and_then(|rest| rest.strip_prefix(b"="))).map(plan::trim_newline)
     };
-    let (loader, loader_source) = match (first(platform.loader_system), scan.loader_generic.map(|f| plan::trim_newline(f.value))) {
-        (Some(v), _) if !v.is_empty() => (v, Source::SystemSpecific),
-        (_, Some(v)) if !v.is_empty() => (v, Source::Generic),
-        _ => (compiled_in.0.as_bytes(), Source::CompiledIn),
-    };
+    let (loader, loader_source) =
+        match (first(platform.loader_system), scan.loader_generic.map(|f| plan::trim_newline(f.value))) {
+            (Some(v), _) if !v.is_empty() => (v, Source::SystemSpecific),
+            (_, Some(v)) if !v.is_empty() => (v, Source::Generic),
+            _ => (compiled_in.0.as_bytes(), Source::CompiledIn),
+        };
     let (library_path, library_path_source) =
         match (first(platform.library_path_system), scan.library_path_generic.map(|f| plan::trim_newline(f.value))) {
             (Some(v), _) => (v, Source::SystemSpecific),
@@ -118,7 +119,12 @@ fn describe(platform: Platform, source: Source, loader: bool) -> String {
     }
 }
 
-fn finish(platform: Platform, scan: &envscan::EnvScan<'_>, choice: plan::Choice<'_>, passed_over: Option<String>) -> Choice {
+fn finish(
+    platform: Platform,
+    scan: &envscan::EnvScan<'_>,
+    choice: plan::Choice<'_>,
+    passed_over: Option<String>,
+) -> Choice {
     let mut search = plan::search_path(scan, &choice);
     search.leave_out(|dir| std::path::Path::new(std::ffi::OsStr::from_bytes(dir)).is_dir());
     Choice {
@@ -268,7 +274,10 @@ mod tests {
             &env(&["NIX_LD_i686_linux=/32/ld.so", "NIX_LD_LIBRARY_PATH_i686_linux=/32/lib", "NIX_LD_LIBRARY_PATH=/64"]),
         );
         assert_eq!((c.loader.as_str(), c.loader_from.as_str()), ("/32/ld.so", "NIX_LD_i686_linux"));
-        assert_eq!((c.library_path.as_str(), c.library_path_from.as_str()), ("/32/lib", "NIX_LD_LIBRARY_PATH_i686_linux"));
+        assert_eq!(
+            (c.library_path.as_str(), c.library_path_from.as_str()),
+            ("/32/lib", "NIX_LD_LIBRARY_PATH_i686_linux")
+        );
         let c = choose_as(target::I686, DEFAULTS32, &env(&[]));
         assert_eq!((c.loader.as_str(), c.library_path.as_str()), DEFAULTS32);
         assert_eq!(c.loader_from, "the compiled-in default");

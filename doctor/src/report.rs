@@ -298,16 +298,23 @@ fn fixes_text(f: &Fixes) -> String {
         out += line;
         out.push('\n');
     }
-    if let (Some(nixpkgs), Some(shim)) = (&f.nixpkgs_module, &f.shim_module) {
-        out += "fix, for good, with nixpkgs' module:\n";
-        out += &format!("{nixpkgs}\nor with this project's module:\n{shim}\n");
+    match (&f.nixpkgs_module, &f.shim_module) {
+        (Some(nixpkgs), Some(shim)) => {
+            out += "fix, for good, with nixpkgs' module:\n";
+            out += &format!("{nixpkgs}\nor with this project's module:\n{shim}\n");
+        }
+        // A 32-bit program's: nixpkgs' module has no 32-bit library set.
+        (None, Some(shim)) => out += &format!("fix, for good, with this project's module:\n{shim}\n"),
+        _ => {}
     }
     if let Some(shell) = &f.mk_shell {
         out += "or in a project's mkShell, adding to the system's library path:\n";
         out += &format!("{shell}\n");
     }
     if !f.drivers.is_empty() {
-        out += "for the driver's libraries (NixOS puts them in /run/opengl-driver/lib):\n";
+        let dir =
+            if f.variable.ends_with("_i686_linux") { crate::fixes::DRIVER_DIR32 } else { crate::fixes::DRIVER_DIR };
+        out += &format!("for the driver's libraries (NixOS puts them in {dir}):\n");
         for line in &f.drivers {
             out += &format!("{line}\n");
         }

@@ -66,7 +66,12 @@ pub fn expand(dir: &str, origin: &Path, cpu: &str) -> Option<String> {
 
 impl Resolver {
     /// A resolver for a loader of `platform`.
-    pub fn new_for(platform: Platform, library_path: Vec<String>, defaults: Defaults, loader: Option<PathBuf>) -> Resolver {
+    pub fn new_for(
+        platform: Platform,
+        library_path: Vec<String>,
+        defaults: Defaults,
+        loader: Option<PathBuf>,
+    ) -> Resolver {
         let cache = match &defaults.cache {
             Some(file) => {
                 std::fs::read(file).map(|b| crate::ldso::parse_cache(&b, platform.machine)).unwrap_or_default()

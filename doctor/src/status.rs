@@ -57,7 +57,12 @@ pub fn parse_record(bytes: &[u8]) -> Option<(String, String, String)> {
 pub enum Installed {
     Nothing,
     /// This project's shim: its version, compiled-in loader and library path, and platform.
-    Shim { version: String, loader: String, library_path: String, platform: Option<Platform> },
+    Shim {
+        version: String,
+        loader: String,
+        library_path: String,
+        platform: Option<Platform>,
+    },
     /// glibc's own loader (its soname is `ld-linux…`).
     Glibc,
     /// Another loader: nixpkgs' nix-ld, or a build of this project before the record.
