@@ -212,7 +212,7 @@ impl Shim {
     /// The installed 32-bit shim, if `path` is this project's.
     fn i686_at(path: &str) -> Option<Shim> {
         match status::installed(path) {
-            Installed::Shim { loader, library_path, platform: Some(target::I686), .. } => {
+            Installed::Shim { loader, library_path, platform: Some(p), .. } if *p == target::I686 => {
                 Some(Shim::I686 { loader, library_path })
             }
             _ => None,

@@ -61,7 +61,7 @@ pub enum Installed {
         version: String,
         loader: String,
         library_path: String,
-        platform: Option<Platform>,
+        platform: Option<&'static Platform>,
     },
     /// glibc's own loader (its soname is `ld-linux…`).
     Glibc,
@@ -78,7 +78,7 @@ pub fn installed(path: &str) -> Installed {
 fn identify(bytes: &[u8]) -> Installed {
     if let Some((version, loader, library_path)) = record(bytes) {
         let (class, machine) = (bytes.get(4).copied(), bytes.get(18..20).map(|m| u16::from_le_bytes([m[0], m[1]])));
-        let platform = [target::X86_64, target::I686, target::AARCH64, target::RISCV64]
+        let platform = [&target::X86_64, &target::I686, &target::AARCH64, &target::RISCV64]
             .into_iter()
             .find(|p| Some(p.class) == class && Some(p.machine) == machine);
         return Installed::Shim { version, loader, library_path, platform };
@@ -128,7 +128,7 @@ fn examine_one(path: &str) -> Option<Shim> {
     shim.version = Some(version);
     shim.compiled_in_loader = Some(default_loader.clone());
     shim.compiled_in_library_path = Some(default_path.clone());
-    if platform == Some(target::I686) {
+    if platform == Some(&target::I686) {
         // The 32-bit shim's own choice: its names, its plain-name rule, its compiled-in defaults.
         let choice = loader::choose_as(target::I686, (&default_loader, &default_path), &loader::environment());
         if let Err((cause, hint)) = loader::check_as(target::I686, &choice.loader, choice.loader_source) {
@@ -157,7 +157,7 @@ fn examine_one(path: &str) -> Option<Shim> {
     } else {
         (choice.library_path.clone(), choice.library_path_from.clone())
     };
-    if platform == Some(target::X86_64) {
+    if platform == Some(&target::X86_64) {
         for dir in library_path.split(':').filter(|d| !d.is_empty()) {
             if std::path::Path::new(dir).is_dir() {
                 shim.directories.push(dir.to_string());
