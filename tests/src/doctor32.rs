@@ -82,7 +82,7 @@ fn case(test: &str) -> Case {
 impl Case {
     /// The environment of an x86-64 NixOS with this project's module, as far as these tests
     /// need: the plain names for the 64-bit shim, the i686 ones for the 32-bit shim.
-    fn nixos_env(&self) -> Vec<(&str, String)> {
+    fn root_nixos_env(&self) -> Vec<(&str, String)> {
         vec![
             ("NIX_LD", "/lib64/ld-linux-x86-64.so.2".into()),
             ("NIX_LD_LIBRARY_PATH", self.set64.display().to_string()),
@@ -102,7 +102,7 @@ fn borrow<'a>(env: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
 fn root_a_32_bit_program_through_the_32_bit_shim_is_examined_for_its_loader_and_the_fix_makes_it_run() {
     require_root();
     let c = case("doctor32-covered");
-    let env = c.nixos_env();
+    let env = c.root_nixos_env();
     let env = borrow(&env);
     let prog = c.program.to_str().unwrap();
 
@@ -146,7 +146,7 @@ fn root_a_32_bit_program_through_the_32_bit_shim_is_examined_for_its_loader_and_
 fn root_the_doctor_and_its_status_say_the_32_bit_shim_passes_over_a_plain_64_bit_loader() {
     require_root();
     let c = case("doctor32-passed-over");
-    let env = c.nixos_env();
+    let env = c.root_nixos_env();
     let mut env = borrow(&env);
     // Only the plain names, which name the 64-bit loader.
     env.retain(|(k, _)| !k.ends_with("_i686_linux"));
@@ -205,7 +205,7 @@ fn root_the_doctor_and_its_status_say_the_32_bit_shim_passes_over_a_plain_64_bit
 fn root_a_loader_with_no_version_record_at_ld_linux_so_2_gets_the_modules_options() {
     require_root();
     let c = case("doctor32-other");
-    let env = c.nixos_env();
+    let env = c.root_nixos_env();
     let env = borrow(&env);
     // A 32-bit ELF program with no version record stands in for nixpkgs' nix-ld.
     let doctor = env_path("NIX_LD_TEST_DOCTOR");
