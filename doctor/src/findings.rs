@@ -194,7 +194,7 @@ fn script(report: &mut Report, interpreter: &str) {
         details: vec!["NixOS has /bin/sh and /usr/bin/env at fixed paths, and no other program".into()],
         fixes: vec![
             format!("start the script with #!/usr/bin/env {name}, which finds {name} on PATH"),
-            "or, on NixOS: services.envfs.enable = true; (/bin and /usr/bin then show what is on PATH)".into(),
+            "or, on NixOS, show what is on PATH in /bin and /usr/bin:\nservices.envfs.enable = true;".into(),
         ],
         ..Problem::default()
     });
@@ -241,7 +241,7 @@ fn thirty_two_bit(report: &mut Report, interpreter: &str) -> Option<Shim> {
                 kind: "not-covered",
                 summary: format!("its loader {interpreter} does not exist here"),
                 fixes: vec![format!(
-                    "point it at the 32-bit nix-ld shim: patchelf --set-interpreter {} PROGRAM",
+                    "point it at the 32-bit nix-ld shim:\npatchelf --set-interpreter {} PROGRAM",
                     program::GLIBC_I386
                 )],
                 ..Problem::default()
@@ -269,13 +269,13 @@ fn thirty_two_bit(report: &mut Report, interpreter: &str) -> Option<Shim> {
         ),
     };
     let mut fixes = vec![
-        "programs.nix-ld-shim.enable = true;   (this project's module: on x86_64 it installs its 32-bit shim at /lib/ld-linux.so.2 too, programs.nix-ld-shim.package32)".into(),
-        "with the program's 32-bit libraries: programs.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux; [ ... ]; and directories of your own in programs.nix-ld-shim.libraryDirectories32".into(),
+        "this project's module, which on x86_64 installs its 32-bit shim at /lib/ld-linux.so.2 too (programs.nix-ld-shim.package32):\nprograms.nix-ld-shim.enable = true;".into(),
+        "with the program's 32-bit libraries (directories of your own go in programs.nix-ld-shim.libraryDirectories32):\nprograms.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux; [ ... ];".into(),
     ];
     if matches!(installed, Installed::Other) {
         fixes.push("remove your own environment.ldso32 setting: the module's assertion says where it is".into());
     }
-    fixes.push("or run it in nixpkgs' FHS environment, which has 32-bit libraries: steam-run PROGRAM".into());
+    fixes.push("or run it in nixpkgs' FHS environment, which has 32-bit libraries:\nsteam-run PROGRAM".into());
     report.problems.push(Problem {
         kind,
         summary: format!("a 32-bit x86 program, and at its loader {interpreter} {what}"),
@@ -299,8 +299,8 @@ fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter
                     kind: "shim-not-installed",
                     summary: format!("nothing is installed at {interpreter}"),
                     fixes: vec![
-                        "programs.nix-ld-shim.enable = true;   (this project's module)".into(),
-                        "or programs.nix-ld.enable = true;     (nixpkgs' module)".into(),
+                        "with this project's module:\nprograms.nix-ld-shim.enable = true;".into(),
+                        "or with nixpkgs' module:\nprograms.nix-ld.enable = true;".into(),
                     ],
                     ..Problem::default()
                 });
@@ -312,8 +312,8 @@ fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter
             report.problems.push(not_covered(
                 format!("a musl program ({interpreter}): nix-ld serves glibc programs only"),
                 vec![
-                    "run it with musl's loader: $(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1 PROGRAM".into(),
-                    "or set its interpreter once: patchelf --set-interpreter <that path> PROGRAM".into(),
+                    "run it with musl's loader:\n$(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1 PROGRAM".into(),
+                    "or set its interpreter once, to that path:\npatchelf --set-interpreter \"$(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1\" PROGRAM".into(),
                 ],
             ));
             return None;
@@ -324,7 +324,7 @@ fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter
         }
         report.problems.push(not_covered(
             format!("its loader {interpreter} does not exist here"),
-            vec![format!("point it at the nix-ld shim: patchelf --set-interpreter {} PROGRAM", program::GLIBC_X86_64)],
+            vec![format!("point it at the nix-ld shim:\npatchelf --set-interpreter {} PROGRAM", program::GLIBC_X86_64)],
         ));
         return None;
     }
