@@ -26,6 +26,25 @@
         }
       );
 
+      # `nix run` starts nix-ld-doctor (the package's mainProgram): `nix run . -- ./program`.
+      # `nix run .#nix-ld -- --list ./program` runs the shim as a command, as ld.so would run.
+      apps = forAll (
+        system: _pkgs:
+        let
+          shim = self.packages.${system}.default;
+          app = name: description: {
+            type = "app";
+            program = "${shim}/bin/${name}";
+            meta.description = description;
+          };
+        in
+        {
+          nix-ld-doctor = app "nix-ld-doctor" "Says why a program built for another distribution does not start, and what to add";
+          nix-ld = app "nix-ld" "The shim run as a command: ld.so's --list, --verify, PROGRAM ARGS with the Nix libraries";
+          default = self.apps.${system}.nix-ld-doctor;
+        }
+      );
+
       overlays.default = final: _prev: {
         nix-ld-shim = final.callPackage ./nix/package.nix { };
       };

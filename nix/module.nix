@@ -87,7 +87,7 @@ in
       type = lib.types.package;
       default = pkgs.callPackage ./package.nix { };
       defaultText = lib.literalExpression "pkgs.callPackage ./nix/package.nix { }";
-      description = "The shim to install. It must provide `libexec/nix-ld`.";
+      description = "The shim to install. It must provide `libexec/nix-ld`; its `bin` (`nix-ld-doctor`, `nix-ld`) goes on PATH.";
     };
 
     libraries = lib.mkOption {
@@ -213,8 +213,15 @@ in
     environment.ldso = "${cfg.package}/libexec/nix-ld";
     environment.ldso32 = lib.mkIf with32 (lib.mkOverride 1200 "${cfg.package32}/libexec/nix-ld");
 
+    # The package's programs on PATH: nix-ld-doctor, which says why a program does not start, and
+    # nix-ld, the shim's own file, which run as a command behaves as ld.so does (`nix-ld --list
+    # PROGRAM` lists what a program loads through the shim, which NixOS' ldd cannot say). It can do
+    # nothing that the interpreter path, the same file, cannot.
     environment.systemPackages =
-      [ nix-ld-libraries ]
+      [
+        nix-ld-libraries
+        cfg.package
+      ]
       ++ lib.optional with32 nix-ld-libraries32
       ++ lib.optional withX86_64 nix-ld-librariesX86_64;
 

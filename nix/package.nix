@@ -129,6 +129,7 @@ rustPlatform.buildRustPackage {
       "riscv64-linux"
       "i686-linux"
     ];
-    mainProgram = "nix-ld";
+    # What `nix run` and lib.getExe start: the program a user runs; the shim is run by the kernel.
+    mainProgram = "nix-ld-doctor";
   };
 }

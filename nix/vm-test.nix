@@ -239,6 +239,19 @@ testers.runNixOSTest {
           assert status == 127, f"status {status}, output {out!r}"
           assert lines_starting("nix-ld: cannot run", out), out
 
+      with subtest("nix-ld-doctor and nix-ld are on PATH, from the module's package"):
+          package_bin = "${nodes.machine.programs.nix-ld-shim.package}/bin"
+          for program in ["nix-ld-doctor", "nix-ld"]:
+              found = machine.succeed(f"readlink -f $(command -v {program})").strip()
+              assert found == machine.succeed(f"readlink -f {package_bin}/{program}").strip(), found
+          # The library only libraryDirectories has: found with the session's variables, named
+          # as missing without them (status 1: problems found).
+          machine.succeed(f"nix-ld-doctor {fixtures}/uses-extra")
+          status, out = machine.execute(f"env -u NIX_LD_LIBRARY_PATH nix-ld-doctor {fixtures}/uses-extra")
+          assert status == 1 and "libnixldextra.so" in out, f"status {status}, output {out!r}"
+          out = machine.succeed(f"nix-ld --list {fixtures}/hello-zlib")
+          assert "libz.so.1 => " in out and "not found" not in out, out
+
       with subtest("the program is traced through the shim"):
           out = machine.succeed(f"LD_TRACE_LOADED_OBJECTS=1 {fixtures}/hello-zlib")
           assert "libz.so.1 => " in out and "not found" not in out, out

@@ -300,7 +300,7 @@ fn host_32_bit_and_musl_programs_are_explained() {
         assert!(text.contains(option), "{option}: {text}");
     }
     let musl = s.dir.join("hello-musl");
-    let status = Command::new("musl-gcc")
+    let status = Command::new(on_path("musl-gcc"))
         .arg("-o")
         .arg(&musl)
         .arg(fixtures().join("hello.c"))
@@ -334,8 +334,9 @@ fn root_in_a_nixos_root_the_doctor_names_libxcrypt_and_its_one_off_line_makes_th
     // NixOS has /bin/sh; here a foreign one, started through the shim.
     root.install(&sh, "/bin/sh").unwrap();
     root.install(&needs_crypt, "/opt/foreign/bin/needs-crypt").unwrap();
-    let installed = root.install_from_the_store(&doctor(), "/opt/doctor/bin/nix-ld-doctor").unwrap();
-    let interpreter = Command::new("patchelf").arg("--print-interpreter").arg(&installed).output().unwrap();
+    let installed =
+        root.install_from_the_store(&doctor(), "/opt/doctor/bin/nix-ld-doctor").unwrap_or_else(|e| panic!("{e}"));
+    let interpreter = Command::new(on_path("patchelf")).arg("--print-interpreter").arg(&installed).output().unwrap();
     assert_eq!(stdout(&interpreter).trim_end(), root.loader.to_str().unwrap(), "the doctor starts without the shim");
     assert!(root.loader.starts_with("/nix/store"), "{}", root.loader.display());
     let env = [("PATH", "/opt/foreign/bin")];

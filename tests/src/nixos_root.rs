@@ -132,12 +132,32 @@ impl NixosRoot {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let out = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => not_on_path(&cmd.get_program().to_string_lossy()),
+        _ => format!("cannot start {cmd:?}: {e}"),
+    })?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim_end()))
     }
+}
+
+/// What to say when a program the tests or the demo run is missing: its name and the Debian
+/// package that has it (`.ci/run` installs them).
+pub fn not_on_path(program: &str) -> String {
+    let package = match program {
+        "cc" | "gcc" => "gcc",
+        "c++" | "g++" => "g++",
+        "musl-gcc" => "musl-tools",
+        "nix-instantiate" => "nix-bin",
+        "nm" | "readelf" => "binutils",
+        "python3" => "python3",
+        "perl" => "perl",
+        "git" => "git",
+        other => other,
+    };
+    format!("{program} is not on PATH: apt-get install {package}")
 }
 
 pub fn mkdir(p: &Path) -> Result<()> {
@@ -211,4 +231,17 @@ pub fn store_hash(name: &str) -> String {
             alphabet[(h >> 59) as usize] as char
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_named_with_its_package() {
+        let err = run(&mut Command::new("patchelf-not-installed-here")).unwrap_err();
+        assert_eq!(err, "patchelf-not-installed-here is not on PATH: apt-get install patchelf-not-installed-here");
+        assert_eq!(not_on_path("musl-gcc"), "musl-gcc is not on PATH: apt-get install musl-tools");
+        assert_eq!(not_on_path("patchelf"), "patchelf is not on PATH: apt-get install patchelf");
+    }
 }

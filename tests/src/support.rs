@@ -78,13 +78,13 @@ fn interpreter_range(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
 }
 
 /// A program found on `PATH`, as a shell would find it: the Nix build has bash and coreutils only
-/// there, not under /bin or /usr/bin.
+/// there, not under /bin or /usr/bin. A missing one fails the test with the package to install.
 pub fn on_path(name: &str) -> PathBuf {
     let paths = std::env::var_os("PATH").expect("PATH is set");
     std::env::split_paths(&paths)
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+        .unwrap_or_else(|| panic!("{}", crate::nixos_root::not_on_path(name)))
         .canonicalize()
         .unwrap()
 }

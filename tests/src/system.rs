@@ -27,6 +27,8 @@ fn root_through_shim(lib64: &Path, argv: &[&str], log: bool) -> Output {
 }
 
 fn root_direct(argv: &[&str]) -> Output {
+    let program = Path::new(argv[0]);
+    assert!(program.exists(), "{}", crate::nixos_root::not_on_path(&program.file_name().unwrap().to_string_lossy()));
     Command::new(argv[0])
         .args(&argv[1..])
         .env_remove("NIX_LD_LIBRARY_PATH")
@@ -79,7 +81,7 @@ fn the_process_looks_the_same_from_inside() {
     let dir = scratch("hygiene");
     let build = |name: &str, interpreter: &Path| {
         let out = dir.join(name);
-        let status = Command::new("c++")
+        let status = Command::new(on_path("c++"))
             .args(["-O1", "-pthread", "-o"])
             .arg(&out)
             .arg(fixtures().join("hygiene.cpp"))

@@ -294,7 +294,7 @@ struct Build {
 /// Builds the hello fixture and a python3 copy for the direct start and for each shim.
 fn prepare(dir: &Path, shims: &[(String, PathBuf)]) -> Result<(Vec<Build>, Vec<ShortLink>)> {
     let source = project_root().join("tests/fixtures/hello.c");
-    let python = Path::new(PYTHON).canonicalize().map_err(|e| format!("{PYTHON}: {e}"))?;
+    let python = Path::new(PYTHON).canonicalize().map_err(|e| format!("{PYTHON}: {e} (apt-get install python3)"))?;
     let hello = dir.join("hello-direct");
     util::run(Command::new("gcc").args(["-O2", "-o"]).arg(&hello).arg(&source))?;
     // The direct python3 is a byte-identical copy next to the patched ones: python looks for its

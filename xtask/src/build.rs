@@ -1,5 +1,6 @@
 //! `cargo xtask build`: the release shim, verified, at `target/dist/nix-ld`.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -39,14 +40,12 @@ pub fn shim_in(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str) ->
 pub fn shim_linked(defaults: Option<(&str, &str)>, name: &str, variant_dir: &str, linker: Linker) -> Result<PathBuf> {
     let root = project_root();
     let target_dir = root.join("target");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = cargo_with(defaults);
     cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld"]);
-    let mut built_dir = if let Some((loader, libs)) = defaults {
-        cmd.env("DEFAULT_NIX_LD", loader).env("DEFAULT_NIX_LD_LIBRARY_PATH", libs);
+    let mut built_dir = if defaults.is_some() {
         cmd.arg("--target-dir").arg(target_dir.join(variant_dir));
         target_dir.join(variant_dir)
     } else {
-        cmd.env_remove("DEFAULT_NIX_LD").env_remove("DEFAULT_NIX_LD_LIBRARY_PATH");
         target_dir.clone()
     };
     if linker == Linker::GnuLd {
@@ -97,6 +96,8 @@ pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, nam
             ));
         }
     }
+    let version = Command::new(CROSS_RUSTC).arg("--version").output().map_err(|e| format!("{CROSS_RUSTC}: {e}"))?;
+    check_cross_rustc(&String::from_utf8_lossy(&version.stdout))?;
     if which(target.cc).is_none() {
         return Err(format!("{} is missing: it links the {} shim (.ci/run installs it)", target.cc, target.triple));
     }
@@ -136,6 +137,25 @@ pub fn cross_shim(target: &elfcheck::Target, defaults: Option<(&str, &str)>, nam
     Ok(out)
 }
 
+/// The oldest Debian rustc the shim builds with: the stable release it is written for.
+const CROSS_RUSTC_MINOR: u32 = 95;
+
+/// Errs, saying where a new enough one is, unless `rustc --version` (its output) is at least
+/// 1.[`CROSS_RUSTC_MINOR`]: bookworm's own rustc-web is 1.85, and its updates come through
+/// bookworm-security, which a minimal root may not have in its apt sources.
+fn check_cross_rustc(version: &str) -> Result<()> {
+    let minor = version.strip_prefix("rustc 1.").and_then(|rest| rest.split('.').next()?.parse::<u32>().ok());
+    match minor {
+        Some(minor) if minor >= CROSS_RUSTC_MINOR => Ok(()),
+        _ => Err(format!(
+            "{CROSS_RUSTC} is '{}', older than the Rust 1.{CROSS_RUSTC_MINOR} the shim is written for: install \
+             Debian's newer rustc-web, cargo-web and rust-web-src from bookworm-security (add it to the apt \
+             sources, then apt-get install rustc-web cargo-web rust-web-src)",
+            version.trim()
+        )),
+    }
+}
+
 /// `program` as found on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
@@ -148,9 +168,21 @@ pub fn run_for(triple: &str) -> Result<PathBuf> {
     if target == elfcheck::native() {
         return run();
     }
-    let path = cross_shim(&target, None, "nix-ld")?;
+    let defaults = Defaults::from_lookup(|name| std::env::var_os(name), nixos_defaults(&target))?;
+    let path = cross_shim(&target, defaults.custom(), "nix-ld")?;
     verify_file_for(&path, &target)?;
+    eprintln!("{}", defaults.describe());
     Ok(path)
+}
+
+/// The defaults the NixOS module's paths give `target`'s shim (src/target.rs): x86_64 NixOS keeps
+/// the 32-bit shim's loader and libraries apart, under share/nix-ld32.
+fn nixos_defaults(target: &elfcheck::Target) -> (&'static str, &'static str) {
+    if target.class == 1 {
+        ("/run/current-system/sw/share/nix-ld32/lib/ld.so", "/run/current-system/sw/share/nix-ld32/lib")
+    } else {
+        elfcheck::NIXOS_DEFAULTS
+    }
 }
 
 /// `cargo xtask finish FILE`: the Nix package's install step, on the file cargo linked.
@@ -168,21 +200,118 @@ pub fn finish_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The variables that set the defaults compiled into the shim and the doctor (read with
+/// `option_env!` in src/lib.rs).
+pub const DEFAULT_VARS: [&str; 2] = ["DEFAULT_NIX_LD", "DEFAULT_NIX_LD_LIBRARY_PATH"];
+
+/// Where a build with the caller's own defaults keeps its objects, apart from the NixOS build's.
+const CALLER_DEFAULTS_DIR: &str = "caller-defaults";
+
+/// `cargo` with the compiled-in defaults set to `defaults`, or, for None, removed from its
+/// environment, so that a build never picks up whatever the caller's environment holds.
+pub fn cargo_with(defaults: Option<(&str, &str)>) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    match defaults {
+        Some((loader, libs)) => cmd.env(DEFAULT_VARS[0], loader).env(DEFAULT_VARS[1], libs),
+        None => cmd.env_remove(DEFAULT_VARS[0]).env_remove(DEFAULT_VARS[1]),
+    };
+    cmd
+}
+
+/// The defaults `cargo xtask build` compiles in: the caller's `DEFAULT_NIX_LD` and
+/// `DEFAULT_NIX_LD_LIBRARY_PATH`, each in place of the NixOS one when set and not empty.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Defaults {
+    pub loader: String,
+    pub library_path: String,
+    /// Whether the loader and the library path came from the caller's environment.
+    pub from_env: [bool; 2],
+}
+
+impl Defaults {
+    /// Reads the two variables through `lookup` (`std::env::var_os`), each unset one taking its
+    /// value from `nixos`; errs, naming the variable, on a value the shim must not have compiled in.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<OsString>, nixos: (&str, &str)) -> Result<Defaults> {
+        let value = |name: &str| -> Result<Option<String>> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => v.into_string().map(Some).map_err(|_| format!("{name} is not UTF-8")),
+            }
+        };
+        let (loader, library_path) = (value(DEFAULT_VARS[0])?, value(DEFAULT_VARS[1])?);
+        if let Some(loader) = &loader {
+            if !loader.starts_with('/') {
+                return Err(format!(
+                    "DEFAULT_NIX_LD must be the absolute path of the glibc loader, such as {} (it is '{loader}')",
+                    elfcheck::NIXOS_DEFAULTS.0
+                ));
+            }
+        }
+        if let Some(path) = &library_path {
+            if let Some(bad) = path.split(':').find(|d| !d.starts_with('/')) {
+                return Err(format!(
+                    "DEFAULT_NIX_LD_LIBRARY_PATH must be absolute directories separated by ':' (it has '{bad}': \
+                     ld.so would search a relative or empty entry in each program's working directory)"
+                ));
+            }
+        }
+        Ok(Defaults {
+            from_env: [loader.is_some(), library_path.is_some()],
+            loader: loader.unwrap_or_else(|| nixos.0.into()),
+            library_path: library_path.unwrap_or_else(|| nixos.1.into()),
+        })
+    }
+
+    /// What a build is given: None for the NixOS defaults.
+    pub fn custom(&self) -> Option<(&str, &str)> {
+        self.from_env.contains(&true).then_some((self.loader.as_str(), self.library_path.as_str()))
+    }
+
+    /// One line for the build's output: each default and where it came from.
+    pub fn describe(&self) -> String {
+        let origin =
+            |set: bool, name: &str| if set { format!("from {name}") } else { format!("NixOS default; {name} not set") };
+        format!(
+            "compiled-in defaults: loader {} ({}), library path {} ({})",
+            self.loader,
+            origin(self.from_env[0], DEFAULT_VARS[0]),
+            self.library_path,
+            origin(self.from_env[1], DEFAULT_VARS[1])
+        )
+    }
+}
+
 pub fn run() -> Result<PathBuf> {
-    let doctor = doctor()?;
+    let defaults = Defaults::from_lookup(|name| std::env::var_os(name), elfcheck::NIXOS_DEFAULTS)?;
+    let doctor = doctor_in(defaults.custom(), CALLER_DEFAULTS_DIR)?;
     eprintln!("built {}", doctor.display());
-    let path = shim(None, "nix-ld")?;
+    let path = shim_in(defaults.custom(), "nix-ld", CALLER_DEFAULTS_DIR)?;
     verify_file(&path)?;
+    eprintln!("{}", defaults.describe());
     Ok(path)
 }
 
-/// Builds nix-ld-doctor (release) and leaves it at `target/dist/nix-ld-doctor`.
+/// Builds nix-ld-doctor (release) with the NixOS defaults and leaves it at
+/// `target/dist/nix-ld-doctor`.
 pub fn doctor() -> Result<PathBuf> {
+    doctor_in(None, "variant")
+}
+
+/// As [`doctor`], with `defaults` compiled in (the shim's own logic tells the doctor which loader
+/// the shim would choose), built in `target/VARIANT_DIR` when not the NixOS ones.
+pub fn doctor_in(defaults: Option<(&str, &str)>, variant_dir: &str) -> Result<PathBuf> {
     let root = project_root();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cmd = cargo_with(defaults);
     cmd.current_dir(&root).args(["build", "--release", "--quiet", "--package", "nix-ld-doctor"]);
+    let built_dir = if defaults.is_some() {
+        cmd.arg("--target-dir").arg(root.join("target").join(variant_dir));
+        root.join("target").join(variant_dir)
+    } else {
+        root.join("target")
+    };
     util::run(&mut cmd)?;
-    let built = root.join("target/release/nix-ld-doctor");
+    let built = built_dir.join("release/nix-ld-doctor");
     let dist = root.join("target/dist");
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
     let out = dist.join("nix-ld-doctor");
@@ -229,4 +358,87 @@ fn verify_x86_64_file(path: &Path) -> Result<()> {
         facts.file_size
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v))
+    }
+
+    #[test]
+    fn without_the_variables_the_nixos_defaults_are_compiled_in() {
+        for vars in [&[][..], &[("DEFAULT_NIX_LD", ""), ("DEFAULT_NIX_LD_LIBRARY_PATH", "")][..]] {
+            let defaults = Defaults::from_lookup(lookup(vars), elfcheck::NIXOS_DEFAULTS).unwrap();
+            assert_eq!(defaults.custom(), None);
+            assert_eq!((defaults.loader.as_str(), defaults.library_path.as_str()), elfcheck::NIXOS_DEFAULTS);
+            assert!(defaults.describe().contains("(NixOS default; DEFAULT_NIX_LD not set)"), "{}", defaults.describe());
+        }
+    }
+
+    #[test]
+    fn each_variable_replaces_its_own_default() {
+        let defaults =
+            Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")]), elfcheck::NIXOS_DEFAULTS).unwrap();
+        assert_eq!(defaults.custom(), Some(("/x/ld.so", elfcheck::NIXOS_DEFAULTS.1)));
+        assert_eq!(
+            defaults.describe(),
+            "compiled-in defaults: loader /x/ld.so (from DEFAULT_NIX_LD), library path \
+             /run/current-system/sw/share/nix-ld/lib (NixOS default; DEFAULT_NIX_LD_LIBRARY_PATH not set)"
+        );
+
+        let defaults =
+            Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", "/a:/b")]), elfcheck::NIXOS_DEFAULTS)
+                .unwrap();
+        assert_eq!(defaults.custom(), Some((elfcheck::NIXOS_DEFAULTS.0, "/a:/b")));
+
+        // The 32-bit shim's other half keeps its own NixOS default, not x86-64's.
+        let i686 = elfcheck::TARGETS.iter().find(|t| t.class == 1).unwrap();
+        let defaults = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "/x/ld.so")]), nixos_defaults(i686)).unwrap();
+        assert_eq!(defaults.custom(), Some(("/x/ld.so", "/run/current-system/sw/share/nix-ld32/lib")));
+    }
+
+    #[test]
+    fn an_old_debian_rustc_is_refused_with_where_a_new_one_is() {
+        let err = check_cross_rustc("rustc 1.85.0 (4d91de4e4 2025-02-17) (built from a source tarball)\n").unwrap_err();
+        assert!(
+            err.contains("is 'rustc 1.85.0 (4d91de4e4 2025-02-17) (built from a source tarball)', older than"),
+            "{err}"
+        );
+        assert!(err.contains("bookworm-security"), "{err}");
+        assert!(check_cross_rustc("not rustc").is_err());
+        check_cross_rustc("rustc 1.96.0 (c57af11f6 2026-05-20) (built from a source tarball)").unwrap();
+        check_cross_rustc("rustc 1.95.0").unwrap();
+    }
+
+    #[test]
+    fn relative_or_empty_entries_are_refused_with_the_variable_named() {
+        let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD", "ld.so")]), elfcheck::NIXOS_DEFAULTS).unwrap_err();
+        assert!(err.starts_with("DEFAULT_NIX_LD must be the absolute path"), "{err}");
+        for path in ["lib", "/a:", "/a::/b", ":/a"] {
+            let err = Defaults::from_lookup(lookup(&[("DEFAULT_NIX_LD_LIBRARY_PATH", path)]), elfcheck::NIXOS_DEFAULTS)
+                .unwrap_err();
+            assert!(err.starts_with("DEFAULT_NIX_LD_LIBRARY_PATH must be absolute directories"), "{path}: {err}");
+        }
+    }
+
+    #[test]
+    fn builds_without_defaults_remove_the_callers_variables() {
+        let removed: Vec<_> =
+            cargo_with(None).get_envs().filter(|(_, v)| v.is_none()).map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(removed, DEFAULT_VARS);
+        let set: Vec<_> = cargo_with(Some(("/x/ld.so", "/x/lib")))
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
+        assert_eq!(
+            set,
+            [
+                ("DEFAULT_NIX_LD".into(), Some("/x/ld.so".into())),
+                ("DEFAULT_NIX_LD_LIBRARY_PATH".into(), Some("/x/lib".into()))
+            ]
+        );
+    }
 }

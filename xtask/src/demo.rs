@@ -30,7 +30,9 @@ pub fn run() -> Result<()> {
     }
     let shim = build::shim(None, "nix-ld")?;
     let doctor = build::doctor()?;
-    let python = Path::new("/usr/bin/python3").canonicalize().map_err(|e| format!("python3: {e}"))?;
+    let python = Path::new("/usr/bin/python3")
+        .canonicalize()
+        .map_err(|e| format!("/usr/bin/python3: {e}: the demo runs Debian's python3 (apt-get install python3)"))?;
     let python_lib = PathBuf::from(format!("/usr/lib/{}", python.file_name().unwrap().to_string_lossy()));
 
     let dir = project_root().join("target/demo-root");

@@ -22,7 +22,9 @@ tasks:
                    build the release shim, verify it, leave it at target/dist/nix-ld (and
                    nix-ld-doctor at target/dist/nix-ld-doctor); with --target
                    aarch64-unknown-linux-gnu, riscv64gc-unknown-linux-gnu or i686-unknown-linux-gnu,
-                   the shim for that platform at target/dist/TRIPLE/nix-ld (Debian's rustc-web)
+                   the shim for that platform at target/dist/TRIPLE/nix-ld (Debian's rustc-web);
+                   DEFAULT_NIX_LD and DEFAULT_NIX_LD_LIBRARY_PATH, when set, replace the NixOS
+                   defaults compiled in
   test [--skip-nix-check | --nix-sandbox]
                    run every test: unit and property tests, execve integration tests, Nix checks;
                    --nix-sandbox: only what the Nix build sandbox allows (the package's check phase)

@@ -35,7 +35,7 @@ struct Evaluation {
 /// The checks that need only the files themselves. Each counts as one passed check.
 const EVALUATIONS: [Evaluation; 5] = [
     Evaluation {
-        name: "flake.nix wires the package, module and overlay",
+        name: "flake.nix wires the package, apps, module and overlay",
         body: FLAKE,
     },
     Evaluation {
@@ -343,6 +343,13 @@ builtins.all (x: x) [
   (expect "flake.nix: overlays.default must add nix-ld-shim from nix/package.nix, and nothing named like nixpkgs' packages"
     (let added = outputs.overlays.default pkgs pkgs; in
       builtins.attrNames added == [ "nix-ld-shim" ] && added.nix-ld-shim == shim))
+  (expect "flake.nix: apps.x86_64-linux must run the package's bin/nix-ld-doctor (also as default, what `nix run` starts) and bin/nix-ld, each with a description"
+    (let apps = outputs.apps.x86_64-linux or { }; in
+      builtins.attrNames apps == [ "default" "nix-ld" "nix-ld-doctor" ]
+      && builtins.all (a: a.type == "app" && builtins.isString (a.meta.description or null)) (builtins.attrValues apps)
+      && apps.nix-ld-doctor.program == "${shim}/bin/nix-ld-doctor"
+      && apps.nix-ld.program == "${shim}/bin/nix-ld"
+      && apps.default == apps.nix-ld-doctor))
 ]
 "##;
 
@@ -388,8 +395,14 @@ builtins.all (x: x) [
     (contains "$out/libexec/nix-ld" shim.postInstall
       && contains "$out/nix-support/ldpath" shim.postInstall
       && contains "L+ /lib64/ld-linux-x86-64.so.2 - - - - $out/libexec/nix-ld" shim.postInstall))
-  (expect "nix/package.nix: meta must name mainProgram nix-ld, license MIT and the four platforms NixOS runs on"
-    (shim.meta.mainProgram == "nix-ld" && shim.meta.license == lib.licenses.mit
+  (expect "nix/package.nix: meta.mainProgram (what `nix run` and lib.getExe start) must be nix-ld-doctor, a program the package builds"
+    (shim.meta.mainProgram == "nix-ld-doctor"
+      && builtins.elem shim.meta.mainProgram shim.cargoBuildFlags
+      && builtins.elem { name = "nix-ld-doctor"; path = "src/main.rs"; } (lib.importTOML (rootPath + "/doctor/Cargo.toml")).bin))
+  (expect "nix/package.nix: must install the shim as bin/nix-ld too (a link to libexec/nix-ld)"
+    (contains "ln -s ../libexec/nix-ld $out/bin/nix-ld" shim.postInstall))
+  (expect "nix/package.nix: meta must name license MIT and the four platforms NixOS runs on"
+    (shim.meta.license == lib.licenses.mit
       && shim.meta.platforms == [ "x86_64-linux" "aarch64-linux" "riscv64-linux" "i686-linux" ]))
 ]
 "##;
@@ -471,8 +484,9 @@ let
   environment = config.environment;
   shim = pkgs.callPackage (rootPath + "/nix/package.nix") { };
   shim32 = pkgs.pkgsi686Linux.callPackage (rootPath + "/nix/package.nix") { };
-  libraryEnv = builtins.head environment.systemPackages;
-  libraryEnv32 = builtins.elemAt environment.systemPackages 1;
+  named = name: builtins.head (builtins.filter (p: p.name or null == name) environment.systemPackages);
+  libraryEnv = named "nix-ld-libraries";
+  libraryEnv32 = named "nix-ld32-libraries";
   profileDir = "/run/current-system/sw" + libraryEnv.extraPrefix + "/lib";
   holds = config: builtins.all (a: a.assertion) config.assertions;
 in
@@ -491,6 +505,8 @@ builtins.all (x: x) [
       && builtins.elem libraryEnv.extraPrefix environment.pathsToLink
       && contains "$out${libraryEnv.extraPrefix}/lib/ld.so" libraryEnv.postBuild
       && libraryEnv.paths == [ (fakeDerivation "libfoo" { }) ]))
+  (expect "nix/module.nix: the package must be in environment.systemPackages, so that nix-ld-doctor and nix-ld are on PATH"
+    (builtins.elem shim environment.systemPackages))
   (expect "nix/module.nix: gdb's helper must be installed where nixpkgs' gdb reads its system init scripts"
     (environment.etc."gdb/gdbinit.d/nix-ld-shim.py".source == "${shim}/share/nix-ld/gdb/nix-ld.py"))
   (expect "nix/module.nix: the common libraries must be defined in config, so that a user's list adds to them"
@@ -601,14 +617,15 @@ builtins.all (x: x) [
       && (vars x86).NIX_LD_i686_linux == shim32.DEFAULT_NIX_LD
       && (vars x86).NIX_LD_LIBRARY_PATH_i686_linux == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
       && shim32.DEFAULT_NIX_LD != shim.DEFAULT_NIX_LD))
-  (expect "x86_64: both library sets must be installed, and every assertion hold"
-    (builtins.length x86.environment.systemPackages == 2 && failing x86 == [ ]))
+  (expect "x86_64: both library sets and the package (nix-ld-doctor and nix-ld on PATH) must be installed, and every assertion hold"
+    (builtins.length x86.environment.systemPackages == 3 && builtins.elem shim x86.environment.systemPackages
+      && failing x86 == [ ]))
   (expect "x86_64: an environment.ldso32 set elsewhere must be kept and fail the assertion that names it"
     (userLdso32.environment.ldso32 == "/opt/ld32/ld-linux.so.2"
       && builtins.any (m: contains "environment.ldso32" m) (failing userLdso32)))
   (expect "x86_64: package32 = null must leave environment.ldso32 and the i686 variables alone"
     (kept.environment.ldso32 == "/opt/ld32/ld-linux.so.2" && failing kept == [ ]
-      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 1))
+      && !((vars kept) ? NIX_LD_i686_linux) && builtins.length kept.environment.systemPackages == 2))
   (expect "x86_64: hardware.graphics.enable32Bit must add /run/opengl-driver-32/lib, after the library set, beside libraryDirectories32; libraries32 must add to the defaults"
     (let path = lib.splitString ":" (vars graphics).NIX_LD_LIBRARY_PATH_i686_linux; in
       builtins.head path == shim32.DEFAULT_NIX_LD_LIBRARY_PATH
@@ -621,7 +638,8 @@ builtins.all (x: x) [
   (expect "aarch64: environment.ldso must be the aarch64 shim, with nothing 32-bit"
     (aarch.environment.ldso == "${shimA}/libexec/nix-ld" && aarch.environment.ldso32 == null
       && !((vars aarch) ? NIX_LD_i686_linux) && (vars aarch).NIX_LD == shimA.DEFAULT_NIX_LD
-      && builtins.length aarch.environment.systemPackages == 1 && failing aarch == [ ]
+      && builtins.length aarch.environment.systemPackages == 2 && builtins.elem shimA aarch.environment.systemPackages
+      && failing aarch == [ ]
       && shimA.passthru.ldPath == "/lib/ld-linux-aarch64.so.1" && aarch.systemd.tmpfiles.rules == [ ]))
   (expect "aarch64 emulating x86_64 (binfmt or Rosetta): the x86_64 shim must be linked at /lib64/ld-linux-x86-64.so.2 and named by NIX_LD_x86_64_linux, with its own x86_64 loader and libraries"
     (builtins.all (c: builtins.elem x86Link c.systemd.tmpfiles.rules
@@ -629,13 +647,13 @@ builtins.all (x: x) [
         && (vars c).NIX_LD_LIBRARY_PATH_x86_64_linux == shimX.DEFAULT_NIX_LD_LIBRARY_PATH
         && (vars c).NIX_LD == shimA.DEFAULT_NIX_LD
         && c.environment.ldso == "${shimA}/libexec/nix-ld"
-        && builtins.length c.environment.systemPackages == 2 && failing c == [ ]) [ emulating rosetta ]
+        && builtins.length c.environment.systemPackages == 3 && failing c == [ ]) [ emulating rosetta ]
       && shimX.DEFAULT_NIX_LD == "/run/current-system/sw/share/nix-ld-x86_64/lib/ld.so"
       && shimX.passthru.ldPath == "/lib64/ld-linux-x86-64.so.2"
-      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 1).postBuild))
+      && contains "ld-linux-x86-64.so.2" (builtins.elemAt emulating.environment.systemPackages 2).postBuild))
   (expect "aarch64 emulating x86_64 with packageX86_64 = null: nothing x86_64 is installed"
     (notX86.systemd.tmpfiles.rules == [ ] && !((vars notX86) ? NIX_LD_x86_64_linux)
-      && builtins.length notX86.environment.systemPackages == 1))
+      && builtins.length notX86.environment.systemPackages == 2))
 ]
 "##
 );
@@ -700,6 +718,9 @@ builtins.all (x: x) [
     (builtins.elem pkgs.gdb machine.environment.systemPackages
       && builtins.elem pkgs.ltrace machine.environment.systemPackages
       && contains "gdb -batch" script && contains "ltrace -e" script))
+  (expect "nix/vm-test.nix: the test script must find nix-ld-doctor and nix-ld on PATH and run them"
+    (contains "command -v {program}" script && contains "nix-ld-doctor {fixtures}/uses-extra" script
+      && contains "nix-ld --list " script))
   (expect "nix/vm-test.nix: the machine must have 32-bit programs, and the script must run them through the 32-bit shim"
     (builtins.any (p: (p.name or "") == "nix-ld-vm-test-fixtures32") machine.environment.systemPackages
       && contains "/lib/ld-linux.so.2" script && contains "hello-zlib-32" script))

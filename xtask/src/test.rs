@@ -1,8 +1,6 @@
 //! `cargo xtask test`: every test of the project, in one command; `--nix-sandbox`: the part that
 //! the Nix package's check phase runs inside the Nix build sandbox.
 
-use std::process::Command;
-
 use crate::build;
 use crate::elfcheck;
 use crate::nix_check;
@@ -34,14 +32,16 @@ const NEEDS_NIX_INSTANTIATE: &[&str] = &["nix_check::tests::a_syntax_error_is_re
 
 pub fn run(mode: Mode) -> Result<()> {
     let root = project_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Every build here has the NixOS defaults or the tests' own compiled in, whatever the caller's
+    // DEFAULT_NIX_LD and DEFAULT_NIX_LD_LIBRARY_PATH say (the Nix package's build sets both).
+    let cargo = || build::cargo_with(None);
     let mut left_out = Vec::new();
 
     eprintln!("== unit and property tests of the shim's pure logic");
-    util::run(Command::new(&cargo).current_dir(&root).args(["test", "--package", "nix-ld", "--lib"]))?;
+    util::run(cargo().current_dir(&root).args(["test", "--package", "nix-ld", "--lib"]))?;
 
     eprintln!("== unit tests of nix-ld-doctor");
-    util::run(Command::new(&cargo).current_dir(&root).args(["test", "--package", "nix-ld-doctor"]))?;
+    util::run(cargo().current_dir(&root).args(["test", "--package", "nix-ld-doctor"]))?;
 
     eprintln!("== building the shims");
     let shim = build::shim(None, "nix-ld")?;
@@ -75,7 +75,7 @@ pub fn run(mode: Mode) -> Result<()> {
     }
 
     eprintln!("== execve integration tests");
-    let mut cmd = Command::new(&cargo);
+    let mut cmd = cargo();
     cmd.envs(platforms);
     cmd.current_dir(&root)
         .args(["test", "--package", "execve-tests"])
@@ -120,7 +120,7 @@ pub fn run(mode: Mode) -> Result<()> {
     util::run(&mut cmd)?;
 
     eprintln!("== xtask's own tests");
-    let mut cmd = Command::new(&cargo);
+    let mut cmd = cargo();
     cmd.current_dir(&root).args(["test", "--package", "xtask", "--"]);
     if mode == Mode::NixSandbox {
         left_out.push("xtask's test of nix-instantiate's error messages: the sandbox has no nix-instantiate");
