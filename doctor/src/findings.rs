@@ -12,7 +12,9 @@ use crate::object;
 use crate::program;
 use crate::report::{Candidate, Foreign, Missing, Problem, Report, SCHEMA_VERSION};
 use crate::resolve::{Resolution, Resolver};
+use crate::status::{self, Installed};
 use crate::{attributes, store};
+use nix_ld::target::{self, Platform};
 
 /// Rounds of "add what the store has, look again" before giving up: each finds what the
 /// libraries added in the last one need and cannot find through their own RUNPATH.
@@ -61,13 +63,18 @@ fn file(path: &Path, given: &str) -> Result<Report, String> {
         Some(interpreter) => {
             report.mode = "program";
             let class = if object.class64 { program::Class::Elf64 } else { program::Class::Elf32 };
-            if dynamic(&mut report, class, object.machine, interpreter) {
-                shim_case(&mut report, &[absolute], &HashMap::new());
+            if let Some(shim) = dynamic(&mut report, class, object.machine, interpreter) {
+                shim_case(&mut report, &[absolute], &HashMap::new(), &shim);
             }
         }
         None => {
             report.mode = "library";
             report.kind = format!("a shared library, plugin or extension module for {arch}");
+            let shim32 = if object.is_for(target::I686) { Shim::i686_at(program::GLIBC_I386) } else { None };
+            if let Some(shim) = shim32 {
+                shim_case(&mut report, &[absolute], &HashMap::new(), &shim);
+                return Ok(report);
+            }
             if !object.is_x86_64() {
                 report.problems.push(Problem {
                     kind: "not-covered",
@@ -77,7 +84,7 @@ fn file(path: &Path, given: &str) -> Result<Report, String> {
                 });
                 return Ok(report);
             }
-            shim_case(&mut report, &[absolute], &HashMap::new());
+            shim_case(&mut report, &[absolute], &HashMap::new(), &Shim::X86_64);
         }
     }
     Ok(report)
@@ -158,7 +165,7 @@ fn directory(dir: &Path, given: &str) -> Result<Report, String> {
         return Ok(report);
     }
     report.directory = Some(root.display().to_string());
-    shim_case(&mut report, &examined, &provided);
+    shim_case(&mut report, &examined, &provided, &Shim::X86_64);
     for m in &mut report.missing {
         m.unshipped = m.candidates.is_empty() && m.likely_attribute.is_none() && own_family(&m.library, &provided);
     }
@@ -187,14 +194,100 @@ fn script(report: &mut Report, interpreter: &str) {
         details: vec!["NixOS has /bin/sh and /usr/bin/env at fixed paths, and no other program".into()],
         fixes: vec![
             format!("start the script with #!/usr/bin/env {name}, which finds {name} on PATH"),
-            "or, on NixOS: services.envfs.enable = true; (/bin and /usr/bin then show what is on PATH)".into(),
+            "or, on NixOS, show what is on PATH in /bin and /usr/bin:\nservices.envfs.enable = true;".into(),
         ],
         ..Problem::default()
     });
 }
 
-/// Classifies a dynamically linked program by the loader it names; true for the shim's case.
-fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter: &str) -> bool {
+/// The shim a program or library goes through: the x86-64 one, whose logic and defaults this
+/// build of the library has, or the installed 32-bit one, with the defaults compiled into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shim {
+    X86_64,
+    I686 { loader: String, library_path: String },
+}
+
+impl Shim {
+    /// The installed 32-bit shim, if `path` is this project's.
+    fn i686_at(path: &str) -> Option<Shim> {
+        match status::installed(path) {
+            Installed::Shim { loader, library_path, platform: Some(p), .. } if *p == target::I686 => {
+                Some(Shim::I686 { loader, library_path })
+            }
+            _ => None,
+        }
+    }
+
+    /// Its choice in this environment.
+    fn choice(&self) -> Choice {
+        match self {
+            Shim::X86_64 => loader::choose(&loader::environment()),
+            Shim::I686 { loader, library_path } => {
+                loader::choose_as(target::I686, (loader, library_path), &loader::environment())
+            }
+        }
+    }
+}
+
+/// A 32-bit x86 program: the 32-bit shim's case when `/lib/ld-linux.so.2` (or the loader it
+/// names) is this project's 32-bit shim; otherwise what installs it.
+fn thirty_two_bit(report: &mut Report, interpreter: &str) -> Option<Shim> {
+    if interpreter != program::GLIBC_I386 && !program::is_shim(interpreter) {
+        if program::exists(interpreter) {
+            report.notes.push(format!("its loader {interpreter} exists here: it does not go through nix-ld"));
+        } else {
+            report.problems.push(Problem {
+                kind: "not-covered",
+                summary: format!("its loader {interpreter} does not exist here"),
+                fixes: vec![format!(
+                    "point it at the 32-bit nix-ld shim:\npatchelf --set-interpreter {} PROGRAM",
+                    program::GLIBC_I386
+                )],
+                ..Problem::default()
+            });
+        }
+        return None;
+    }
+    let installed = status::installed(interpreter);
+    if let Some(shim) = Shim::i686_at(interpreter) {
+        if let Installed::Shim { version, .. } = installed {
+            report.notes.push(format!("its loader {interpreter} is the 32-bit nix-ld shim ({version})"));
+        }
+        return Some(shim);
+    }
+    let (kind, what) = match &installed {
+        Installed::Nothing => ("shim-not-installed", "nothing is installed there".to_string()),
+        Installed::Glibc => (
+            "not-covered",
+            "it is glibc's own 32-bit loader, not nix-ld: the program gets this system's libraries, and no NIX_LD variable is read".into(),
+        ),
+        Installed::Shim { version, .. } => ("not-covered", format!("it is {version}, but not its 32-bit x86 build")),
+        Installed::Other => (
+            "not-covered",
+            "it is a loader with no nix-ld version record (nixpkgs' nix-ld set by hand as environment.ldso32, or an older build of this project), so what it would load cannot be told".into(),
+        ),
+    };
+    let mut fixes = vec![
+        "this project's module, which on x86_64 installs its 32-bit shim at /lib/ld-linux.so.2 too (programs.nix-ld-shim.package32):\nprograms.nix-ld-shim.enable = true;".into(),
+        "with the program's 32-bit libraries (directories of your own go in programs.nix-ld-shim.libraryDirectories32):\nprograms.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux; [ ... ];".into(),
+    ];
+    if matches!(installed, Installed::Other) {
+        fixes.push("remove your own environment.ldso32 setting: the module's assertion says where it is".into());
+    }
+    fixes.push("or run it in nixpkgs' FHS environment, which has 32-bit libraries:\nsteam-run PROGRAM".into());
+    report.problems.push(Problem {
+        kind,
+        summary: format!("a 32-bit x86 program, and at its loader {interpreter} {what}"),
+        fixes,
+        ..Problem::default()
+    });
+    None
+}
+
+/// Classifies a dynamically linked program by the loader it names; the shim it goes through, for
+/// the shim's case.
+fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter: &str) -> Option<Shim> {
     let arch = program::machine_name(machine);
     report.kind = format!("a dynamically linked {arch} program, loader {interpreter}");
     let not_covered =
@@ -206,59 +299,57 @@ fn dynamic(report: &mut Report, class: program::Class, machine: u16, interpreter
                     kind: "shim-not-installed",
                     summary: format!("nothing is installed at {interpreter}"),
                     fixes: vec![
-                        "programs.nix-ld-shim.enable = true;   (this project's module)".into(),
-                        "or programs.nix-ld.enable = true;     (nixpkgs' module)".into(),
+                        "with this project's module:\nprograms.nix-ld-shim.enable = true;".into(),
+                        "or with nixpkgs' module:\nprograms.nix-ld.enable = true;".into(),
                     ],
                     ..Problem::default()
                 });
-                return false;
+                return None;
             }
-            return true;
+            return Some(Shim::X86_64);
         }
         if interpreter.contains("ld-musl") {
             report.problems.push(not_covered(
                 format!("a musl program ({interpreter}): nix-ld serves glibc programs only"),
                 vec![
-                    "run it with musl's loader: $(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1 PROGRAM".into(),
-                    "or set its interpreter once: patchelf --set-interpreter <that path> PROGRAM".into(),
+                    "run it with musl's loader:\n$(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1 PROGRAM".into(),
+                    "or set its interpreter once, to that path:\npatchelf --set-interpreter \"$(nix build --no-link --print-out-paths nixpkgs#musl)/lib/ld-musl-x86_64.so.1\" PROGRAM".into(),
                 ],
             ));
-            return false;
+            return None;
         }
         if program::exists(interpreter) {
             report.notes.push(format!("its loader {interpreter} exists here: it does not go through nix-ld"));
-            return false;
+            return None;
         }
         report.problems.push(not_covered(
             format!("its loader {interpreter} does not exist here"),
-            vec![format!("point it at the nix-ld shim: patchelf --set-interpreter {} PROGRAM", program::GLIBC_X86_64)],
+            vec![format!("point it at the nix-ld shim:\npatchelf --set-interpreter {} PROGRAM", program::GLIBC_X86_64)],
         ));
-        return false;
+        return None;
     }
     if machine == program::EM_386 && class == program::Class::Elf32 {
-        let glibc = if interpreter == program::GLIBC_I386 { "glibc " } else { "" };
-        report.problems.push(not_covered(
-            format!("a 32-bit x86 {glibc}program ({interpreter}): the nix-ld shim runs x86-64 programs only"),
-            vec![
-                "run it in nixpkgs' FHS environment, which has 32-bit libraries: steam-run PROGRAM".into(),
-                "or install a 32-bit nix-ld at /lib/ld-linux.so.2: environment.ldso32 = \"${pkgs.pkgsi686Linux.nix-ld}/libexec/nix-ld\"; and set NIX_LD_i686_linux to pkgsi686Linux.stdenv.cc.bintools.dynamicLinker".into(),
-            ],
-        ));
-        return false;
+        return thirty_two_bit(report, interpreter);
     }
     report.problems.push(not_covered(
         format!("a program for {arch}: this machine runs x86-64 programs"),
         vec!["get a build of the program for x86-64 (x86_64 or amd64 in download names)".into()],
     ));
-    false
+    None
 }
 
 /// The shim's choice and its loader, checked as the shim checks it; None (with a problem in
 /// the report) when that loader is unusable.
 pub fn choose_loader(report: &mut Report) -> Option<Choice> {
-    let choice = loader::choose(&loader::environment());
+    check_choice(report, Shim::X86_64.choice())
+}
+
+fn check_choice(report: &mut Report, choice: Choice) -> Option<Choice> {
     report.choice = Some(choice.clone());
-    if let Err((cause, hint)) = loader::check(&choice.loader, choice.loader_source) {
+    if let Some(why) = &choice.passed_over {
+        report.notes.push(why.clone());
+    }
+    if let Err((cause, hint)) = loader::check_as(choice.platform, &choice.loader, choice.loader_source) {
         report.problems.push(Problem {
             kind: "loader-unusable",
             summary: format!("the loader the shim would use, {} (from {}), {cause}", choice.loader, choice.loader_from),
@@ -274,15 +365,16 @@ pub fn choose_loader(report: &mut Report) -> Option<Choice> {
 /// The shim's case for `roots` (one program or library, or every object of a directory):
 /// resolve, then look in the store for what is missing, add it, and look again, until nothing
 /// more is found; then write the fixes for all of it.
-fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, PathBuf>) {
-    let Some(choice) = choose_loader(report) else { return };
+fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, PathBuf>, shim: &Shim) {
+    let Some(choice) = check_choice(report, shim.choice()) else { return };
     let defaults = ldso::defaults(&choice.loader).unwrap_or_else(|| {
         report.notes.push(
             "the loader does not state its default directories (glibc before 2.33): only the library path and RUNPATHs were searched".into(),
         );
         ldso::Defaults::default()
     });
-    let mut resolver = Resolver::new(choice.handed.clone(), defaults, Some(PathBuf::from(&choice.loader)));
+    let mut resolver =
+        Resolver::new_for(choice.platform, choice.handed.clone(), defaults, Some(PathBuf::from(&choice.loader)));
     let mut resolution = Resolution::default();
     for root in roots {
         resolver.resolve(root, provided, &mut resolution);
@@ -294,7 +386,7 @@ fn shim_case(report: &mut Report, roots: &[PathBuf], provided: &HashMap<String, 
         let index = store::Index::read(&store::root());
         let mut pick = Pick::default();
         for _ in 0..MAX_ROUNDS {
-            if !pick.add(&index, &all) {
+            if !pick.add(&index, &all, choice.platform) {
                 break;
             }
             resolver.library_path = choice.handed.iter().cloned().chain(pick.added.iter().cloned()).collect();
@@ -331,13 +423,13 @@ pub struct Pick {
 impl Pick {
     /// Chooses a store directory for each library of `all` that has none yet; true when that
     /// added a directory.
-    pub fn add(&mut self, index: &store::Index, all: &BTreeMap<String, BTreeSet<PathBuf>>) -> bool {
+    pub fn add(&mut self, index: &store::Index, all: &BTreeMap<String, BTreeSet<PathBuf>>, platform: Platform) -> bool {
         let before = self.added.len();
         for library in all.keys() {
             if self.chosen.contains_key(library) || attributes::is_driver(library) {
                 continue;
             }
-            if let Some(c) = best(index, library, &self.added) {
+            if let Some(c) = best(index, library, &self.added, platform) {
                 if !self.added.contains(&c.directory) {
                     self.added.push(c.directory.clone());
                 }
@@ -365,7 +457,15 @@ pub fn conclude(
     report.missing = all
         .iter()
         .map(|(library, needers)| {
-            missing(index, library, needers, &pick.chosen, !first.contains_key(library), located.get(library))
+            missing(
+                index,
+                library,
+                needers,
+                &pick.chosen,
+                !first.contains_key(library),
+                located.get(library),
+                choice.platform,
+            )
         })
         .collect();
     confirm(report);
@@ -413,16 +513,18 @@ fn confirm(report: &mut Report) {
 
 /// The store directory to use for `library`: one already chosen for another library if it has
 /// it (fewer directories), else one with an attribute, else the first.
-fn best(index: &store::Index, library: &str, added: &[String]) -> Option<Candidate> {
-    let mut candidates = candidates(index, library);
+fn best(index: &store::Index, library: &str, added: &[String], platform: Platform) -> Option<Candidate> {
+    let mut candidates = candidates(index, library, platform);
     candidates.sort_by_key(|c| (!added.contains(&c.directory), c.attribute.is_none()));
     candidates.into_iter().next()
 }
 
-fn candidates(index: &store::Index, library: &str) -> Vec<Candidate> {
+/// The store directories that hold `library` built for `platform`'s loader.
+fn candidates(index: &store::Index, library: &str, platform: Platform) -> Vec<Candidate> {
     index
         .holders(library)
         .into_iter()
+        .filter(|directory| object::read(&directory.join(library)).is_some_and(|o| o.is_for(platform)))
         .map(|directory| {
             let name = directory
                 .parent()
@@ -451,8 +553,9 @@ fn missing(
     chosen: &BTreeMap<String, Candidate>,
     found_later: bool,
     located: Option<&Vec<String>>,
+    platform: Platform,
 ) -> Missing {
-    let mut all = candidates(index, library);
+    let mut all = candidates(index, library, platform);
     if let Some(c) = chosen.get(library) {
         all.retain(|x| x.directory != c.directory);
         all.insert(0, c.clone());

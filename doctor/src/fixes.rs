@@ -1,20 +1,28 @@
 //! The lines to paste for every missing library at once: a one-off setting of the variable the
 //! shim reads here, keeping what it holds now; a line for each module; a line for a project's
 //! mkShell that adds to the system's library path; and, for driver libraries, the NixOS options
-//! that provide them.
+//! that provide them. A 32-bit program's lines name the 32-bit shim's variable and options and
+//! nixpkgs' 32-bit package set (`pkgsi686Linux`).
 
 use crate::loader::Choice;
 use crate::report::{Fixes, Report};
 
+use nix_ld::target;
+
 /// Where NixOS puts the graphics and compute driver's libraries (hardware.graphics).
 pub const DRIVER_DIR: &str = "/run/opengl-driver/lib";
+/// Where it puts their 32-bit builds (hardware.graphics.enable32Bit).
+pub const DRIVER_DIR32: &str = "/run/opengl-driver-32/lib";
 
 /// The variable the shim reads for its library path here: the system-specific one when it is
-/// set, since it wins over the generic one.
-pub fn variable(choice: &Choice) -> &'static str {
+/// set, since it wins over the generic one. For the 32-bit shim always its own: the plain name
+/// is the 64-bit shim's too, and 32-bit directories there would break the program's 64-bit
+/// children.
+pub fn variable(choice: &Choice) -> String {
     match choice.library_path_source {
-        nix_ld::plan::Source::SystemSpecific => "NIX_LD_LIBRARY_PATH_x86_64_linux",
-        _ => "NIX_LD_LIBRARY_PATH",
+        _ if choice.platform == target::I686 => String::from_utf8_lossy(target::I686.library_path_system).into(),
+        nix_ld::plan::Source::SystemSpecific => String::from_utf8_lossy(choice.platform.library_path_system).into(),
+        _ => "NIX_LD_LIBRARY_PATH".into(),
     }
 }
 
@@ -45,10 +53,13 @@ pub fn extended(current: &str, added: &[String]) -> String {
 /// one-off is an `export` line then).
 pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<String>) -> Fixes {
     let variable = variable(choice);
+    let thirty_two = choice.platform == target::I686;
+    let (driver_dir, packages, suffix) =
+        if thirty_two { (DRIVER_DIR32, "pkgs.pkgsi686Linux", "32") } else { (DRIVER_DIR, "pkgs", "") };
     let drivers = report.missing.iter().any(|m| m.driver);
     let mut dirs = added.to_vec();
-    if drivers && std::path::Path::new(DRIVER_DIR).is_dir() {
-        dirs.push(DRIVER_DIR.into());
+    if drivers && std::path::Path::new(driver_dir).is_dir() {
+        dirs.push(driver_dir.into());
     }
     let one_off = (!dirs.is_empty()).then(|| {
         let value = quote(&extended(&choice.library_path, &dirs));
@@ -76,24 +87,30 @@ pub fn write(report: &Report, choice: &Choice, added: &[String], start: Option<S
     let (nixpkgs_module, shim_module, mk_shell) = if attributes.is_empty() {
         (None, None, None)
     } else {
-        let default = String::from_utf8_lossy(nix_ld::defaults::LIBRARY_PATH);
+        let default = if thirty_two {
+            target::I686.nixos_library_path.to_string()
+        } else {
+            String::from_utf8_lossy(nix_ld::defaults::LIBRARY_PATH).into_owned()
+        };
         (
-            Some(format!("programs.nix-ld.libraries = with pkgs; [ {list} ];")),
-            Some(format!("programs.nix-ld-shim.libraries = with pkgs; [ {list} ];")),
+            // nixpkgs' module has no 32-bit library set.
+            (!thirty_two).then(|| format!("programs.nix-ld.libraries = with pkgs; [ {list} ];")),
+            Some(format!("programs.nix-ld-shim.libraries{suffix} = with {packages}; [ {list} ];")),
             Some(format!(
-                "shellHook = ''export {variable}=${{pkgs.lib.makeLibraryPath (with pkgs; [ {list} ])}}:''${{{variable}:-{default}}}'';"
+                "shellHook = ''export {variable}=${{pkgs.lib.makeLibraryPath (with {packages}; [ {list} ])}}:''${{{variable}:-{default}}}'';"
             )),
         )
     };
     let drivers = if drivers {
         vec![
-            "hardware.graphics.enable = true;".to_string(),
-            format!("programs.nix-ld-shim.libraryDirectories = [ \"{DRIVER_DIR}\" ];"),
+            if thirty_two { "hardware.graphics.enable32Bit = true;" } else { "hardware.graphics.enable = true;" }
+                .to_string(),
+            format!("programs.nix-ld-shim.libraryDirectories{suffix} = [ \"{driver_dir}\" ];"),
         ]
     } else {
         Vec::new()
     };
-    Fixes { variable: variable.to_string(), one_off, nixpkgs_module, shim_module, mk_shell, drivers }
+    Fixes { variable, one_off, nixpkgs_module, shim_module, mk_shell, drivers }
 }
 
 #[cfg(test)]
@@ -120,6 +137,8 @@ mod tests {
             left_out: vec![],
             user_path: None,
             handed: vec![],
+            passed_over: None,
+            platform: nix_ld::target::X86_64,
         }
     }
 
@@ -172,6 +191,33 @@ mod tests {
         let generic = choice(nix_ld::plan::Source::Generic, "");
         let f = write(&report, &generic, &["/d".into()], None);
         assert!(f.one_off.unwrap().starts_with("export NIX_LD_LIBRARY_PATH=/d"));
+    }
+
+    #[test]
+    fn a_32_bit_programs_lines_name_the_32_bit_shims_variable_options_and_packages() {
+        let report = Report {
+            target: "/opt/game/game".into(),
+            missing: vec![missing("libGL.so.1", None, true), missing("libX11.so.6", Some("xorg.libX11"), false)],
+            ..Report::default()
+        };
+        // Even when the plain variable is what it reads now: that one is the 64-bit shim's too.
+        let thirty_two = Choice { platform: nix_ld::target::I686, ..choice(nix_ld::plan::Source::Generic, "/p") };
+        let f = write(&report, &thirty_two, &["/nix/store/h-xorg.libX11-1/lib".into()], Some("/opt/game/game".into()));
+        assert_eq!(f.variable, "NIX_LD_LIBRARY_PATH_i686_linux");
+        assert!(f.one_off.unwrap().starts_with("NIX_LD_LIBRARY_PATH_i686_linux=/p:/nix/store/h-xorg.libX11-1/lib"));
+        assert_eq!(f.nixpkgs_module, None);
+        assert_eq!(
+            f.shim_module.as_deref(),
+            Some("programs.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux; [ xorg.libX11 ];")
+        );
+        let shell = f.mk_shell.unwrap();
+        assert!(shell.contains("(with pkgs.pkgsi686Linux; [ xorg.libX11 ])"), "{shell}");
+        assert!(
+            shell.contains("${NIX_LD_LIBRARY_PATH_i686_linux:-/run/current-system/sw/share/nix-ld32/lib}"),
+            "{shell}"
+        );
+        assert_eq!(f.drivers[0], "hardware.graphics.enable32Bit = true;");
+        assert_eq!(f.drivers[1], "programs.nix-ld-shim.libraryDirectories32 = [ \"/run/opengl-driver-32/lib\" ];");
     }
 
     #[test]

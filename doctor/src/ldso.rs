@@ -47,11 +47,19 @@ const MAGIC: &[u8] = b"glibc-ld.so.cache1.1";
 const OLD_MAGIC: &[u8] = b"ld.so-1.7.0";
 /// An x86-64 glibc library entry: FLAG_ELF_LIBC6 | FLAG_X8664_LIB64.
 const X86_64_LIBC6: i32 = 0x0303;
+/// A 32-bit x86 glibc library entry: FLAG_ELF_LIBC6 and no architecture flag.
+const I386_LIBC6: i32 = 0x0003;
 
-/// The x86-64 entries of an ld.so.cache (soname → path), baseline ones only (no hwcaps
-/// subdirectories). Empty when the bytes are not a cache of a known format.
-pub fn parse_cache(bytes: &[u8]) -> HashMap<String, String> {
+/// The entries of an ld.so.cache (soname → path) for the loader of `machine` (x86-64 or i386),
+/// baseline ones only (no hwcaps subdirectories). Empty when the bytes are not a cache of a
+/// known format, or the machine is another.
+pub fn parse_cache(bytes: &[u8], machine: u16) -> HashMap<String, String> {
     let mut out = HashMap::new();
+    let wanted = match machine {
+        62 => X86_64_LIBC6,
+        3 => I386_LIBC6,
+        _ => return out,
+    };
     let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
     // The old format, when present, comes first; the new one follows it, 8-byte aligned.
     let mut start = 0;
@@ -73,7 +81,7 @@ pub fn parse_cache(bytes: &[u8]) -> HashMap<String, String> {
         let at = start + 48 + i * 24;
         let (Some(flags), Some(key), Some(value)) = (u32_at(at), u32_at(at + 4), u32_at(at + 8)) else { break };
         let hwcap = bytes.get(at + 16..at + 24).map_or(1, |b| u64::from_le_bytes(b.try_into().unwrap()));
-        if flags as i32 != X86_64_LIBC6 || hwcap != 0 {
+        if flags as i32 != wanted || hwcap != 0 {
             continue;
         }
         if let (Some(k), Some(v)) = (string(key), string(value)) {
@@ -124,18 +132,21 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_gives_x86_64_baseline_entries_only() {
+    fn the_cache_gives_the_machines_baseline_entries_only() {
         let bytes = cache(&[
             (0x0303, "libz.so.1", "/usr/local/lib/libz.so.1", 0),
             (0x0303, "libz.so.1", "/lib/libz.so.1", 0),
             (0x0003, "libi386.so.1", "/lib32/libi386.so.1", 0),
             (0x0303, "libv3.so.1", "/lib/glibc-hwcaps/x86-64-v3/libv3.so.1", 1 << 62),
         ]);
-        let c = parse_cache(&bytes);
+        let c = parse_cache(&bytes, 62);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c["libz.so.1"], "/usr/local/lib/libz.so.1");
-        assert!(parse_cache(b"not a cache").is_empty());
-        assert!(parse_cache(&bytes[..60]).is_empty() || parse_cache(&bytes[..60]).len() <= 1);
+        let c = parse_cache(&bytes, 3);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["libi386.so.1"]);
+        assert!(parse_cache(&bytes, 183).is_empty());
+        assert!(parse_cache(b"not a cache", 62).is_empty());
+        assert!(parse_cache(&bytes[..60], 62).is_empty() || parse_cache(&bytes[..60], 62).len() <= 1);
     }
 
     #[test]
@@ -144,6 +155,6 @@ mod tests {
             eprintln!("SKIP: no /etc/ld.so.cache on this machine");
             return;
         };
-        assert!(parse_cache(&bytes).contains_key("libc.so.6"));
+        assert!(parse_cache(&bytes, 62).contains_key("libc.so.6"));
     }
 }

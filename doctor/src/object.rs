@@ -34,7 +34,12 @@ impl Object {
 
     /// Whether the shim's loader can load it: x86-64, 64-bit.
     pub fn is_x86_64(&self) -> bool {
-        self.class64 && self.machine == goblin::elf::header::EM_X86_64
+        self.is_for(nix_ld::target::X86_64)
+    }
+
+    /// Whether a loader of `platform` can load it: its machine and its class.
+    pub fn is_for(&self, platform: nix_ld::target::Platform) -> bool {
+        self.class64 == (platform.class == 2) && self.machine == platform.machine
     }
 }
 

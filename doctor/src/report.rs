@@ -17,6 +17,8 @@ pub struct Problem {
     pub kind: &'static str,
     pub summary: String,
     pub details: Vec<String>,
+    /// What to do, one entry each: a line of prose (wrapped), then any lines to paste (after a
+    /// `\n`, each printed whole).
     pub fixes: Vec<String>,
     /// For `missing-symbol-version`: the version (`GLIBC_2.38`), the library that lacks it.
     pub version: Option<String>,
@@ -179,7 +181,12 @@ impl Report {
                 out += &wrap("  ", d, "    ");
             }
             for (i, f) in p.fixes.iter().enumerate() {
-                out += &wrap(if i == 0 { "  fix: " } else { "       " }, f, "         ");
+                // A fix's first line is prose; each line after it is to paste, never wrapped.
+                let mut lines = f.split('\n');
+                out += &wrap(if i == 0 { "  fix: " } else { "       " }, lines.next().unwrap_or(""), "         ");
+                for paste in lines {
+                    out += &format!("         {paste}\n");
+                }
             }
         }
         out += &self.missing_text();
@@ -298,16 +305,23 @@ fn fixes_text(f: &Fixes) -> String {
         out += line;
         out.push('\n');
     }
-    if let (Some(nixpkgs), Some(shim)) = (&f.nixpkgs_module, &f.shim_module) {
-        out += "fix, for good, with nixpkgs' module:\n";
-        out += &format!("{nixpkgs}\nor with this project's module:\n{shim}\n");
+    match (&f.nixpkgs_module, &f.shim_module) {
+        (Some(nixpkgs), Some(shim)) => {
+            out += "fix, for good, with nixpkgs' module:\n";
+            out += &format!("{nixpkgs}\nor with this project's module:\n{shim}\n");
+        }
+        // A 32-bit program's: nixpkgs' module has no 32-bit library set.
+        (None, Some(shim)) => out += &format!("fix, for good, with this project's module:\n{shim}\n"),
+        _ => {}
     }
     if let Some(shell) = &f.mk_shell {
         out += "or in a project's mkShell, adding to the system's library path:\n";
         out += &format!("{shell}\n");
     }
     if !f.drivers.is_empty() {
-        out += "for the driver's libraries (NixOS puts them in /run/opengl-driver/lib):\n";
+        let dir =
+            if f.variable.ends_with("_i686_linux") { crate::fixes::DRIVER_DIR32 } else { crate::fixes::DRIVER_DIR };
+        out += &format!("for the driver's libraries (NixOS puts them in {dir}):\n");
         for line in &f.drivers {
             out += &format!("{line}\n");
         }
@@ -336,6 +350,22 @@ mod tests {
         let f = Fixes { one_off: Some(line.clone()), ..Fixes::default() };
         let text = fixes_text(&f);
         assert!(text.lines().any(|l| l == line), "{text}");
+    }
+
+    #[test]
+    fn a_problems_lines_to_paste_are_whole_and_its_prose_wraps() {
+        let paste = format!("programs.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux; [ {} ];", "pkg ".repeat(20));
+        let prose = "the program's 32-bit libraries, and directories of your own in the option for them, which is long";
+        let problem = Problem {
+            kind: "not-covered",
+            summary: "s".into(),
+            fixes: vec![format!("{prose}:\n{paste}")],
+            ..Problem::default()
+        };
+        let r = Report { target: "/p".into(), mode: "program", problems: vec![problem], ..Report::default() };
+        let text = r.text();
+        assert!(text.lines().any(|l| l.trim_start() == paste), "{text}");
+        assert!(text.lines().all(|l| l.len() <= 80 || l.trim_start() == paste), "{text}");
     }
 
     #[test]

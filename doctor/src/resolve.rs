@@ -17,6 +17,7 @@ use std::rc::Rc;
 
 use crate::ldso::Defaults;
 use crate::object::{self, Object};
+use nix_ld::target::{self, Platform};
 
 /// What resolving one or more objects found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct Resolver {
     pub cache: HashMap<String, String>,
     /// The loader: libc names it (`ld-linux-x86-64.so.2`) and it is always there.
     pub loader: Option<PathBuf>,
+    /// The platform of the loader: only its machine's and class's objects are loadable.
+    pub platform: Platform,
     listings: HashMap<PathBuf, Option<HashSet<OsString>>>,
     objects: HashMap<PathBuf, Option<Rc<Object>>>,
 }
@@ -48,25 +51,43 @@ struct Node {
     loader: Option<usize>,
 }
 
-/// `$ORIGIN` and `${ORIGIN}` replaced by `origin`, `$PLATFORM` by x86_64; None for a directory
-/// with another token (`$LIB` depends on how that glibc was built: not guessed).
-pub fn expand(dir: &str, origin: &Path) -> Option<String> {
+/// `$ORIGIN` and `${ORIGIN}` replaced by `origin`, `$PLATFORM` by `cpu` (x86_64; i686 for a
+/// 32-bit process, as the kernel's AT_PLATFORM says); None for a directory with another token
+/// (`$LIB` depends on how that glibc was built: not guessed).
+pub fn expand(dir: &str, origin: &Path, cpu: &str) -> Option<String> {
     let origin = origin.to_string_lossy();
     let text = dir
         .replace("${ORIGIN}", &origin)
         .replace("$ORIGIN", &origin)
-        .replace("${PLATFORM}", "x86_64")
-        .replace("$PLATFORM", "x86_64");
+        .replace("${PLATFORM}", cpu)
+        .replace("$PLATFORM", cpu);
     (!text.contains('$')).then_some(text)
 }
 
 impl Resolver {
-    pub fn new(library_path: Vec<String>, defaults: Defaults, loader: Option<PathBuf>) -> Resolver {
+    /// A resolver for a loader of `platform`.
+    pub fn new_for(
+        platform: Platform,
+        library_path: Vec<String>,
+        defaults: Defaults,
+        loader: Option<PathBuf>,
+    ) -> Resolver {
         let cache = match &defaults.cache {
-            Some(file) => std::fs::read(file).map(|b| crate::ldso::parse_cache(&b)).unwrap_or_default(),
+            Some(file) => {
+                std::fs::read(file).map(|b| crate::ldso::parse_cache(&b, platform.machine)).unwrap_or_default()
+            }
             None => HashMap::new(),
         };
-        Resolver { library_path, defaults, cache, loader, listings: HashMap::new(), objects: HashMap::new() }
+        Resolver { library_path, defaults, cache, loader, platform, listings: HashMap::new(), objects: HashMap::new() }
+    }
+
+    /// `$PLATFORM` for this resolver's processes.
+    fn cpu(&self) -> &'static str {
+        if self.platform == target::I686 {
+            "i686"
+        } else {
+            "x86_64"
+        }
     }
 
     /// The object at `path`, read once.
@@ -86,7 +107,7 @@ impl Resolver {
         listing.as_ref().is_some_and(|names| names.contains(std::ffi::OsStr::new(name)))
     }
 
-    /// `dir/name` if it is there and loadable (an x86-64 ELF object).
+    /// `dir/name` if it is there and loadable (an ELF object of the loader's platform).
     fn try_dir(&mut self, dir: &str, name: &str) -> Option<PathBuf> {
         // An empty directory name is the current directory, for ld.so as for a shell.
         let dir = Path::new(if dir.is_empty() { "." } else { dir });
@@ -97,7 +118,8 @@ impl Resolver {
     }
 
     fn loadable(&mut self, path: &Path) -> Option<PathBuf> {
-        self.object(path).filter(|o| o.is_x86_64()).map(|_| path.to_path_buf())
+        let platform = self.platform;
+        self.object(path).filter(|o| o.is_for(platform)).map(|_| path.to_path_buf())
     }
 
     /// Where ld.so would find `name` for `nodes[at]`.
@@ -111,7 +133,7 @@ impl Resolver {
             let mut link = Some(at);
             while let Some(i) = link {
                 for dir in nodes[i].object.rpath.clone() {
-                    if let Some(found) = expand(&dir, &origin_of(i)).and_then(|d| self.try_dir(&d, name)) {
+                    if let Some(found) = expand(&dir, &origin_of(i), self.cpu()).and_then(|d| self.try_dir(&d, name)) {
                         return Some(found);
                     }
                 }
@@ -124,7 +146,7 @@ impl Resolver {
             }
         }
         for dir in requester.runpath.clone() {
-            if let Some(found) = expand(&dir, &origin_of(at)).and_then(|d| self.try_dir(&d, name)) {
+            if let Some(found) = expand(&dir, &origin_of(at), self.cpu()).and_then(|d| self.try_dir(&d, name)) {
                 return Some(found);
             }
         }
@@ -212,9 +234,10 @@ mod tests {
     #[test]
     fn origin_is_expanded_and_other_tokens_are_not_guessed() {
         let o = Path::new("/opt/app/lib");
-        assert_eq!(expand("$ORIGIN/../lib", o).as_deref(), Some("/opt/app/lib/../lib"));
-        assert_eq!(expand("${ORIGIN}/x:$PLATFORM", o).as_deref(), Some("/opt/app/lib/x:x86_64"));
-        assert_eq!(expand("/usr/$LIB", o), None);
-        assert_eq!(expand("/plain", o).as_deref(), Some("/plain"));
+        assert_eq!(expand("$ORIGIN/../lib", o, "x86_64").as_deref(), Some("/opt/app/lib/../lib"));
+        assert_eq!(expand("${ORIGIN}/x:$PLATFORM", o, "x86_64").as_deref(), Some("/opt/app/lib/x:x86_64"));
+        assert_eq!(expand("$PLATFORM", o, "i686").as_deref(), Some("i686"));
+        assert_eq!(expand("/usr/$LIB", o, "x86_64"), None);
+        assert_eq!(expand("/plain", o, "x86_64").as_deref(), Some("/plain"));
     }
 }

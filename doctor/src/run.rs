@@ -88,7 +88,7 @@ pub fn run(command: &[OsString]) -> Result<Report, String> {
     if !all.is_empty() {
         let index = store::Index::read(&store::root());
         let mut pick = Pick::default();
-        pick.add(&index, &all);
+        pick.add(&index, &all, choice.platform);
         let start = Some(report.target.clone());
         findings::conclude(&mut report, &choice, &index, &all, &all, &pick, start);
     }

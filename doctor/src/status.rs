@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use nix_ld::target::{self, Platform};
+
 use crate::loader;
 use crate::report::wrap;
 
@@ -30,6 +32,9 @@ pub struct Shim {
     pub left_out: Vec<String>,
     /// Why the chosen loader would not work, in the shim's words, with its hint.
     pub loader_problem: Option<String>,
+    /// The plain loader it passes over (built for another platform), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed_over: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +50,43 @@ pub fn parse_record(bytes: &[u8]) -> Option<(String, String, String)> {
     let mut parts = bytes.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).into_owned());
     let version = parts.next().filter(|v| v.starts_with("nix-ld "))?;
     Some((version, parts.next()?, parts.next()?))
+}
+
+/// What is installed at a loader path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Installed {
+    Nothing,
+    /// This project's shim: its version, compiled-in loader and library path, and platform.
+    Shim {
+        version: String,
+        loader: String,
+        library_path: String,
+        platform: Option<&'static Platform>,
+    },
+    /// glibc's own loader (its soname is `ld-linux…`).
+    Glibc,
+    /// Another loader: nixpkgs' nix-ld, or a build of this project before the record.
+    Other,
+}
+
+/// What is at `path`, read from its file.
+pub fn installed(path: &str) -> Installed {
+    let Ok(bytes) = std::fs::read(path) else { return Installed::Nothing };
+    identify(&bytes)
+}
+
+fn identify(bytes: &[u8]) -> Installed {
+    if let Some((version, loader, library_path)) = record(bytes) {
+        let (class, machine) = (bytes.get(4).copied(), bytes.get(18..20).map(|m| u16::from_le_bytes([m[0], m[1]])));
+        let platform = [&target::X86_64, &target::I686, &target::AARCH64, &target::RISCV64]
+            .into_iter()
+            .find(|p| Some(p.class) == class && Some(p.machine) == machine);
+        return Installed::Shim { version, loader, library_path, platform };
+    }
+    match goblin::elf::Elf::parse(bytes).ok().and_then(|e| e.soname.map(str::to_string)) {
+        Some(soname) if soname.starts_with("ld-linux") => Installed::Glibc,
+        _ => Installed::Other,
+    }
 }
 
 /// The version record of the file at `path`, if it has one.
@@ -67,20 +109,40 @@ fn examine_one(path: &str) -> Option<Shim> {
         }
     };
     let link = if meta.file_type().is_symlink() { format!(" (a link to {})", real.display()) } else { String::new() };
-    let Some((version, default_loader, default_path)) = record(&bytes) else {
-        let glibc = goblin::elf::Elf::parse(&bytes).ok().and_then(|e| e.soname.map(str::to_string));
-        shim.what = match glibc {
-            Some(soname) if soname.starts_with("ld-linux") => format!(
+    let (version, default_loader, default_path, platform) = match identify(&bytes) {
+        Installed::Shim { version, loader, library_path, platform } => (version, loader, library_path, platform),
+        Installed::Glibc => {
+            shim.what = format!(
                 "glibc's own loader{link}, not nix-ld: programs get this system's libraries, and NIX_LD is not read"
-            ),
-            _ => format!(
+            );
+            return Some(shim);
+        }
+        Installed::Other | Installed::Nothing => {
+            shim.what = format!(
                 "a loader with no nix-ld version record{link}: nixpkgs' nix-ld, or a build of this project before the record"
-            ),
-        };
-        return Some(shim);
+            );
+            return Some(shim);
+        }
     };
     shim.what = format!("{version}{link}");
     shim.version = Some(version);
+    shim.compiled_in_loader = Some(default_loader.clone());
+    shim.compiled_in_library_path = Some(default_path.clone());
+    if platform == Some(&target::I686) {
+        // The 32-bit shim's own choice: its names, its plain-name rule, its compiled-in defaults.
+        let choice = loader::choose_as(target::I686, (&default_loader, &default_path), &loader::environment());
+        if let Err((cause, hint)) = loader::check_as(target::I686, &choice.loader, choice.loader_source) {
+            shim.loader_problem = Some(format!("{} {cause}: {hint}", choice.loader));
+        }
+        shim.directories = choice.directories;
+        shim.left_out = choice.left_out;
+        shim.passed_over = choice.passed_over;
+        shim.loader = Some(choice.loader);
+        shim.loader_from = Some(choice.loader_from);
+        shim.library_path = Some(choice.library_path);
+        shim.library_path_from = Some(choice.library_path_from);
+        return Some(shim);
+    }
     let choice = loader::choose(&loader::environment());
     let compiled_in = "the compiled-in default".to_string();
     // The choice as this doctor's build of the shim logic makes it, with the installed shim's
@@ -95,8 +157,7 @@ fn examine_one(path: &str) -> Option<Shim> {
     } else {
         (choice.library_path.clone(), choice.library_path_from.clone())
     };
-    let elf64 = bytes.get(4) == Some(&2);
-    if elf64 {
+    if platform == Some(&target::X86_64) {
         for dir in library_path.split(':').filter(|d| !d.is_empty()) {
             if std::path::Path::new(dir).is_dir() {
                 shim.directories.push(dir.to_string());
@@ -112,8 +173,6 @@ fn examine_one(path: &str) -> Option<Shim> {
         shim.library_path = Some(library_path);
         shim.library_path_from = Some(library_path_from);
     }
-    shim.compiled_in_loader = Some(default_loader);
-    shim.compiled_in_library_path = Some(default_path);
     Some(shim)
 }
 
@@ -148,6 +207,9 @@ impl Status {
             out += &wrap(&format!("{}: ", s.path), &s.what, "  ");
             if let (Some(l), Some(p)) = (&s.compiled_in_loader, &s.compiled_in_library_path) {
                 out += &wrap("  compiled in: ", &format!("loader {l}, library path {p}"), "    ");
+            }
+            if let Some(why) = &s.passed_over {
+                out += &wrap("  passed over: ", why, "    ");
             }
             if let (Some(l), Some(from)) = (&s.loader, &s.loader_from) {
                 out += &wrap("  here it would use: ", &format!("loader {l} (from {from})"), "    ");

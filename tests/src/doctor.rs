@@ -284,13 +284,21 @@ fn host_32_bit_and_musl_programs_are_explained() {
     let status = Command::new("cc").args(["-m32", "-o"]).arg(&m32).arg(fixtures().join("hello.c")).status().unwrap();
     assert!(status.success(), "cc -m32 needs gcc-multilib (.ci/run installs it)");
     let text = flat(&stdout(&run_doctor(&s, &[m32.to_str().unwrap()], &[])));
+    // Here /lib/ld-linux.so.2 is glibc's own (libc6-i386): the advice installs the 32-bit shim
+    // (doctor32.rs has the programs that go through it).
     assert!(
-        text.contains(
-            "problem: a 32-bit x86 glibc program (/lib/ld-linux.so.2): the nix-ld shim runs x86-64 programs only"
-        ),
+        text.contains("problem: a 32-bit x86 program, and at its loader /lib/ld-linux.so.2 it is glibc's own 32-bit loader, not nix-ld"),
         "{text}"
     );
-    assert!(text.contains("steam-run PROGRAM"), "{text}");
+    for option in [
+        "programs.nix-ld-shim.enable = true;",
+        "programs.nix-ld-shim.package32",
+        "programs.nix-ld-shim.libraries32 = with pkgs.pkgsi686Linux;",
+        "libraryDirectories32",
+        "steam-run PROGRAM",
+    ] {
+        assert!(text.contains(option), "{option}: {text}");
+    }
     let musl = s.dir.join("hello-musl");
     let status = Command::new(on_path("musl-gcc"))
         .arg("-o")

@@ -13,6 +13,8 @@ mod direct;
 #[cfg(test)]
 mod doctor;
 #[cfg(test)]
+mod doctor32;
+#[cfg(test)]
 mod doctor_apps;
 #[cfg(test)]
 mod environment;
