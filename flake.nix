@@ -82,6 +82,11 @@
               python3
               valgrind
               nix
+              # What the execve tests and the bench run (README, "Development").
+              gdb
+              ltrace
+              strace
+              patchelf
             ];
           };
         }
