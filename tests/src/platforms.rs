@@ -359,10 +359,10 @@ fn root_i686_a_setuid_program_ignores_the_nix_ld_variables() {
     let status = Command::new("gcc")
         .args(["-m32", "-static-pie", "-nostdlib", "-fno-stack-protector", "-O1", "-o"])
         .arg(&fake)
-        .arg(fixtures().join("fake_loader32.c"))
+        .arg(fixtures().join("fake_loader.c"))
         .status()
         .unwrap();
-    assert!(status.success(), "cannot build fake_loader32.c");
+    assert!(status.success(), "cannot build fake_loader.c for i386");
     let setuid_root = |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let as_nobody = |program: &Path, env: &[(&str, &str)]| {
         let mut cmd = Command::new("setpriv");
